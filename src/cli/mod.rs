@@ -1,0 +1,83 @@
+//! The command line: one module per subcommand, exit codes, and how diagnostics reach the terminal.
+
+pub mod check;
+pub mod compile;
+#[cfg(feature = "torch")]
+pub mod doctor;
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use codespan_reporting::term::termcolor::{ColorChoice, StandardStream};
+
+use prnn::diagnostic::{render_to, Diagnostic, Source};
+
+/// Exit codes, one per failure class (docs/cli.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Exit {
+    Ok = 0,
+    /// An unexpected failure inside prnn or libtorch.
+    Internal = 1,
+    /// Bad command line (clap's own code).
+    Usage = 2,
+    /// A spec has errors.
+    Spec = 3,
+    /// A run config has errors or does not fit the spec.
+    Config = 4,
+    /// A file is missing or unreadable.
+    Io = 5,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Where diagnostics and notes go: stderr, coloured when it is a terminal (or when asked).
+pub struct Reporter {
+    color: ColorChoice,
+}
+
+impl Reporter {
+    pub fn new(color: Color) -> Self {
+        let color = match color {
+            Color::Always => ColorChoice::Always,
+            Color::Never => ColorChoice::Never,
+            Color::Auto if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() => ColorChoice::Auto,
+            Color::Auto => ColorChoice::Never,
+        };
+        Reporter { color }
+    }
+
+    pub fn diagnostics(&self, source: &Source, diagnostics: &[Diagnostic]) {
+        let mut stream = StandardStream::stderr(self.color);
+        // A failed write to stderr leaves nothing better to report it to.
+        let _ = render_to(&mut stream, source, diagnostics);
+    }
+
+    /// A problem with no source snippet, e.g. a missing file.
+    pub fn error(&self, message: &str, help: Option<&str>) {
+        eprintln!("error: {message}");
+        if let Some(help) = help {
+            eprintln!("  = help: {help}");
+        }
+    }
+}
+
+/// Reads a text file, reporting a missing or unreadable one with what to do about it.
+pub fn read_file(path: &Path, what: &str, reporter: &Reporter) -> Result<Source, Exit> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Source::new(path.display().to_string(), text)),
+        Err(error) => {
+            let help = match error.kind() {
+                std::io::ErrorKind::NotFound => Some("check the path; relative paths start from the current folder"),
+                std::io::ErrorKind::InvalidData => Some("the file must be UTF-8 text"),
+                _ => None,
+            };
+            reporter.error(&format!("cannot read {what} `{}`: {error}", path.display()), help);
+            Err(Exit::Io)
+        }
+    }
+}

@@ -1,0 +1,392 @@
+//! The TOML run config: binds a spec's inputs to data and sets preprocessing, evaluation and the device.
+//!
+//! One spec runs on many datasets, so nothing about files lives in the spec. Every key has a default
+//! (docs/run-config.md); unknown keys are rejected with a "did you mean". Paths are relative to the config
+//! file's folder.
+
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::check::{InputKind, Model};
+use crate::diagnostic::{closest, Code, Diagnostic, Span};
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    pub data: Data,
+    /// One table per spec input that needs a source; `item_id` inputs read the sessions' item column.
+    #[serde(default)]
+    pub inputs: IndexMap<Spanned<String>, Spanned<InputBinding>>,
+    #[serde(default)]
+    pub preprocess: Preprocess,
+    #[serde(default)]
+    pub eval: Eval,
+    #[serde(default)]
+    pub run: Run,
+}
+
+/// Where the sessions are: a shipped train/test split, or one file that preprocessing splits by time.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Data {
+    pub train: Option<Spanned<PathBuf>>,
+    pub test: Option<Spanned<PathBuf>>,
+    pub sessions: Option<Spanned<PathBuf>>,
+    #[serde(default)]
+    pub format: SessionFormat,
+}
+
+/// How to read a session file; the defaults read GRU4Rec's TSV.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionFormat {
+    pub separator: String,
+    pub session: String,
+    pub item: String,
+    /// One column, or several combined (e.g. a date plus milliseconds within the session).
+    pub time: Vec<String>,
+    pub header: bool,
+}
+
+impl Default for SessionFormat {
+    fn default() -> Self {
+        SessionFormat {
+            separator: "\t".into(),
+            session: "SessionId".into(),
+            item: "ItemId".into(),
+            time: vec!["Time".into()],
+            header: true,
+        }
+    }
+}
+
+/// The source of one spec input.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum InputBinding {
+    /// The item IDs of the sessions: nothing to load.
+    ItemId {},
+    /// Dense vectors: `.npy` (float32, one row per item) with an id list, or a TSV of id + values.
+    Dense {
+        vectors: PathBuf,
+        ids: Option<PathBuf>,
+        #[serde(default)]
+        normalize: bool,
+    },
+    /// Sparse rows built from item columns: TF-IDF text or one-hot/multi-hot categories.
+    Sparse {
+        items: PathBuf,
+        columns: Vec<String>,
+        encoding: SparseEncoding,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum SparseEncoding {
+    Tfidf,
+    Categorical,
+}
+
+impl InputBinding {
+    fn kind_name(&self) -> &'static str {
+        match self {
+            InputBinding::ItemId {} => "item_id",
+            InputBinding::Dense { .. } => "dense",
+            InputBinding::Sparse { .. } => "sparse",
+        }
+    }
+
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        match self {
+            InputBinding::ItemId {} => vec![],
+            InputBinding::Dense { vectors, ids, .. } => std::iter::once(vectors).chain(ids.as_mut()).collect(),
+            InputBinding::Sparse { items, .. } => vec![items],
+        }
+    }
+}
+
+/// Cleaning as in the paper; `split = "shipped"` keeps a given train/test split and only drops test events
+/// whose item is unseen in training (then test sessions left with fewer than 2 events).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Preprocess {
+    pub split: Split,
+    /// Sessions starting in the last `test_days` days go to the test set (split = "by_time").
+    pub test_days: f64,
+    pub remove_repeats: bool,
+    /// Sessions longer than this are dropped as bots.
+    pub max_session_length: Option<u64>,
+    pub min_session_length: u64,
+    pub min_item_support: u64,
+}
+
+impl Default for Preprocess {
+    fn default() -> Self {
+        Preprocess {
+            split: Split::Shipped,
+            test_days: 1.0,
+            remove_repeats: false,
+            max_session_length: None,
+            min_session_length: 2,
+            min_item_support: 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum Split {
+    Shipped,
+    ByTime,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Eval {
+    pub cutoffs: Vec<u64>,
+    pub ties: Ties,
+    /// Rank against every training item (`0`), or only the N most popular (the paper's VIDXL setting).
+    pub most_popular: u64,
+    pub batch: u64,
+}
+
+impl Default for Eval {
+    fn default() -> Self {
+        Eval { cutoffs: vec![5, 10, 20], ties: Ties::Conservative, most_popular: 0, batch: 512 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum Ties {
+    Standard,
+    Conservative,
+    Median,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Run {
+    /// `auto` (CUDA when available), `cpu` or `cuda:N`.
+    pub device: Spanned<String>,
+    pub out: PathBuf,
+}
+
+impl Default for Run {
+    fn default() -> Self {
+        Run { device: Spanned::new(0..0, "auto".into()), out: PathBuf::from("runs") }
+    }
+}
+
+fn span(range: std::ops::Range<usize>) -> Span {
+    Span::new(range.start, range.end)
+}
+
+/// Reads a config from TOML text. `base` is the folder relative paths start from.
+pub fn parse(text: &str, base: &Path) -> Result<RunConfig, Vec<Diagnostic>> {
+    let mut config: RunConfig = toml::from_str(text).map_err(|error| vec![toml_diagnostic(&error)])?;
+    let mut errors = Vec::new();
+    validate(&config, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let resolve = |path: &mut PathBuf| {
+        if path.is_relative() {
+            *path = base.join(&*path);
+        }
+    };
+    for path in [&mut config.data.train, &mut config.data.test, &mut config.data.sessions].into_iter().flatten() {
+        resolve(path.get_mut());
+    }
+    for (_, binding) in config.inputs.iter_mut() {
+        binding.get_mut().paths_mut().into_iter().for_each(resolve);
+    }
+    Ok(config)
+}
+
+/// Cross-field checks that serde cannot express.
+fn validate(config: &RunConfig, errors: &mut Vec<Diagnostic>) {
+    let data = &config.data;
+    match (&data.train, &data.test, &data.sessions) {
+        (Some(_), Some(_), None) => {
+            if config.preprocess.split == Split::ByTime {
+                errors.push(
+                    Diagnostic::error(Code::ConfigSyntax, "`split = \"by_time\"` needs one `sessions` file")
+                        .at(span(data.train.as_ref().unwrap().span()), "a train/test split is given")
+                        .help("use `split = \"shipped\"`, or give `[data] sessions = ...` instead of train and test"),
+                );
+            }
+        }
+        (None, None, Some(sessions)) => {
+            if config.preprocess.split == Split::Shipped {
+                errors.push(
+                    Diagnostic::error(Code::ConfigSyntax, "one `sessions` file needs `split = \"by_time\"`")
+                        .at(span(sessions.span()), "no test set is given")
+                        .help("add `[preprocess] split = \"by_time\"`, or give `train` and `test` files"),
+                );
+            }
+        }
+        (Some(one), None, None) | (None, Some(one), None) => errors.push(
+            Diagnostic::error(Code::ConfigSyntax, "`[data]` needs both `train` and `test`")
+                .at(span(one.span()), "only one of the two is given"),
+        ),
+        (None, None, None) => errors.push(
+            Diagnostic::error(Code::ConfigSyntax, "`[data]` names no session file")
+                .at(Span::new(0, 0), "expected `train` and `test`, or `sessions`")
+                .help("e.g. `[data]` then `train = \"train.tsv\"` and `test = \"test.tsv\"`"),
+        ),
+        (_, _, Some(sessions)) => errors.push(
+            Diagnostic::error(Code::ConfigSyntax, "give either `train` and `test`, or `sessions`, not both")
+                .at(span(sessions.span()), "`sessions` given together with a train/test split"),
+        ),
+    }
+    let device = &config.run.device;
+    if parse_device(device.get_ref()).is_none() {
+        errors.push(
+            Diagnostic::error(Code::ConfigSyntax, format!("unknown device `{}`", device.get_ref()))
+                .at(span(device.span()), "expected `auto`, `cpu` or `cuda:N`"),
+        );
+    }
+    if config.eval.cutoffs.is_empty() || config.eval.cutoffs.contains(&0) {
+        errors.push(
+            Diagnostic::error(Code::ConfigSyntax, "`[eval] cutoffs` must list positive cut-offs")
+                .at(Span::new(0, 0), "e.g. `cutoffs = [5, 10, 20]`"),
+        );
+    }
+}
+
+/// A device as the CLI and the config write it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Device {
+    Auto,
+    Cpu,
+    Cuda(usize),
+}
+
+pub fn parse_device(text: &str) -> Option<Device> {
+    match text {
+        "auto" => Some(Device::Auto),
+        "cpu" => Some(Device::Cpu),
+        "cuda" => Some(Device::Cuda(0)),
+        _ => text.strip_prefix("cuda:").and_then(|n| n.parse().ok()).map(Device::Cuda),
+    }
+}
+
+/// Turns a TOML or schema error into a diagnostic, adding a suggestion for unknown keys and variants.
+fn toml_diagnostic(error: &toml::de::Error) -> Diagnostic {
+    let message = error.message().trim().to_string();
+    let at = error.span().map_or(Span::new(0, 0), span);
+    let mut diagnostic = Diagnostic::error(Code::ConfigSyntax, first_line(&message)).at(at, "here");
+    // serde words these as "unknown field `x`, expected one of `a`, `b`" (or "expected `a`").
+    if let Some((written, expected)) = unknown_name(&message) {
+        diagnostic = diagnostic.suggest(&written, expected.iter().map(String::as_str));
+        if closest(&written, expected.iter().map(String::as_str)).is_none() && !expected.is_empty() {
+            diagnostic = diagnostic.help(format!("expected one of {}", expected.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")));
+        }
+    }
+    diagnostic
+}
+
+fn first_line(message: &str) -> String {
+    message.lines().next().unwrap_or("invalid run config").to_string()
+}
+
+fn unknown_name(message: &str) -> Option<(String, Vec<String>)> {
+    let rest = message.strip_prefix("unknown field `").or_else(|| message.strip_prefix("unknown variant `"))?;
+    let (written, rest) = rest.split_once('`')?;
+    let expected = rest.split('`').skip(1).step_by(2).map(String::from).collect();
+    Some((written.to_string(), expected))
+}
+
+/// Checks the config's inputs against a checked model and decides the kind of every `feature` input.
+/// Returns the model with `feature` inputs resolved to dense or sparse.
+pub fn bind(config: &RunConfig, model: &Model, spec_name: &str) -> Result<Model, Vec<Diagnostic>> {
+    let mut errors = Vec::new();
+    let mut bound = model.clone();
+    for input in &mut bound.inputs {
+        let binding = config.inputs.iter().find(|(name, _)| name.get_ref() == &input.name);
+        let declared = match &input.kind {
+            InputKind::ItemId { .. } => "item_id",
+            InputKind::Dense => "dense",
+            InputKind::Sparse => "sparse",
+            InputKind::Feature => "feature",
+        };
+        match binding {
+            None if declared == "item_id" => {}
+            None => errors.push(
+                Diagnostic::error(Code::ConfigBinding, format!("spec input `{}` has no source", input.name))
+                    .at(Span::new(0, 0), format!("no `[inputs.{}]` table", input.name))
+                    .note(format!("`{}` is declared `{declared}` in {spec_name}", input.name))
+                    .help(format!(
+                        "add `[inputs.{}]` with `kind = \"dense\"` (and `vectors = ...`) or `kind = \"sparse\"` (and `items`, `columns`, `encoding`)",
+                        input.name
+                    )),
+            ),
+            Some((_, binding)) => {
+                let given = binding.get_ref().kind_name();
+                let fits = declared == given || (declared == "feature" && given != "item_id");
+                if !fits {
+                    errors.push(
+                        Diagnostic::error(Code::ConfigBinding, format!("input `{}` is `{declared}` in the spec but bound as `{given}`", input.name))
+                            .at(span(binding.span()), format!("a `{given}` source"))
+                            .note(format!("declared in {spec_name}"))
+                            .help(if declared == "feature" {
+                                "a `feature` input takes a `dense` or `sparse` source".to_string()
+                            } else {
+                                format!("give `kind = \"{declared}\"` with its source, or change the spec")
+                            }),
+                    );
+                } else if declared == "feature" {
+                    input.kind = if given == "dense" { InputKind::Dense } else { InputKind::Sparse };
+                }
+            }
+        }
+    }
+    for (name, binding) in &config.inputs {
+        if model.input(name.get_ref()).is_none() {
+            errors.push(
+                Diagnostic::error(Code::ConfigBinding, format!("`[inputs.{}]` binds no input of the spec", name.get_ref()))
+                    .at(span(binding.span()), "not declared in the spec")
+                    .note(format!("{spec_name} declares {}", model.inputs.iter().map(|i| format!("`{}`", i.name)).collect::<Vec<_>>().join(", ")))
+                    .suggest(name.get_ref(), model.inputs.iter().map(|i| i.name.as_str())),
+            );
+        }
+    }
+    if errors.is_empty() {
+        Ok(bound)
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fill_everything_but_data() {
+        let config = parse("[data]\ntrain = \"train.tsv\"\ntest = \"test.tsv\"\n", Path::new("/data")).unwrap();
+        assert_eq!(config.data.train.unwrap().into_inner(), PathBuf::from("/data/train.tsv"));
+        assert_eq!(config.eval.cutoffs, vec![5, 10, 20]);
+        assert_eq!(config.eval.ties, Ties::Conservative);
+        assert_eq!(config.preprocess.min_item_support, 5);
+        assert_eq!(parse_device(config.run.device.get_ref()), Some(Device::Auto));
+    }
+
+    #[test]
+    fn unknown_keys_get_a_suggestion() {
+        let errors = parse("[data]\ntrain = \"a\"\ntest = \"b\"\n[eval]\ncutofs = [20]\n", Path::new(".")).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].notes.iter().any(|n| n.contains("did you mean `cutoffs`")), "{:?}", errors[0]);
+    }
+
+    #[test]
+    fn devices_parse() {
+        assert_eq!(parse_device("cuda:1"), Some(Device::Cuda(1)));
+        assert_eq!(parse_device("gpu"), None);
+    }
+}

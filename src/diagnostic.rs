@@ -1,0 +1,242 @@
+//! Diagnostics shared by every stage: spans, error codes, and rendering with labelled source snippets.
+
+use codespan_reporting::diagnostic::{Diagnostic as Report, Label};
+use codespan_reporting::files::SimpleFile;
+use codespan_reporting::term::{self, termcolor::WriteColor};
+
+/// A byte range in a source file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Span {
+    pub fn new(start: usize, end: usize) -> Self {
+        Span { start, end }
+    }
+
+    /// The smallest span covering both.
+    pub fn to(self, other: Span) -> Span {
+        Span { start: self.start.min(other.start), end: self.end.max(other.end) }
+    }
+}
+
+/// Every diagnostic has a stable code, listed with an explanation in docs/diagnostics.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Code {
+    Syntax,
+    UnknownBlock,
+    MissingModel,
+    DuplicateBlock,
+    WrongBlock,
+    UnknownSetting,
+    DuplicateSetting,
+    MissingModelName,
+    DuplicateName,
+    UnknownName,
+    WrongNameKind,
+    UnusedInput,
+    UnmergedSubnet,
+    UnknownFunction,
+    UnknownArgument,
+    WrongType,
+    MissingArgument,
+    DuplicateArgument,
+    NotPositive,
+    OutOfRange,
+    MissingMerge,
+    MergeArity,
+    HiddenSizeMismatch,
+    InteractionPrimary,
+    WeightCount,
+    Embedding,
+    NoSubnet,
+    SingleSubnetSchedule,
+    ScheduleMissesSubnet,
+    ScheduleRepeatsSubnet,
+    LossActivation,
+    ConfigSyntax,
+    ConfigBinding,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        use Code::*;
+        match self {
+            Syntax => "E0100",
+            UnknownBlock => "E0200",
+            MissingModel => "E0201",
+            DuplicateBlock => "E0202",
+            WrongBlock => "E0203",
+            UnknownSetting => "E0204",
+            DuplicateSetting => "E0205",
+            MissingModelName => "E0206",
+            DuplicateName => "E0300",
+            UnknownName => "E0301",
+            WrongNameKind => "E0302",
+            UnusedInput => "E0303",
+            UnmergedSubnet => "E0304",
+            UnknownFunction => "E0400",
+            UnknownArgument => "E0401",
+            WrongType => "E0402",
+            MissingArgument => "E0403",
+            DuplicateArgument => "E0404",
+            NotPositive => "E0405",
+            OutOfRange => "E0406",
+            MissingMerge => "E0500",
+            MergeArity => "E0501",
+            HiddenSizeMismatch => "E0502",
+            InteractionPrimary => "E0503",
+            WeightCount => "E0504",
+            Embedding => "E0505",
+            NoSubnet => "E0506",
+            SingleSubnetSchedule => "E0600",
+            ScheduleMissesSubnet => "E0601",
+            ScheduleRepeatsSubnet => "E0602",
+            LossActivation => "E0700",
+            ConfigSyntax => "E0800",
+            ConfigBinding => "E0801",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diagnostic {
+    pub code: Code,
+    pub message: String,
+    /// The span the message is about, with a short label under it.
+    pub primary: Option<(Span, String)>,
+    /// Related places, e.g. the first declaration of a duplicate.
+    pub secondary: Vec<(Span, String)>,
+    /// Lines printed after the snippet; "help:" lines say how to fix it.
+    pub notes: Vec<String>,
+}
+
+impl Diagnostic {
+    pub fn error(code: Code, message: impl Into<String>) -> Self {
+        Diagnostic { code, message: message.into(), primary: None, secondary: Vec::new(), notes: Vec::new() }
+    }
+
+    pub fn at(mut self, span: Span, label: impl Into<String>) -> Self {
+        self.primary = Some((span, label.into()));
+        self
+    }
+
+    pub fn also(mut self, span: Span, label: impl Into<String>) -> Self {
+        self.secondary.push((span, label.into()));
+        self
+    }
+
+    pub fn help(mut self, text: impl Into<String>) -> Self {
+        self.notes.push(format!("help: {}", text.into()));
+        self
+    }
+
+    pub fn note(mut self, text: impl Into<String>) -> Self {
+        self.notes.push(format!("note: {}", text.into()));
+        self
+    }
+
+    /// Adds "did you mean `x`?" when a known name is close to what was written.
+    pub fn suggest<'a>(self, written: &str, known: impl IntoIterator<Item = &'a str>) -> Self {
+        match closest(written, known) {
+            Some(best) => self.help(format!("did you mean `{best}`?")),
+            None => self,
+        }
+    }
+
+    fn to_report(&self) -> Report<()> {
+        let mut labels = Vec::new();
+        if let Some((span, label)) = &self.primary {
+            labels.push(Label::primary((), span.start..span.end).with_message(label));
+        }
+        for (span, label) in &self.secondary {
+            labels.push(Label::secondary((), span.start..span.end).with_message(label));
+        }
+        Report::error()
+            .with_code(self.code.as_str())
+            .with_message(&self.message)
+            .with_labels(labels)
+            .with_notes(self.notes.clone())
+    }
+}
+
+/// The known name closest to `written`, if any is close enough to be a plausible typo.
+pub fn closest<'a>(written: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let written_lower = written.to_lowercase();
+    known
+        .into_iter()
+        .map(|candidate| (strsim::jaro_winkler(&written_lower, &candidate.to_lowercase()), candidate))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, candidate)| candidate)
+}
+
+/// A source file as diagnostics see it: the name shown in `file:line:column` and its text.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: String,
+    pub text: String,
+}
+
+impl Source {
+    pub fn new(name: impl Into<String>, text: impl Into<String>) -> Self {
+        Source { name: name.into(), text: text.into() }
+    }
+
+    /// 1-based line and column of a byte offset.
+    pub fn line_column(&self, offset: usize) -> (usize, usize) {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |rest| rest.chars().count()) + 1;
+        (line, column)
+    }
+}
+
+fn render_config() -> term::Config {
+    term::Config::default()
+}
+
+/// Renders diagnostics without colour: the form snapshot tests pin.
+pub fn render_plain(source: &Source, diagnostics: &[Diagnostic]) -> String {
+    let file = SimpleFile::new(source.name.as_str(), source.text.as_str());
+    let mut out = String::new();
+    for diagnostic in diagnostics {
+        term::emit_to_string(&mut out, &render_config(), &file, &diagnostic.to_report())
+            .expect("rendering into a String cannot fail");
+    }
+    out
+}
+
+/// Renders diagnostics to a terminal stream, in colour when it supports it.
+pub fn render_to(writer: &mut dyn WriteColor, source: &Source, diagnostics: &[Diagnostic]) -> std::io::Result<()> {
+    let file = SimpleFile::new(source.name.as_str(), source.text.as_str());
+    for diagnostic in diagnostics {
+        term::emit_to_write_style(writer, &render_config(), &file, &diagnostic.to_report())
+            .map_err(std::io::Error::other)?;
+    }
+    Ok(())
+}
+
+/// A failed stage: the diagnostics to show, all of them, for one source.
+#[derive(Debug, Clone)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_column_counts_from_one() {
+        let source = Source::new("a.prnn", "ab\ncd");
+        assert_eq!(source.line_column(0), (1, 1));
+        assert_eq!(source.line_column(4), (2, 2));
+    }
+
+    #[test]
+    fn suggests_only_close_names() {
+        assert_eq!(closest("hiden", ["hidden", "dropout"]), Some("hidden"));
+        assert_eq!(closest("zzz", ["hidden", "dropout"]), None);
+    }
+}

@@ -1,0 +1,167 @@
+//! Symbolic sizes: widths, shapes and parameter counts as linear expressions over the sizes that only data
+//! can tell (n_items, an input's width), until a run config binds them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+/// A size that the spec alone does not fix.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case", tag = "symbol", content = "input")]
+pub enum Symbol {
+    /// The catalogue size.
+    Items,
+    /// The width of a dense input: `dim(image)`.
+    Dim(String),
+    /// The vocabulary of a sparse input: `vocab(text)`.
+    Vocab(String),
+    /// A `feature` input whose dense-or-sparse kind the run config has not decided: `width(feature)`.
+    Width(String),
+    /// The mini-batch size B.
+    Batch,
+    /// The scored items per example: B in-batch targets plus the extra negatives.
+    Sampled,
+}
+
+impl fmt::Display for Symbol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Symbol::Items => write!(f, "n_items"),
+            Symbol::Dim(input) => write!(f, "dim({input})"),
+            Symbol::Vocab(input) => write!(f, "vocab({input})"),
+            Symbol::Width(input) => write!(f, "width({input})"),
+            Symbol::Batch => write!(f, "B"),
+            Symbol::Sampled => write!(f, "S"),
+        }
+    }
+}
+
+/// `constant + sum(coefficient * symbol)`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Expr {
+    pub constant: u64,
+    pub terms: BTreeMap<Symbol, u64>,
+}
+
+impl Expr {
+    pub fn constant(value: u64) -> Self {
+        Expr { constant: value, terms: BTreeMap::new() }
+    }
+
+    pub fn symbol(symbol: Symbol) -> Self {
+        Expr { constant: 0, terms: BTreeMap::from([(symbol, 1)]) }
+    }
+
+    pub fn add(&self, other: &Expr) -> Expr {
+        let mut sum = self.clone();
+        sum.constant += other.constant;
+        for (symbol, coefficient) in &other.terms {
+            *sum.terms.entry(symbol.clone()).or_default() += coefficient;
+        }
+        sum
+    }
+
+    pub fn times(&self, factor: u64) -> Expr {
+        Expr {
+            constant: self.constant * factor,
+            terms: self.terms.iter().map(|(s, c)| (s.clone(), c * factor)).collect(),
+        }
+    }
+
+    /// Replaces every bound symbol by its value.
+    pub fn bind(&self, bindings: &Bindings) -> Expr {
+        let mut bound = Expr::constant(self.constant);
+        for (symbol, coefficient) in &self.terms {
+            match bindings.value(symbol) {
+                Some(value) => bound.constant += coefficient * value,
+                None => {
+                    bound.terms.insert(symbol.clone(), *coefficient);
+                }
+            }
+        }
+        bound
+    }
+
+    pub fn as_constant(&self) -> Option<u64> {
+        self.terms.is_empty().then_some(self.constant)
+    }
+}
+
+impl fmt::Display for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts: Vec<String> = self
+            .terms
+            .iter()
+            .map(|(symbol, &c)| if c == 1 { symbol.to_string() } else { format!("{}·{symbol}", group_thousands(c)) })
+            .collect();
+        if self.constant != 0 || parts.is_empty() {
+            parts.push(group_thousands(self.constant));
+        }
+        write!(f, "{}", parts.join(" + "))
+    }
+}
+
+impl Serialize for Expr {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.as_constant() {
+            Some(value) => serializer.serialize_u64(value),
+            None => serializer.serialize_str(&self.to_string()),
+        }
+    }
+}
+
+/// `1234567` -> `1,234,567`: parameter counts are read by people.
+pub fn group_thousands(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Sizes known from data or from the training settings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Bindings {
+    pub items: Option<u64>,
+    /// Width per input name (dense dimension or sparse vocabulary).
+    pub widths: BTreeMap<String, u64>,
+    pub batch: Option<u64>,
+    pub sampled: Option<u64>,
+}
+
+impl Bindings {
+    fn value(&self, symbol: &Symbol) -> Option<u64> {
+        match symbol {
+            Symbol::Items => self.items,
+            Symbol::Dim(input) | Symbol::Vocab(input) | Symbol::Width(input) => self.widths.get(input).copied(),
+            Symbol::Batch => self.batch,
+            Symbol::Sampled => self.sampled,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn displays_terms_then_constant() {
+        let gru = Expr::symbol(Symbol::Items).times(300).add(&Expr::constant(30_300));
+        assert_eq!(gru.to_string(), "300·n_items + 30,300");
+        assert_eq!(Expr::constant(0).to_string(), "0");
+    }
+
+    #[test]
+    fn binding_folds_known_symbols() {
+        let width = Expr::symbol(Symbol::Items).add(&Expr::symbol(Symbol::Dim("image".into())));
+        let bindings = Bindings { items: Some(1000), ..Default::default() };
+        assert_eq!(width.bind(&bindings).to_string(), "dim(image) + 1,000");
+        let all = Bindings { items: Some(1000), widths: [("image".into(), 512)].into(), ..Default::default() };
+        assert_eq!(width.bind(&all).as_constant(), Some(1512));
+    }
+}

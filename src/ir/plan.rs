@@ -1,0 +1,155 @@
+//! The training plan: the spec's schedule lowered into explicit phases and steps.
+//!
+//! Each step says which subnets run forward and in which mode, which parameter groups it updates, and
+//! which ensemble the loss is computed on. The choices the paper leaves open are made here, and written
+//! down in docs/training-plan.md:
+//! - alternating: `epochs` counts all epochs; one subnet trains per epoch, cycling through the order;
+//! - interleaving: `epochs` counts passes over the data; every mini-batch runs one step per subnet, in
+//!   order, and a later step reuses the earlier subnets' scores from this mini-batch's forward pass, computed
+//!   before their update (no recomputation);
+//! - shared parameters (shared-W's output matrix and bias) train together with the first subnet of the
+//!   schedule's order, so a residual ensemble never moves once trained;
+//! - a frozen subnet still runs forward, in inference mode (no dropout), and gets no gradient.
+
+use serde::Serialize;
+
+use super::graph::Owner;
+use crate::check::{Merge, Model, Schedule};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Dropout on, gradients computed.
+    Train,
+    /// Inference mode: no dropout, no gradients; its parameters cannot change.
+    Frozen,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Forward {
+    pub subnet: String,
+    pub mode: Mode,
+    /// Interleaving: this subnet's scores come from an earlier step of the same mini-batch.
+    pub reused: bool,
+}
+
+/// One optimisation step, repeated for every mini-batch of the phase's epochs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    pub forward: Vec<Forward>,
+    /// Parameter groups this step updates.
+    pub trains: Vec<Owner>,
+    /// The subnets whose (weighted) contributions the loss is computed on, in merge order.
+    pub loss_on: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Phase {
+    /// First and last epoch of the phase, 1-based, inclusive.
+    pub first_epoch: u64,
+    pub last_epoch: u64,
+    /// Steps per mini-batch: one, except for interleaving.
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub strategy: &'static str,
+    pub epochs: u64,
+    pub phases: Vec<Phase>,
+}
+
+impl Plan {
+    pub fn lower(model: &Model) -> Plan {
+        let merge_order: Vec<String> = model.merge.subnets().into_iter().map(String::from).collect();
+        let shared = matches!(model.merge, Merge::SharedW { .. });
+        let schedule = &model.train.schedule;
+        let order: Vec<String> = match schedule {
+            Schedule::Simultaneous { .. } => merge_order.clone(),
+            Schedule::Alternating { order, .. } | Schedule::Interleaving { order, .. } => order.clone(),
+            Schedule::Residual { phases } => phases.iter().map(|p| p.subnet.clone()).collect(),
+        };
+        // The groups a step updates when `training` subnets train.
+        let groups = |training: &[&String]| -> Vec<Owner> {
+            let mut owners: Vec<Owner> = training.iter().map(|s| Owner::Subnet((*s).clone())).collect();
+            if shared && training.iter().any(|s| **s == order[0]) {
+                owners.push(Owner::Shared);
+            }
+            owners
+        };
+        // Forward passes over `present` subnets (merge order), training those in `training`.
+        let forward = |present: &[&String], training: &[&String], reused: &[&String]| -> Vec<Forward> {
+            merge_order
+                .iter()
+                .filter(|s| present.contains(s))
+                .map(|s| Forward {
+                    subnet: s.clone(),
+                    mode: if training.contains(&s) { Mode::Train } else { Mode::Frozen },
+                    reused: reused.contains(&s),
+                })
+                .collect()
+        };
+        let in_merge_order = |present: &[&String]| -> Vec<String> {
+            merge_order.iter().filter(|s| present.contains(s)).cloned().collect()
+        };
+        let all: Vec<&String> = merge_order.iter().collect();
+        let phases = match schedule {
+            Schedule::Simultaneous { epochs } => vec![Phase {
+                first_epoch: 1,
+                last_epoch: *epochs,
+                steps: vec![Step { forward: forward(&all, &all, &[]), trains: groups(&all), loss_on: merge_order.clone() }],
+            }],
+            Schedule::Alternating { epochs, .. } => (1..=*epochs)
+                .map(|epoch| {
+                    let trained = &order[((epoch - 1) as usize) % order.len()];
+                    Phase {
+                        first_epoch: epoch,
+                        last_epoch: epoch,
+                        steps: vec![Step {
+                            forward: forward(&all, &[trained], &[]),
+                            trains: groups(&[trained]),
+                            loss_on: merge_order.clone(),
+                        }],
+                    }
+                })
+                .collect(),
+            Schedule::Residual { phases } => {
+                let mut first_epoch = 1;
+                phases
+                    .iter()
+                    .enumerate()
+                    .map(|(k, phase)| {
+                        let present: Vec<&String> = order[..=k].iter().collect();
+                        let trained = &order[k];
+                        let lowered = Phase {
+                            first_epoch,
+                            last_epoch: first_epoch + phase.epochs - 1,
+                            steps: vec![Step {
+                                forward: forward(&present, &[trained], &[]),
+                                trains: groups(&[trained]),
+                                loss_on: in_merge_order(&present),
+                            }],
+                        };
+                        first_epoch += phase.epochs;
+                        lowered
+                    })
+                    .collect()
+            }
+            Schedule::Interleaving { epochs, .. } => {
+                let steps = (0..order.len())
+                    .map(|k| {
+                        let present: Vec<&String> = order[..=k].iter().collect();
+                        let earlier: Vec<&String> = order[..k].iter().collect();
+                        Step {
+                            forward: forward(&present, &[&order[k]], &earlier),
+                            trains: groups(&[&order[k]]),
+                            loss_on: in_merge_order(&present),
+                        }
+                    })
+                    .collect();
+                vec![Phase { first_epoch: 1, last_epoch: *epochs, steps }]
+            }
+        };
+        Plan { strategy: schedule.name(), epochs: schedule.total_epochs(), phases }
+    }
+}

@@ -1,0 +1,314 @@
+//! Renderings of a compiled spec: text (the snapshot format, written for a reviewer who knows the paper),
+//! Graphviz DOT and JSON.
+
+use std::fmt::Write;
+
+use petgraph::visit::EdgeRef;
+
+use super::expr::Expr;
+use super::graph::{Edge, Flow, InputRepr, Node, Owner};
+use super::plan::{Mode, Phase, Step};
+use super::Compiled;
+use crate::check::{activation_name, format_number, loss_name, Activation, Merge, Schedule};
+
+fn shape(shape: &[Expr]) -> String {
+    format!("[{}]", shape.iter().map(Expr::to_string).collect::<Vec<_>>().join(", "))
+}
+
+fn flow_name(flow: &Flow) -> &'static str {
+    match flow {
+        Flow::ItemIds => "item ids",
+        Flow::DenseRows => "dense rows",
+        Flow::SparseRows => "sparse rows",
+        Flow::FeatureRows => "feature rows",
+        Flow::Embedded => "embedded",
+        Flow::Hidden => "hidden",
+        Flow::Scores => "scores",
+    }
+}
+
+fn weights(weights: &[f64]) -> String {
+    weights.iter().map(|w| format_number(*w)).collect::<Vec<_>>().join(", ")
+}
+
+/// One line describing a node, without its inputs.
+pub fn node_summary(node: &Node) -> String {
+    match node {
+        Node::Input { name, repr, width } => {
+            let kind = match repr {
+                InputRepr::OneHot => "item_id, one-hot",
+                InputRepr::Dense => "dense",
+                InputRepr::Sparse => "sparse",
+                InputRepr::Feature => "feature (dense or sparse: set by the run config)",
+            };
+            format!("input {name}: {kind}, width {width}")
+        }
+        Node::Embedding { input, dim, constrained, dropout, .. } => {
+            let mode = if *constrained { "constrained (rows of W_out)" } else { "separate" };
+            format!("embedding {input}: {mode}, dim {dim}, dropout {}", format_number(*dropout))
+        }
+        Node::Gru { subnet, hidden, input_width, dropout, learning_rate, .. } => {
+            let mut text = format!(
+                "gru {subnet}: hidden {hidden}, input width {input_width}, hidden dropout {}",
+                format_number(*dropout)
+            );
+            if let Some(lr) = learning_rate {
+                write!(text, ", lr {}", format_number(*lr)).unwrap();
+            }
+            text
+        }
+        Node::Interact { feature, primary } => format!("interact: h({feature}) ⊙ h({primary})"),
+        Node::HiddenSum { weights: w } => format!("hidden sum (shared-W): weights {}", weights(w)),
+        Node::Scores { part, .. } => format!("scores {part}: h · W_out[Y]ᵀ + b_out[Y]"),
+        Node::ScoreSum { weights: w } => format!("score sum: weights {}", weights(w)),
+        Node::Activation { activation: Activation::Softmax } => {
+            "activation softmax: logits out; the softmax is computed inside the loss".to_string()
+        }
+        Node::Activation { activation } => format!("activation {}", activation_name(*activation)),
+        Node::Loss { loss, negatives } => {
+            let mut text = format!("loss {}, negatives: in-batch", loss_name(*loss));
+            if negatives.extra > 0 {
+                write!(text, " + {} shared samples ∝ support^{}", negatives.extra, format_number(negatives.alpha)).unwrap();
+            }
+            text
+        }
+    }
+}
+
+fn edge_summary(edge: &Edge) -> String {
+    format!("{} {}", flow_name(&edge.flow), shape(&edge.shape))
+}
+
+fn mode_name(mode: Mode, reused: bool) -> &'static str {
+    match (mode, reused) {
+        (Mode::Train, _) => "train",
+        (Mode::Frozen, false) => "frozen",
+        (Mode::Frozen, true) => "frozen, scores reused",
+    }
+}
+
+fn owners(owners: &[Owner]) -> String {
+    owners
+        .iter()
+        .map(|o| match o {
+            Owner::Subnet(name) => name.clone(),
+            Owner::Shared => "shared output (W_out, b_out)".to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The loss's ensemble as a formula over subnets, e.g. `top1(tanh(1·s(id_net) + 1·s(image_net)))`.
+fn loss_formula(compiled: &Compiled, loss_on: &[String]) -> String {
+    let model = &compiled.model;
+    let weighted = |names: &[String], all: &[String], w: &[f64], term: &dyn Fn(&str) -> String| -> String {
+        names
+            .iter()
+            .map(|n| {
+                let weight = all.iter().position(|a| a == n).map_or(1.0, |i| w[i]);
+                format!("{}·{}", format_number(weight), term(n))
+            })
+            .collect::<Vec<_>>()
+            .join(" + ")
+    };
+    let inner = match &model.merge {
+        Merge::Single { subnet } => format!("s({subnet})"),
+        Merge::Parallel { subnets, weights } => weighted(loss_on, subnets, weights, &|n| format!("s({n})")),
+        Merge::SharedW { subnets, weights } => {
+            format!("W_out·({})", weighted(loss_on, subnets, weights, &|n| format!("h({n})")))
+        }
+        Merge::Interaction { primary, .. } => loss_on
+            .iter()
+            .map(|n| if n == primary { format!("s({n})") } else { format!("s({n} ⊙ {primary})") })
+            .collect::<Vec<_>>()
+            .join(" + "),
+    };
+    let scored = match model.activation {
+        Activation::Softmax => format!("logits {inner}"),
+        activation => format!("{}({inner})", activation_name(activation)),
+    };
+    format!("{} on {scored}", loss_name(model.loss))
+}
+
+fn step_lines(compiled: &Compiled, step: &Step, indent: &str, out: &mut String) {
+    let forward = step
+        .forward
+        .iter()
+        .map(|f| format!("{} ({})", f.subnet, mode_name(f.mode, f.reused)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    writeln!(out, "{indent}forward  {forward}").unwrap();
+    writeln!(out, "{indent}train    {}", owners(&step.trains)).unwrap();
+    writeln!(out, "{indent}loss     {}", loss_formula(compiled, &step.loss_on)).unwrap();
+}
+
+fn epochs_label(phase: &Phase) -> String {
+    if phase.first_epoch == phase.last_epoch {
+        format!("epoch {}", phase.first_epoch)
+    } else {
+        format!("epochs {}-{}", phase.first_epoch, phase.last_epoch)
+    }
+}
+
+/// The text rendering: what `prnn compile` prints and what the snapshot tests pin.
+pub fn text(compiled: &Compiled) -> String {
+    let model = &compiled.model;
+    let train = &model.train;
+    let graph = &compiled.graph.graph;
+    let mut out = String::new();
+    writeln!(out, "model {}", model.name).unwrap();
+    let sampled = if train.negatives.extra > 0 {
+        format!("S = B + {} = {}", train.negatives.extra, train.batch + train.negatives.extra)
+    } else {
+        "S = B (in-batch negatives only)".to_string()
+    };
+    writeln!(out, "  B = {} (mini-batch), {sampled}", train.batch).unwrap();
+    writeln!(out).unwrap();
+
+    writeln!(out, "graph").unwrap();
+    for index in graph.node_indices() {
+        let node = &graph[index];
+        let sources: Vec<String> = graph
+            .edges_directed(index, petgraph::Direction::Incoming)
+            .map(|e| (e.source().index(), edge_summary(e.weight())))
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .into_iter()
+            .map(|(source, summary)| format!("%{source} {summary}"))
+            .collect();
+        writeln!(out, "  %{:<2} {}", index.index(), node_summary(node)).unwrap();
+        if !sources.is_empty() {
+            writeln!(out, "        <- {}", sources.join(", ")).unwrap();
+        }
+        for param in node.params() {
+            let sparse = if param.sparse_rows { ", sparse row updates" } else { "" };
+            writeln!(out, "        param {} {} ({}{sparse})", param.name, shape(&param.shape), param.count()).unwrap();
+        }
+    }
+    writeln!(out).unwrap();
+
+    writeln!(out, "parameters").unwrap();
+    for (owner, count) in compiled.graph.param_counts() {
+        writeln!(out, "  {:<24} {count}", owner.to_string()).unwrap();
+    }
+    writeln!(out, "  {:<24} {}", "total", compiled.graph.total_params()).unwrap();
+    writeln!(out).unwrap();
+
+    let optimizer = &train.optimizer;
+    writeln!(
+        out,
+        "training: adagrad(lr {}, momentum {}, eps {:e}), seed {}",
+        format_number(optimizer.learning_rate),
+        format_number(optimizer.momentum),
+        optimizer.eps,
+        train.seed
+    )
+    .unwrap();
+    let lr_overrides: Vec<String> = model
+        .subnets
+        .iter()
+        .filter_map(|s| s.learning_rate.map(|lr| format!("{} lr {}", s.name, format_number(lr))))
+        .collect();
+    if !lr_overrides.is_empty() {
+        writeln!(out, "  per-subnet learning rates: {}", lr_overrides.join(", ")).unwrap();
+    }
+    let plan = &compiled.plan;
+    let detail = match &train.schedule {
+        Schedule::Simultaneous { .. } => "every subnet trains on every mini-batch".to_string(),
+        Schedule::Alternating { order, .. } => {
+            format!("one subnet trains per epoch, cycling {}", order.join(" -> "))
+        }
+        Schedule::Residual { .. } => "each subnet trains once, on the residual of the frozen ones before it".to_string(),
+        Schedule::Interleaving { order, .. } => format!(
+            "every mini-batch: {} in turn, each on the residual of the ones before it",
+            order.join(" -> ")
+        ),
+    };
+    writeln!(out, "plan: {}, {} epochs; {detail}", plan.strategy, plan.epochs).unwrap();
+    if plan.phases.iter().flat_map(|p| &p.steps).flat_map(|s| &s.forward).any(|f| f.mode == Mode::Frozen) {
+        writeln!(out, "  (frozen: runs forward in inference mode, no dropout, no gradient; its parameters do not change)").unwrap();
+    }
+    for (i, phase) in plan.phases.iter().enumerate() {
+        if phase.steps.len() == 1 {
+            writeln!(out, "  phase {}  {}", i + 1, epochs_label(phase)).unwrap();
+            step_lines(compiled, &phase.steps[0], "    ", &mut out);
+        } else {
+            writeln!(out, "  phase {}  {}, {} steps per mini-batch", i + 1, epochs_label(phase), phase.steps.len()).unwrap();
+            for (k, step) in phase.steps.iter().enumerate() {
+                writeln!(out, "    step {}", k + 1).unwrap();
+                step_lines(compiled, step, "      ", &mut out);
+            }
+        }
+    }
+    out
+}
+
+/// Graphviz DOT: one box per node, edges labelled with what flows and its shape.
+pub fn dot(compiled: &Compiled) -> String {
+    let graph = &compiled.graph.graph;
+    let mut out = String::new();
+    writeln!(out, "digraph {} {{", quote(&compiled.model.name)).unwrap();
+    writeln!(out, "  rankdir=TB;").unwrap();
+    writeln!(out, "  node [shape=box, fontname=\"monospace\"];").unwrap();
+    for index in graph.node_indices() {
+        let node = &graph[index];
+        let mut label = node_summary(node);
+        for param in node.params() {
+            write!(label, "\n{} {}", param.name, shape(&param.shape)).unwrap();
+        }
+        let style = match node {
+            Node::Input { .. } => ", shape=ellipse",
+            Node::Loss { .. } => ", shape=doubleoctagon",
+            _ => "",
+        };
+        writeln!(out, "  n{} [label={}{style}];", index.index(), quote(&label)).unwrap();
+    }
+    for edge in graph.edge_references() {
+        writeln!(
+            out,
+            "  n{} -> n{} [label={}];",
+            edge.source().index(),
+            edge.target().index(),
+            quote(&edge_summary(edge.weight()))
+        )
+        .unwrap();
+    }
+    writeln!(out, "}}").unwrap();
+    out
+}
+
+fn quote(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
+}
+
+/// JSON: the checked model, the graph's nodes and edges, parameter counts and the plan.
+pub fn json(compiled: &Compiled) -> String {
+    let graph = &compiled.graph.graph;
+    let nodes: Vec<serde_json::Value> = graph
+        .node_indices()
+        .map(|i| {
+            let mut value = serde_json::to_value(&graph[i]).expect("nodes serialise");
+            value["id"] = serde_json::json!(i.index());
+            value
+        })
+        .collect();
+    let edges: Vec<serde_json::Value> = graph
+        .edge_references()
+        .map(|e| serde_json::json!({ "from": e.source().index(), "to": e.target().index(), "flow": e.weight().flow, "shape": e.weight().shape }))
+        .collect();
+    let parameters: serde_json::Map<String, serde_json::Value> = compiled
+        .graph
+        .param_counts()
+        .into_iter()
+        .map(|(owner, count)| (owner.to_string(), serde_json::to_value(count).unwrap()))
+        .collect();
+    let document = serde_json::json!({
+        "model": compiled.model,
+        "graph": { "nodes": nodes, "edges": edges },
+        "parameters": { "by_owner": parameters, "total": compiled.graph.total_params() },
+        "plan": compiled.plan,
+    });
+    let mut text = serde_json::to_string_pretty(&document).expect("the document serialises");
+    text.push('\n');
+    text
+}
+

@@ -1,0 +1,31 @@
+//! prnn: a compiler and trainer for parallel-RNN session-based recommenders.
+//!
+//! The pipeline, one folder per stage, data flowing one way:
+//!
+//! ```text
+//! .prnn text --syntax--> syntax tree --check--> Model --ir--> Graph + Plan --(lower, train, eval: later)
+//!                                                 ^
+//!                         run.toml --config-------+  binds inputs to data, decides `feature` kinds
+//! ```
+//!
+//! - [`syntax`]: the pest grammar and a spanned syntax tree; every broken line is reported at once.
+//! - [`check`]: names resolved, defaults filled in, the paper's constraints enforced, all errors collected.
+//! - [`ir`]: a petgraph dataflow graph with symbolic shapes and parameter counts, and the training
+//!   schedule lowered into an explicit plan of phases; rendered as text (the snapshot format), DOT or JSON.
+//! - [`config`]: the TOML run config that binds a spec to data.
+//! - [`diagnostic`]: spans, error codes and rendering shared by every stage.
+//!
+//! Nothing in `syntax`, `check` or `ir` touches files or libtorch; the CLI (src/main.rs, src/cli) wires
+//! the stages together.
+
+pub mod check;
+pub mod config;
+pub mod diagnostic;
+pub mod ir;
+#[cfg(feature = "torch")]
+pub mod runtime;
+pub mod syntax;
+
+pub use compile::{check_source, compile, compile_source, CompileError};
+
+mod compile;

@@ -1,0 +1,51 @@
+//! The `prnn` command line.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use cli::{Color, Exit, Reporter};
+
+/// prnn compiles parallel-RNN session-based recommender specs (Hidasi et al., RecSys 2016).
+///
+/// Exit codes: 0 success, 1 internal failure, 2 bad command line, 3 spec errors, 4 run-config errors,
+/// 5 missing or unreadable file.
+#[derive(Debug, Parser)]
+#[command(name = "prnn", version, about, long_about)]
+struct Cli {
+    /// When to colour diagnostics.
+    #[arg(long, value_enum, default_value = "auto", global = true)]
+    color: Color,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Parse and check specs; report every error in every spec.
+    Check(cli::check::Args),
+    /// Compile a spec and print its dataflow graph, parameter counts and training plan.
+    Compile(cli::compile::Args),
+    /// Show the libtorch in use, whether CUDA is available, and test each device.
+    #[cfg(feature = "torch")]
+    Doctor,
+}
+
+fn main() -> ExitCode {
+    // Before anything asks libtorch about CUDA: it caches the first answer.
+    #[cfg(feature = "torch")]
+    prnn::runtime::cuda::preload();
+
+    let cli = Cli::parse();
+    let reporter = Reporter::new(cli.color);
+    let exit = match &cli.command {
+        Command::Check(args) => cli::check::run(args, &reporter),
+        Command::Compile(args) => cli::compile::run(args, &reporter),
+        #[cfg(feature = "torch")]
+        Command::Doctor => cli::doctor::run(),
+    };
+    debug_assert!(exit != Exit::Usage, "clap reports usage errors itself");
+    ExitCode::from(exit as u8)
+}

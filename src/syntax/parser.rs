@@ -1,0 +1,260 @@
+//! pest parser: spec text -> spanned syntax tree, with every broken line reported at once.
+
+use pest::error::{ErrorVariant, InputLocation};
+use pest::iterators::Pair;
+use pest::Parser;
+use pest_derive::Parser;
+
+use super::ast::*;
+use crate::diagnostic::{Code, Diagnostic, Span};
+
+#[derive(Parser)]
+#[grammar = "../grammar/prnn.pest"]
+struct SpecParser;
+
+/// Parses a whole spec. On failure returns one diagnostic per broken line (or one for a broken block structure).
+pub fn parse(text: &str) -> Result<SpecFile, Vec<Diagnostic>> {
+    let mut pairs = SpecParser::parse(Rule::spec, text).map_err(|error| vec![syntax_diagnostic(error, 0)])?;
+    let spec = pairs.next().expect("the spec rule always yields one pair");
+    let mut blocks = Vec::new();
+    let mut errors = Vec::new();
+    for pair in spec.into_inner() {
+        if pair.as_rule() == Rule::block {
+            blocks.push(build_block(pair, text, &mut errors));
+        }
+    }
+    if errors.is_empty() {
+        Ok(SpecFile { blocks })
+    } else {
+        Err(errors)
+    }
+}
+
+fn span_of(pair: &Pair<Rule>) -> Span {
+    let span = pair.as_span();
+    Span::new(span.start(), span.end())
+}
+
+fn build_block(pair: Pair<Rule>, text: &str, errors: &mut Vec<Diagnostic>) -> Block {
+    let span = span_of(&pair);
+    let mut kind = None;
+    let mut name = None;
+    let mut statements = Vec::new();
+    for inner in pair.into_inner() {
+        match inner.as_rule() {
+            Rule::block_kind => kind = Some(build_ident(inner.into_inner().next().unwrap())),
+            Rule::block_name => name = Some(build_ident(inner.into_inner().next().unwrap())),
+            Rule::bad_line => errors.push(reparse_bad_line(&inner, text)),
+            _ => statements.push(build_statement(inner)),
+        }
+    }
+    Block { kind: kind.expect("a block always has a kind"), name, statements, span }
+}
+
+/// A line that failed inside a block is parsed again alone, so the message points into that line.
+fn reparse_bad_line(pair: &Pair<Rule>, _text: &str) -> Diagnostic {
+    let offset = pair.as_span().start();
+    match SpecParser::parse(Rule::statement_alone, pair.as_str()) {
+        Err(error) => syntax_diagnostic(error, offset),
+        // The line parses alone, so what broke it was what followed it on the same line.
+        Ok(_) => Diagnostic::error(Code::Syntax, "unexpected text after a statement")
+            .at(span_of(pair), "this line holds more than one statement")
+            .help("put each statement on its own line"),
+    }
+}
+
+fn build_statement(pair: Pair<Rule>) -> Statement {
+    let rule = pair.as_rule();
+    let mut inner = pair.into_inner();
+    let name = build_ident(inner.next().unwrap().into_inner().next().unwrap());
+    let value = build_value(inner.next().unwrap());
+    match rule {
+        Rule::input_decl => Statement::Input { name, kind: value },
+        Rule::subnet_decl => Statement::Subnet { name, layer: value },
+        Rule::setting => Statement::Setting { key: name, value },
+        other => unreachable!("not a statement rule: {other:?}"),
+    }
+}
+
+fn build_ident(pair: Pair<Rule>) -> Ident {
+    Ident { text: pair.as_str().to_string(), span: span_of(&pair) }
+}
+
+fn number_parts(text: &str) -> (f64, bool) {
+    let value = text.parse::<f64>().expect("the grammar only admits valid numbers");
+    let is_integer = !text.contains(['.', 'e', 'E']);
+    (value, is_integer)
+}
+
+fn build_value(pair: Pair<Rule>) -> Value {
+    let span = span_of(&pair);
+    let kind = match pair.as_rule() {
+        Rule::number => {
+            let (value, is_integer) = number_parts(pair.as_str());
+            ValueKind::Number { value, is_integer }
+        }
+        Rule::quantity => {
+            let mut inner = pair.into_inner();
+            let (value, is_integer) = number_parts(inner.next().unwrap().as_str());
+            let unit = build_ident(inner.next().unwrap());
+            ValueKind::Quantity { value, is_integer, unit }
+        }
+        Rule::name => ValueKind::Name(pair.as_str().to_string()),
+        Rule::list => ValueKind::List(pair.into_inner().map(build_value).collect()),
+        Rule::call => {
+            let mut inner = pair.into_inner();
+            let callee = build_ident(inner.next().unwrap().into_inner().next().unwrap());
+            let args = inner
+                .map(|argument| {
+                    let mut parts = argument.into_inner().peekable();
+                    let name = match parts.peek().map(|p| p.as_rule()) {
+                        Some(Rule::arg_name) => Some(build_ident(parts.next().unwrap().into_inner().next().unwrap())),
+                        _ => None,
+                    };
+                    Argument { name, value: build_value(parts.next().unwrap()) }
+                })
+                .collect();
+            ValueKind::Call { callee, args }
+        }
+        Rule::entry_block => {
+            let mut inner = pair.into_inner();
+            let head = build_ident(inner.next().unwrap().into_inner().next().unwrap());
+            let entries = inner
+                .map(|entry| {
+                    let mut parts = entry.into_inner();
+                    let key = build_ident(parts.next().unwrap().into_inner().next().unwrap());
+                    Entry { key, value: build_value(parts.next().unwrap()) }
+                })
+                .collect();
+            ValueKind::EntryBlock { head, entries }
+        }
+        other => unreachable!("not a value rule: {other:?}"),
+    };
+    Value { kind, span }
+}
+
+/// Words for grammar rules in "expected ..." messages.
+fn describe_rule(rule: &Rule) -> &'static str {
+    match rule {
+        Rule::EOI => "end of file",
+        Rule::block => "a block such as `model NAME { ... }` or `train { ... }`",
+        Rule::block_kind => "a block kind (`model` or `train`)",
+        Rule::block_name | Rule::decl_name | Rule::setting_key | Rule::callee | Rule::arg_name | Rule::entry_key => {
+            "a name"
+        }
+        Rule::ident | Rule::name => "a name",
+        Rule::statement_alone => "a statement",
+        Rule::input_decl => "`input NAME : KIND`",
+        Rule::subnet_decl => "`subnet NAME = gru(...)`",
+        Rule::setting => "`KEY = VALUE`",
+        Rule::call | Rule::entry_block | Rule::list | Rule::quantity => "a value",
+        Rule::number => "a number",
+        Rule::unit => "`epochs`",
+        Rule::argument => "an argument",
+        Rule::entry => "an entry `NAME: VALUE`",
+        _ => "something else",
+    }
+}
+
+/// Turns a pest error into a diagnostic; `offset` shifts positions when a single line was parsed alone.
+fn syntax_diagnostic(error: pest::error::Error<Rule>, offset: usize) -> Diagnostic {
+    let (start, end) = match error.location {
+        InputLocation::Pos(pos) => (pos, pos),
+        InputLocation::Span((start, end)) => (start, end),
+    };
+    let span = Span::new(offset + start, offset + end.max(start));
+    let expected = match &error.variant {
+        ErrorVariant::ParsingError { positives, .. } => {
+            let mut words: Vec<&str> = positives.iter().map(describe_rule).collect();
+            words.sort();
+            words.dedup();
+            words
+        }
+        ErrorVariant::CustomError { .. } => Vec::new(),
+    };
+    // Inside a lone statement, "end of file" means the end of that line.
+    let at_line_end = offset > 0;
+    let expected: Vec<String> = expected
+        .iter()
+        .map(|w| if at_line_end && *w == "end of file" { "end of line".to_string() } else { w.to_string() })
+        .collect();
+    let found = found_text(error.line(), error.line_col.clone());
+    let message = if expected.is_empty() {
+        "syntax error".to_string()
+    } else {
+        format!("expected {}", join_alternatives(&expected))
+    };
+    let label = match found {
+        Some(text) => format!("unexpected `{text}`"),
+        None => "unexpected end of line".to_string(),
+    };
+    Diagnostic::error(Code::Syntax, message).at(span, label)
+}
+
+/// The token the parser stopped at, as the user wrote it.
+fn found_text(line: &str, line_col: pest::error::LineColLocation) -> Option<String> {
+    let column = match line_col {
+        pest::error::LineColLocation::Pos((_, col)) | pest::error::LineColLocation::Span((_, col), _) => col,
+    };
+    let rest: String = line.chars().skip(column - 1).collect();
+    let rest = rest.trim_end_matches(['\r', '\n']);
+    let token: String = match rest.chars().next()? {
+        c if c.is_alphanumeric() || c == '_' => rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.').collect(),
+        c => c.to_string(),
+    };
+    (!token.trim().is_empty()).then_some(token)
+}
+
+fn join_alternatives(words: &[String]) -> String {
+    match words {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} or {}", init.join(", "), last),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PARALLEL: &str = "// a comment\nmodel m {\n  input id : item_id\n  subnet a = gru(id, hidden = 100)\n  loss = top1 // trailing\n}\ntrain {\n  schedule = residual {\n    a: 10 epochs,\n  }\n  weights = [1, 0.5e0]\n}\n";
+
+    #[test]
+    fn parses_blocks_statements_and_values() {
+        let spec = parse(PARALLEL).unwrap();
+        assert_eq!(spec.blocks.len(), 2);
+        let model = &spec.blocks[0];
+        assert_eq!(model.kind.text, "model");
+        assert_eq!(model.name.as_ref().unwrap().text, "m");
+        assert_eq!(model.statements.len(), 3);
+        let Statement::Subnet { layer, .. } = &model.statements[1] else { panic!("expected a subnet") };
+        let ValueKind::Call { callee, args } = &layer.kind else { panic!("expected a call") };
+        assert_eq!(callee.text, "gru");
+        assert_eq!(args.len(), 2);
+        assert!(args[0].name.is_none());
+        assert_eq!(args[1].name.as_ref().unwrap().text, "hidden");
+        let Statement::Setting { value, .. } = &spec.blocks[1].statements[0] else { panic!() };
+        let ValueKind::EntryBlock { entries, .. } = &value.kind else { panic!("expected an entry block") };
+        assert!(matches!(entries[0].value.kind, ValueKind::Quantity { value: 10.0, is_integer: true, .. }));
+        let Statement::Setting { value, .. } = &spec.blocks[1].statements[1] else { panic!() };
+        let ValueKind::List(items) = &value.kind else { panic!("expected a list") };
+        assert!(matches!(items[1].kind, ValueKind::Number { value: 0.5, is_integer: false }));
+    }
+
+    #[test]
+    fn reports_every_broken_line() {
+        let text = "model m {\n  input id : \n  subnet a = gru(id hidden = 1)\n  loss = top1\n}\n";
+        let errors = parse(text).unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(errors.iter().all(|e| e.code == Code::Syntax));
+        // Second error points into line 3, after `id`.
+        let (span, _) = errors[1].primary.clone().unwrap();
+        assert_eq!(&text[span.start..span.start + 6], "hidden");
+    }
+
+    #[test]
+    fn an_unclosed_block_is_one_error() {
+        let errors = parse("model m {\n  loss = top1\n").unwrap_err();
+        assert_eq!(errors.len(), 1);
+    }
+}
