@@ -115,6 +115,9 @@ impl Checker<'_> {
         let activation = self.output(model_settings.get("output").map(|(_, v)| *v), loss);
         self.embeddings(&inputs, &subnets, &merge);
         let train = self.train(&train_settings, &subnets, &inputs);
+        if let (Some(Merge::Interaction { primary, .. }), Some((_, schedule_value))) = (&merge, train_settings.get("schedule")) {
+            self.interaction_order(primary, &train.schedule, schedule_value.span);
+        }
 
         Some(Model { name, inputs, subnets, merge: merge?, activation, loss, train })
     }
@@ -759,6 +762,23 @@ impl Checker<'_> {
             self.push(d);
         }
         Some(if kind == "alternating" { Schedule::Alternating { epochs, order } } else { Schedule::Interleaving { epochs, order } })
+    }
+
+    /// Residual and interleaving leave later subnets out of earlier steps, but an interaction part cannot be
+    /// scored without the primary's hidden state: the primary must come first.
+    fn interaction_order(&mut self, primary: &str, schedule: &Schedule, span: Span) {
+        let first = match schedule {
+            Schedule::Residual { phases } => phases.first().map(|p| p.subnet.as_str()),
+            Schedule::Interleaving { order, .. } => order.first().map(String::as_str),
+            _ => None,
+        };
+        if let Some(first) = first.filter(|first| *first != primary) {
+            let d = Diagnostic::error(Code::InteractionPrimary, format!("the {} schedule must start with the primary `{primary}`", schedule.name()))
+                .at(span, format!("starts with `{first}`"))
+                .note(format!("`{first}`'s scores multiply its hidden state with `{primary}`'s, which is left out until its own turn"))
+                .help(format!("put `{primary}` first"));
+            self.push(d);
+        }
     }
 
     fn multi_subnet_schedule(&mut self, kind: &str, key: &Ident, value: &Value, subnets: &[Subnet]) -> Option<()> {

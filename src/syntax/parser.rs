@@ -14,7 +14,9 @@ struct SpecParser;
 
 /// Parses a whole spec. On failure returns one diagnostic per broken line (or one for a broken block structure).
 pub fn parse(text: &str) -> Result<SpecFile, Vec<Diagnostic>> {
-    let mut pairs = SpecParser::parse(Rule::spec, text).map_err(|error| vec![syntax_diagnostic(error, 0)])?;
+    // Track the literal tokens tried at the furthest position, so messages can say "expected `,` or `)`".
+    pest::set_error_detail(true);
+    let mut pairs = SpecParser::parse(Rule::spec, text).map_err(|error| vec![syntax_diagnostic(error, text, 0)])?;
     let spec = pairs.next().expect("the spec rule always yields one pair");
     let mut blocks = Vec::new();
     let mut errors = Vec::new();
@@ -55,7 +57,7 @@ fn build_block(pair: Pair<Rule>, text: &str, errors: &mut Vec<Diagnostic>) -> Bl
 fn reparse_bad_line(pair: &Pair<Rule>, _text: &str) -> Diagnostic {
     let offset = pair.as_span().start();
     match SpecParser::parse(Rule::statement_alone, pair.as_str()) {
-        Err(error) => syntax_diagnostic(error, offset),
+        Err(error) => syntax_diagnostic(error, pair.as_str(), offset),
         // The line parses alone, so what broke it was what followed it on the same line.
         Ok(_) => Diagnostic::error(Code::Syntax, "unexpected text after a statement")
             .at(span_of(pair), "this line holds more than one statement")
@@ -142,13 +144,13 @@ fn describe_rule(rule: &Rule) -> &'static str {
         Rule::block_name | Rule::decl_name | Rule::setting_key | Rule::callee | Rule::arg_name | Rule::entry_key => {
             "a name"
         }
-        Rule::ident | Rule::name => "a name",
+        Rule::ident | Rule::name => "a value",
         Rule::statement_alone => "a statement",
         Rule::input_decl => "`input NAME : KIND`",
         Rule::subnet_decl => "`subnet NAME = gru(...)`",
         Rule::setting => "`KEY = VALUE`",
         Rule::call | Rule::entry_block | Rule::list | Rule::quantity => "a value",
-        Rule::number => "a number",
+        Rule::number => "a value",
         Rule::unit => "`epochs`",
         Rule::argument => "an argument",
         Rule::entry => "an entry `NAME: VALUE`",
@@ -157,52 +159,81 @@ fn describe_rule(rule: &Rule) -> &'static str {
 }
 
 /// Turns a pest error into a diagnostic; `offset` shifts positions when a single line was parsed alone.
-fn syntax_diagnostic(error: pest::error::Error<Rule>, offset: usize) -> Diagnostic {
-    let (start, end) = match error.location {
-        InputLocation::Pos(pos) => (pos, pos),
-        InputLocation::Span((start, end)) => (start, end),
+fn syntax_diagnostic(error: pest::error::Error<Rule>, input: &str, offset: usize) -> Diagnostic {
+    let mut position = match error.location {
+        InputLocation::Pos(pos) => pos,
+        InputLocation::Span((start, _)) => start,
     };
-    let span = Span::new(offset + start, offset + end.max(start));
-    let expected = match &error.variant {
-        ErrorVariant::ParsingError { positives, .. } => {
-            let mut words: Vec<&str> = positives.iter().map(describe_rule).collect();
-            words.sort();
-            words.dedup();
-            words
-        }
+    let mut expected: Vec<String> = match &error.variant {
+        ErrorVariant::ParsingError { positives, .. } => positives.iter().map(|r| describe_rule(r).to_string()).collect(),
         ErrorVariant::CustomError { .. } => Vec::new(),
     };
-    // Inside a lone statement, "end of file" means the end of that line.
+    // Punctuation is matched by literals, not rules: the detailed attempts know how far the parser got.
+    if let Some(attempts) = error.parse_attempts() {
+        let tokens: Vec<String> = attempts
+            .expected_tokens()
+            .iter()
+            .map(|token| token.to_string())
+            // Literal tokens only: character ranges (`a..z`) and built-in rules are described by their rules.
+            .filter(|token| !token.is_empty() && !token.contains("..") && !token.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            .map(|token| format!("`{}`", token.escape_debug()))
+            .collect();
+        if attempts.max_position > position && !tokens.is_empty() {
+            position = attempts.max_position;
+            expected = tokens;
+        } else if attempts.max_position == position {
+            expected.extend(tokens);
+        }
+    }
     let at_line_end = offset > 0;
-    let expected: Vec<String> = expected
-        .iter()
-        .map(|w| if at_line_end && *w == "end of file" { "end of line".to_string() } else { w.to_string() })
-        .collect();
-    let found = found_text(error.line(), error.line_col.clone());
-    let message = if expected.is_empty() {
-        "syntax error".to_string()
-    } else {
-        format!("expected {}", join_alternatives(&expected))
-    };
+    let expected = tidy_expected(expected, at_line_end, position >= input.trim_end().len());
+    let found = found_token(&input[position.min(input.len())..]);
+    let span = Span::new(offset + position, offset + position + found.as_ref().map_or(0, String::len));
+    let message = if expected.is_empty() { "syntax error".to_string() } else { format!("expected {}", join_alternatives(&expected)) };
     let label = match found {
-        Some(text) => format!("unexpected `{text}`"),
-        None => "unexpected end of line".to_string(),
+        Some(token) => format!("found `{token}`"),
+        None if at_line_end || input[position.min(input.len())..].starts_with(['\n', '\r']) => "found the end of the line".to_string(),
+        None => "found the end of the file".to_string(),
     };
     Diagnostic::error(Code::Syntax, message).at(span, label)
 }
 
-/// The token the parser stopped at, as the user wrote it.
-fn found_text(line: &str, line_col: pest::error::LineColLocation) -> Option<String> {
-    let column = match line_col {
-        pest::error::LineColLocation::Pos((_, col)) | pest::error::LineColLocation::Span((_, col), _) => col,
-    };
-    let rest: String = line.chars().skip(column - 1).collect();
-    let rest = rest.trim_end_matches(['\r', '\n']);
-    let token: String = match rest.chars().next()? {
-        c if c.is_alphanumeric() || c == '_' => rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.').collect(),
-        c => c.to_string(),
-    };
-    (!token.trim().is_empty()).then_some(token)
+/// Turns pest's raw alternatives into the few a person would type: whitespace, comments and the pieces
+/// of numbers and keywords go; newlines read as "end of line"; where a closing bracket would fit, the
+/// openers and `=` (which only continue a name into a call or named argument) go too.
+fn tidy_expected(raw: Vec<String>, lone_line: bool, at_end: bool) -> Vec<String> {
+    const NOISE: &[&str] = &["` `", "`\\t`", "`//`", "`-`", "`epoch`", "`input`", "`subnet`", "something else"];
+    let mut words: Vec<String> = raw
+        .into_iter()
+        .filter(|w| !NOISE.contains(&w.as_str()))
+        .map(|w| match w.as_str() {
+            "`\\n`" | "`\\r\\n`" | "`\\r`" => "end of line".to_string(),
+            "end of file" if lone_line => "end of line".to_string(),
+            _ => w,
+        })
+        .collect();
+    if at_end && !lone_line && words.iter().any(|w| w == "`}`") {
+        return vec!["`}` to close the block".to_string()];
+    }
+    if words.iter().any(|w| matches!(w.as_str(), "`)`" | "`]`" | "`}`")) {
+        words.retain(|w| !matches!(w.as_str(), "`(`" | "`[`" | "`{`" | "`=`" | "end of line"));
+    }
+    if words.iter().any(|w| w == "a value") {
+        words.retain(|w| w != "`[`");
+    }
+    words.sort();
+    words.dedup();
+    words
+}
+
+/// The token starting at the front of `rest`: a word, or one punctuation character.
+fn found_token(rest: &str) -> Option<String> {
+    let first = rest.chars().next().filter(|c| *c != '\n' && *c != '\r')?;
+    if first.is_alphanumeric() || first == '_' {
+        Some(rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.').collect())
+    } else {
+        Some(first.to_string())
+    }
 }
 
 fn join_alternatives(words: &[String]) -> String {
