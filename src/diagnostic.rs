@@ -61,6 +61,43 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code, for documentation and for the test that each has a bad-input example.
+    pub const ALL: [Code; 33] = [
+        Code::Syntax,
+        Code::UnknownBlock,
+        Code::MissingModel,
+        Code::DuplicateBlock,
+        Code::WrongBlock,
+        Code::UnknownSetting,
+        Code::DuplicateSetting,
+        Code::MissingModelName,
+        Code::DuplicateName,
+        Code::UnknownName,
+        Code::WrongNameKind,
+        Code::UnusedInput,
+        Code::UnmergedSubnet,
+        Code::UnknownFunction,
+        Code::UnknownArgument,
+        Code::WrongType,
+        Code::MissingArgument,
+        Code::DuplicateArgument,
+        Code::NotPositive,
+        Code::OutOfRange,
+        Code::MissingMerge,
+        Code::MergeArity,
+        Code::HiddenSizeMismatch,
+        Code::InteractionPrimary,
+        Code::WeightCount,
+        Code::Embedding,
+        Code::NoSubnet,
+        Code::SingleSubnetSchedule,
+        Code::ScheduleMissesSubnet,
+        Code::ScheduleRepeatsSubnet,
+        Code::LossActivation,
+        Code::ConfigSyntax,
+        Code::ConfigBinding,
+    ];
+
     pub fn as_str(self) -> &'static str {
         use Code::*;
         match self {

@@ -109,7 +109,7 @@ impl Checker<'_> {
                 .help("add a GRU subnet, e.g. `subnet id_net = gru(id, hidden = 100)`");
             self.push(d);
         }
-        self.unused_inputs(&inputs, &subnets);
+        self.unused_inputs(&inputs, &inputs_subnets);
         let merge = self.merge(model_settings.get("merge").copied(), &subnets, &inputs, model_block);
         let loss = self.loss(model_settings.get("loss").map(|(_, v)| *v));
         let activation = self.output(model_settings.get("output").map(|(_, v)| *v), loss);
@@ -192,9 +192,9 @@ impl Checker<'_> {
                     if !self.declare(&mut seen, name) {
                         continue;
                     }
-                    if let Some(kind) = self.input_kind(kind) {
-                        inputs.push(Input { name: name.text.clone(), kind, span: name.span });
-                    }
+                    // A broken kind still declares the name, so subnets reading it get no second error.
+                    let kind = self.input_kind(kind).unwrap_or(InputKind::Feature);
+                    inputs.push(Input { name: name.text.clone(), kind, span: name.span });
                 }
                 Statement::Subnet { name, .. } => {
                     self.declare(&mut seen, name);
@@ -352,9 +352,17 @@ impl Checker<'_> {
         subnets
     }
 
-    fn unused_inputs(&mut self, inputs: &[Input], subnets: &[Subnet]) {
+    /// An input is used when any subnet statement names it, even one with errors of its own: those errors
+    /// are reported already, and "unused" on top would only mislead.
+    fn unused_inputs(&mut self, inputs: &[Input], declarations: &[&Statement]) {
+        let mut named = std::collections::HashSet::new();
+        for statement in declarations {
+            if let Statement::Subnet { layer: Value { kind: ValueKind::Call { args, .. }, .. }, .. } = statement {
+                named.extend(args.iter().filter(|a| a.name.is_none()).filter_map(|a| a.value.head()));
+            }
+        }
         for input in inputs {
-            if !subnets.iter().any(|s| s.inputs.contains(&input.name)) {
+            if !named.contains(input.name.as_str()) {
                 let d = Diagnostic::error(Code::UnusedInput, format!("input `{}` is read by no subnet", input.name))
                     .at(input.span, "declared here, never used")
                     .help(format!(
@@ -435,9 +443,12 @@ impl Checker<'_> {
             "interaction" => self.interaction(&args, listed, subnets, inputs, value)?,
             _ => {
                 let weights = self.weights(&args, listed.len());
-                for subnet in subnets {
-                    if !args.positional.is_empty() && !listed.iter().any(|(n, _)| *n == subnet.name) {
-                        self.unmerged(subnet, value.span);
+                // Unresolved references are reported already; a subnet they may have meant is not "left out".
+                if all_known(&args.positional, subnets) {
+                    for subnet in subnets {
+                        if !args.positional.is_empty() && !listed.iter().any(|(n, _)| *n == subnet.name) {
+                            self.unmerged(subnet, value.span);
+                        }
                     }
                 }
                 let names: Vec<String> = listed.into_iter().map(|(n, _)| n).collect();
@@ -534,7 +545,7 @@ impl Checker<'_> {
                 features.push(name);
             }
         }
-        if !args.positional.is_empty() {
+        if !args.positional.is_empty() && all_known(&args.positional, subnets) {
             for subnet in subnets {
                 if subnet.name != primary && !features.contains(&subnet.name) {
                     self.unmerged(subnet, value.span);
@@ -719,15 +730,12 @@ impl Checker<'_> {
                 }
             }
             let order: Vec<String> = phases.iter().map(|p| p.subnet.clone()).collect();
-            self.schedule_covers("residual", &order, subnets, value.span);
+            if entries.iter().all(|e| subnets.iter().any(|s| s.name == e.key.text)) {
+                self.schedule_covers("residual", &order, subnets, value.span);
+            }
             return Some(Schedule::Residual { phases });
         }
-        let (kind, args) = self.function(value, "schedule", SCHEDULES, |kind| match kind {
-            "simultaneous" => (&["epochs"][..], 0),
-            "residual" => (&[][..], 0),
-            _ => (&["epochs", "order"][..], 0),
-        })?;
-        if kind == "residual" {
+        if value.head() == Some("residual") {
             let d = Diagnostic::error(Code::WrongType, "`residual` lists each subnet's epochs in braces")
                 .at(value.span, format!("found {}", value.describe()))
                 .help(format!(
@@ -737,6 +745,10 @@ impl Checker<'_> {
             self.push(d);
             return None;
         }
+        let (kind, args) = self.function(value, "schedule", SCHEDULES, |kind| match kind {
+            "simultaneous" => (&["epochs"][..], 0),
+            _ => (&["epochs", "order"][..], 0),
+        })?;
         let epochs = args.get("epochs").map_or(Some(10), |v| read_epochs(v, self.sink)).unwrap_or(10);
         if kind == "simultaneous" {
             return Some(Schedule::Simultaneous { epochs });
@@ -751,7 +763,9 @@ impl Checker<'_> {
                 };
                 let items: Vec<&Value> = items.iter().collect();
                 let order: Vec<String> = self.subnet_refs(&items, subnets, inputs, "the schedule's order", Code::ScheduleRepeatsSubnet).into_iter().map(|(n, _)| n).collect();
-                self.schedule_covers(kind, &order, subnets, order_value.span);
+                if all_known(&items, subnets) {
+                    self.schedule_covers(kind, &order, subnets, order_value.span);
+                }
                 order
             }
         };
@@ -802,6 +816,12 @@ impl Checker<'_> {
             .help(format!("list every subnet: {}", backticked(&subnets.iter().map(|s| s.name.as_str()).collect::<Vec<_>>())));
         self.push(d);
     }
+}
+
+/// Whether every value names a subnet; when one does not, it has its own error, and follow-on checks
+/// ("left out", "never trains") would only guess at what was meant.
+fn all_known(values: &[&Value], subnets: &[Subnet]) -> bool {
+    values.iter().all(|v| v.head().is_some_and(|name| subnets.iter().any(|s| s.name == name)))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

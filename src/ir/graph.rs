@@ -287,9 +287,9 @@ impl Builder<'_> {
                 self.score_sum(weights.clone(), &parts)
             }
             Merge::SharedW { subnets, weights } => {
+                let grus: Vec<NodeIndex> = subnets.iter().map(|name| self.subnet(name)).collect();
                 let sum = self.graph.add_node(Node::HiddenSum { weights: weights.clone() });
-                for name in subnets {
-                    let gru = self.subnet(name);
+                for (name, gru) in subnets.iter().zip(grus) {
                     self.graph.add_edge(gru, sum, self.hidden_edge(name));
                 }
                 let hidden = model.subnet(&subnets[0]).unwrap().hidden;

@@ -227,13 +227,26 @@ pub fn text(compiled: &Compiled) -> String {
     if plan.phases.iter().flat_map(|p| &p.steps).flat_map(|s| &s.forward).any(|f| f.mode == Mode::Frozen) {
         writeln!(out, "  (frozen: runs forward in inference mode, no dropout, no gradient; its parameters do not change)").unwrap();
     }
-    for (i, phase) in plan.phases.iter().enumerate() {
-        if phase.steps.len() == 1 {
-            writeln!(out, "  phase {}  {}", i + 1, epochs_label(phase)).unwrap();
-            step_lines(compiled, &phase.steps[0], "    ", &mut out);
+    // Phases that repeat the same steps (alternating's cycle) are shown once, with all their epochs.
+    let mut groups: Vec<(Vec<&Phase>, &Vec<Step>)> = Vec::new();
+    for phase in &plan.phases {
+        match groups.iter_mut().find(|(_, steps)| **steps == phase.steps) {
+            Some((phases, _)) => phases.push(phase),
+            None => groups.push((vec![phase], &phase.steps)),
+        }
+    }
+    for (i, (phases, steps)) in groups.iter().enumerate() {
+        let epochs = if phases.len() == 1 {
+            epochs_label(phases[0])
         } else {
-            writeln!(out, "  phase {}  {}, {} steps per mini-batch", i + 1, epochs_label(phase), phase.steps.len()).unwrap();
-            for (k, step) in phase.steps.iter().enumerate() {
+            format!("epochs {}", phases.iter().map(|p| epochs_label(p).trim_start_matches("epoch ").to_string()).collect::<Vec<_>>().join(", "))
+        };
+        if steps.len() == 1 {
+            writeln!(out, "  phase {}  {epochs}", i + 1).unwrap();
+            step_lines(compiled, &steps[0], "    ", &mut out);
+        } else {
+            writeln!(out, "  phase {}  {epochs}, {} steps per mini-batch", i + 1, steps.len()).unwrap();
+            for (k, step) in steps.iter().enumerate() {
                 writeln!(out, "    step {}", k + 1).unwrap();
                 step_lines(compiled, step, "      ", &mut out);
             }
