@@ -27,11 +27,17 @@ repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [ ! -f "$install_dir/.complete" ]; then
   python=$(command -v python3 || true)
   [ -n "$python" ] || { echo "install-libtorch: python3 is needed to fetch torch from PyPI" >&2; exit 1; }
+  "$python" -m pip --version >/dev/null 2>&1 || {
+    echo "install-libtorch: pip is missing; install it (Debian: apt-get install python3-pip) and run again" >&2
+    exit 1
+  }
   mkdir -p "$cache_dir"
   staging=$(mktemp -d "$cache_dir/.staging-$flavour-XXXXXX")
   trap 'rm -rf "$staging"' EXIT
   echo "install-libtorch: installing torch $TORCH_VERSION ($flavour) into $install_dir" >&2
-  "$python" -m pip install --disable-pip-version-check --root-user-action=ignore --quiet --target "$staging" "${packages[@]}"
+  # --target never touches the system's site-packages, so Debian's externally-managed marker does not apply.
+  PIP_BREAK_SYSTEM_PACKAGES=1 "$python" -m pip install --disable-pip-version-check --root-user-action=ignore \
+    --quiet --only-binary=:all: --target "$staging" "${packages[@]}"
   [ -f "$staging/torch/lib/libtorch_cpu.so" ] || { echo "install-libtorch: pip finished but torch/lib/libtorch_cpu.so is missing" >&2; exit 1; }
   touch "$staging/.complete"
   rm -rf "$install_dir"

@@ -79,9 +79,17 @@ pub enum InputBinding {
     /// Sparse rows built from item columns: TF-IDF text or one-hot/multi-hot categories.
     Sparse {
         items: PathBuf,
+        /// The column holding the item ID in `items`.
+        #[serde(default = "default_id_column")]
+        id_column: String,
+        /// Text columns are concatenated before tokenising; category columns each add one-hot values.
         columns: Vec<String>,
         encoding: SparseEncoding,
     },
+}
+
+fn default_id_column() -> String {
+    "ItemId".into()
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq)]
@@ -236,7 +244,7 @@ fn validate(config: &RunConfig, errors: &mut Vec<Diagnostic>) {
         ),
         (None, None, None) => errors.push(
             Diagnostic::error(Code::ConfigSyntax, "`[data]` names no session file")
-                .at(Span::new(0, 0), "expected `train` and `test`, or `sessions`")
+                .note("expected `train` and `test`, or `sessions`")
                 .help("e.g. `[data]` then `train = \"train.tsv\"` and `test = \"test.tsv\"`"),
         ),
         (_, _, Some(sessions)) => errors.push(
@@ -254,7 +262,7 @@ fn validate(config: &RunConfig, errors: &mut Vec<Diagnostic>) {
     if config.eval.cutoffs.is_empty() || config.eval.cutoffs.contains(&0) {
         errors.push(
             Diagnostic::error(Code::ConfigSyntax, "`[eval] cutoffs` must list positive cut-offs")
-                .at(Span::new(0, 0), "e.g. `cutoffs = [5, 10, 20]`"),
+                .help("e.g. `cutoffs = [5, 10, 20]`"),
         );
     }
 }
@@ -304,7 +312,7 @@ fn unknown_name(message: &str) -> Option<(String, Vec<String>)> {
 
 /// Checks the config's inputs against a checked model and decides the kind of every `feature` input.
 /// Returns the model with `feature` inputs resolved to dense or sparse.
-pub fn bind(config: &RunConfig, model: &Model, spec_name: &str) -> Result<Model, Vec<Diagnostic>> {
+pub fn bind(config: &RunConfig, config_name: &str, model: &Model, spec_name: &str) -> Result<Model, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let mut bound = model.clone();
     for input in &mut bound.inputs {
@@ -317,15 +325,21 @@ pub fn bind(config: &RunConfig, model: &Model, spec_name: &str) -> Result<Model,
         };
         match binding {
             None if declared == "item_id" => {}
-            None => errors.push(
-                Diagnostic::error(Code::ConfigBinding, format!("spec input `{}` has no source", input.name))
-                    .at(Span::new(0, 0), format!("no `[inputs.{}]` table", input.name))
-                    .note(format!("`{}` is declared `{declared}` in {spec_name}", input.name))
-                    .help(format!(
-                        "add `[inputs.{}]` with `kind = \"dense\"` (and `vectors = ...`) or `kind = \"sparse\"` (and `items`, `columns`, `encoding`)",
+            None => {
+                let source_help = match declared {
+                    "dense" => format!("add `[inputs.{}]` with `kind = \"dense\"` and `vectors = \"...npy\"`", input.name),
+                    "sparse" => format!(
+                        "add `[inputs.{}]` with `kind = \"sparse\"`, `items = \"...tsv\"`, `columns = [...]` and `encoding`",
                         input.name
-                    )),
-            ),
+                    ),
+                    _ => format!("add `[inputs.{}]` with `kind = \"dense\"` (vectors) or `kind = \"sparse\"` (item columns)", input.name),
+                };
+                errors.push(
+                    Diagnostic::error(Code::ConfigBinding, format!("spec input `{}` has no source in {config_name}", input.name))
+                        .note(format!("`{}` is declared `{declared}` in {spec_name}", input.name))
+                        .help(source_help),
+                );
+            }
             Some((_, binding)) => {
                 let given = binding.get_ref().kind_name();
                 let fits = declared == given || (declared == "feature" && given != "item_id");

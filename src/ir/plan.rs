@@ -153,3 +153,80 @@ impl Plan {
         Plan { strategy: schedule.name(), epochs: schedule.total_epochs(), phases }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(merge: &str, schedule: &str) -> Plan {
+        let text = format!(
+            "model m {{\n input id : item_id\n input image : dense\n input text : sparse\n subnet a = gru(id)\n subnet b = gru(image)\n subnet c = gru(text)\n merge = {merge}\n}}\ntrain {{\n schedule = {schedule}\n}}\n"
+        );
+        crate::compile("m", &text).unwrap_or_else(|e| panic!("{:?}", e.diagnostics)).plan
+    }
+
+    fn trained(step: &Step) -> Vec<String> {
+        step.trains.iter().map(ToString::to_string).collect()
+    }
+
+    fn frozen(step: &Step) -> Vec<&str> {
+        step.forward.iter().filter(|f| f.mode == Mode::Frozen).map(|f| f.subnet.as_str()).collect()
+    }
+
+    #[test]
+    fn simultaneous_trains_everything_in_one_phase() {
+        let plan = plan("parallel", "simultaneous(epochs = 3)");
+        assert_eq!(plan.phases.len(), 1);
+        assert_eq!((plan.phases[0].first_epoch, plan.phases[0].last_epoch), (1, 3));
+        assert_eq!(trained(&plan.phases[0].steps[0]), ["a", "b", "c"]);
+        assert!(frozen(&plan.phases[0].steps[0]).is_empty());
+    }
+
+    #[test]
+    fn alternating_trains_one_subnet_per_epoch_and_cycles() {
+        let plan = plan("parallel", "alternating(epochs = 7, order = [c, a, b])");
+        assert_eq!(plan.epochs, 7);
+        let per_epoch: Vec<Vec<String>> = plan.phases.iter().map(|p| trained(&p.steps[0])).collect();
+        assert_eq!(per_epoch, [["c"], ["a"], ["b"], ["c"], ["a"], ["b"], ["c"]]);
+        // The others still run forward, frozen, and the loss sees the whole ensemble.
+        assert_eq!(frozen(&plan.phases[0].steps[0]), ["a", "b"]);
+        assert_eq!(plan.phases[0].steps[0].loss_on, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn residual_adds_one_subnet_per_phase_and_freezes_the_earlier_ones() {
+        let plan = plan("parallel", "residual { b: 2 epochs, a: 3 epochs, c: 1 epoch }");
+        let spans: Vec<(u64, u64)> = plan.phases.iter().map(|p| (p.first_epoch, p.last_epoch)).collect();
+        assert_eq!(spans, [(1, 2), (3, 5), (6, 6)]);
+        let steps: Vec<&Step> = plan.phases.iter().map(|p| &p.steps[0]).collect();
+        assert_eq!(trained(steps[0]), ["b"]);
+        assert_eq!(steps[0].loss_on, ["b"], "subnets not yet trained are left out");
+        assert_eq!(trained(steps[1]), ["a"]);
+        assert_eq!(frozen(steps[1]), ["b"]);
+        assert_eq!(steps[1].loss_on, ["a", "b"], "the loss is on the ensemble so far, in merge order");
+        assert_eq!(frozen(steps[2]), ["a", "b"]);
+        assert_eq!(steps[2].loss_on, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn interleaving_runs_one_step_per_subnet_on_every_mini_batch() {
+        let plan = plan("parallel", "interleaving(epochs = 4, order = [a, b, c])");
+        assert_eq!(plan.phases.len(), 1);
+        let steps = &plan.phases[0].steps;
+        assert_eq!(steps.len(), 3);
+        assert_eq!(trained(&steps[2]), ["c"]);
+        assert_eq!(frozen(&steps[2]), ["a", "b"]);
+        assert!(steps[2].forward.iter().filter(|f| f.mode == Mode::Frozen).all(|f| f.reused));
+        assert_eq!(steps[1].loss_on, ["a", "b"]);
+    }
+
+    #[test]
+    fn shared_output_trains_with_the_first_subnet_of_the_order() {
+        let plan = plan("shared_w", "alternating(epochs = 3, order = [b, a, c])");
+        let per_epoch: Vec<Vec<String>> = plan.phases.iter().map(|p| trained(&p.steps[0])).collect();
+        assert_eq!(per_epoch, [vec!["b", "shared"], vec!["a"], vec!["c"]]);
+        let residual = super::tests::plan("shared_w", "residual { a: 1 epoch, b: 1 epoch, c: 1 epoch }");
+        assert_eq!(trained(&residual.phases[0].steps[0]), ["a", "shared"]);
+        assert_eq!(trained(&residual.phases[1].steps[0]), ["b"], "a trained ensemble never moves");
+    }
+}

@@ -1,0 +1,111 @@
+//! CLI tests: commands, outputs and the documented exit codes.
+
+use assert_cmd::Command;
+
+fn prnn() -> Command {
+    let mut command = Command::cargo_bin("prnn").unwrap();
+    command.current_dir(env!("CARGO_MANIFEST_DIR")).arg("--color").arg("never");
+    command
+}
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn help_lists_every_command_and_the_exit_codes() {
+    let output = prnn().arg("--help").output().unwrap();
+    assert!(output.status.success());
+    let text = stdout(&output);
+    for command in ["check", "compile", "doctor"] {
+        assert!(text.contains(command), "--help does not mention `{command}`:\n{text}");
+    }
+    assert!(text.contains("3 spec errors"), "{text}");
+}
+
+#[test]
+fn check_accepts_every_paper_spec() {
+    let specs: Vec<_> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/specs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let output = prnn().arg("check").args(&specs).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stdout(&output).contains(&format!("checked {n} specs: {n} ok, 0 failed", n = specs.len())));
+}
+
+#[test]
+fn check_reports_spec_errors_with_location_and_exit_code_3() {
+    let output = prnn().args(["check", "specs/id_only.prnn", "tests/bad/unknown_setting.prnn"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    let err = stderr(&output);
+    assert!(err.contains("error[E0204]: unknown setting `los`"), "{err}");
+    assert!(err.contains("tests/bad/unknown_setting.prnn:5:3"), "{err}");
+    assert!(err.contains("did you mean `loss`?"), "{err}");
+    assert!(stdout(&output).contains("checked 2 specs: 1 ok, 1 failed"));
+}
+
+#[test]
+fn a_missing_spec_is_an_io_error_with_exit_code_5() {
+    let output = prnn().args(["check", "specs/no_such_spec.prnn"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(5));
+    let err = stderr(&output);
+    assert!(err.contains("cannot read spec `specs/no_such_spec.prnn`"), "{err}");
+    assert!(err.contains("help:"), "{err}");
+}
+
+#[test]
+fn a_bad_command_line_exits_with_2() {
+    let output = prnn().args(["compile", "specs/id_only.prnn", "--format", "svg"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn compile_prints_text_dot_and_json() {
+    let text = prnn().args(["compile", "specs/parallel_res.prnn"]).output().unwrap();
+    assert!(text.status.success());
+    assert!(stdout(&text).starts_with("model parallel_res\n"));
+    assert!(stdout(&text).contains("plan: residual, 20 epochs"));
+
+    let dot = prnn().args(["compile", "specs/parallel_res.prnn", "--format", "dot"]).output().unwrap();
+    assert!(stdout(&dot).starts_with("digraph \"parallel_res\" {"));
+
+    let json = prnn().args(["compile", "specs/parallel_res.prnn", "--format", "json"]).output().unwrap();
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["plan"]["strategy"], "residual");
+}
+
+#[test]
+fn compile_with_a_config_decides_feature_kinds() {
+    let output =
+        prnn().args(["compile", "specs/parallel_res.prnn", "--config", "examples/amazon-image-vectors.toml"]).output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("input content: dense, width dim(content)"));
+}
+
+#[test]
+fn config_errors_exit_with_4_and_name_the_config() {
+    let output =
+        prnn().args(["compile", "specs/parallel_res.prnn", "--config", "tests/bad-config/unknown_key.toml"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(4));
+    let err = stderr(&output);
+    assert!(err.contains("tests/bad-config/unknown_key.toml:7:1"), "{err}");
+    assert!(err.contains("did you mean `cutoffs`?"), "{err}");
+
+    let missing = prnn().args(["compile", "specs/parallel_res.prnn", "--config", "no/such.toml"]).output().unwrap();
+    assert_eq!(missing.status.code(), Some(5));
+}
+
+#[cfg(feature = "torch")]
+#[test]
+fn doctor_reports_libtorch_and_tests_the_cpu() {
+    let output = prnn().arg("doctor").output().unwrap();
+    assert!(output.status.success(), "{}{}", stdout(&output), stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("libtorch      2.11.0"), "{text}");
+    assert!(text.contains("cpu      ok"), "{text}");
+}

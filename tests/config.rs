@@ -1,0 +1,51 @@
+//! Run-config tests: the examples bind their specs, and every bad config gets its reviewed message.
+
+use std::path::Path;
+
+use prnn::check::InputKind;
+use prnn::diagnostic::{render_plain, Source};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn spec(name: &str) -> prnn::check::Model {
+    let text = std::fs::read_to_string(root().join("specs").join(name)).unwrap();
+    prnn::check_source(&Source::new(name, text)).unwrap()
+}
+
+#[test]
+fn examples_bind_the_feature_input_to_the_kind_their_data_has() {
+    let cases = [
+        ("yoochoose-categories.toml", InputKind::Sparse),
+        ("amazon-text.toml", InputKind::Sparse),
+        ("amazon-image-vectors.toml", InputKind::Dense),
+    ];
+    let model = spec("parallel_res.prnn");
+    assert_eq!(model.input("content").unwrap().kind, InputKind::Feature);
+    for (file, expected) in cases {
+        let path = root().join("examples").join(file);
+        let config = prnn::config::parse(&std::fs::read_to_string(&path).unwrap(), path.parent().unwrap()).unwrap();
+        let bound = prnn::config::bind(&config, file, &model, "parallel_res.prnn").unwrap();
+        assert_eq!(bound.input("content").unwrap().kind, expected, "{file}");
+        assert!(config.data.train.unwrap().get_ref().starts_with(root().join("examples")), "paths resolve from the config's folder");
+    }
+    let path = root().join("examples/amazon-id-image-text.toml");
+    let config = prnn::config::parse(&std::fs::read_to_string(&path).unwrap(), path.parent().unwrap()).unwrap();
+    prnn::config::bind(&config, "amazon-id-image-text.toml", &spec("parallel_id_image_text.prnn"), "spec").unwrap();
+}
+
+#[test]
+fn every_bad_config_gets_its_reviewed_messages() {
+    let three_inputs = spec("parallel_id_image_text.prnn");
+    insta::glob!("bad-config/*.toml", |path| {
+        let name = path.strip_prefix(root()).unwrap().display().to_string();
+        let source = Source::new(name.clone(), std::fs::read_to_string(path).unwrap());
+        let diagnostics = match prnn::config::parse(&source.text, Path::new(".")) {
+            Err(diagnostics) => diagnostics,
+            Ok(config) => prnn::config::bind(&config, &name, &three_inputs, "specs/parallel_id_image_text.prnn")
+                .expect_err("every file in tests/bad-config must fail to parse or to bind"),
+        };
+        insta::assert_snapshot!(render_plain(&source, &diagnostics));
+    });
+}

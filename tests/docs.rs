@@ -1,0 +1,48 @@
+//! The examples in the docs compile: every ```prnn block must compile, every ```prnn-error block must not.
+
+use std::path::Path;
+
+fn blocks<'a>(markdown: &'a str, tag: &str) -> Vec<(usize, String)> {
+    let mut found = Vec::new();
+    let mut current: Option<(usize, String)> = None;
+    for (number, line) in markdown.lines().enumerate() {
+        match &mut current {
+            Some((_, body)) if line.trim_start().starts_with("```") => {
+                found.push(current.take().map(|(start, _)| (start, body.clone())).unwrap());
+            }
+            Some((_, body)) => {
+                body.push_str(line);
+                body.push('\n');
+            }
+            None if line.trim() == format!("```{tag}") => current = Some((number + 1, String::new())),
+            None => {}
+        }
+    }
+    found
+}
+
+fn check_file(relative: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
+    let markdown = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{relative}: {e}"));
+    let good = blocks(&markdown, "prnn");
+    assert!(!good.is_empty(), "{relative} has no ```prnn example");
+    for (line, text) in good {
+        if let Err(error) = prnn::compile(&format!("{relative}:{line}"), &text) {
+            let source = prnn::diagnostic::Source::new(format!("{relative} (block at line {line})"), text);
+            panic!("{}", prnn::diagnostic::render_plain(&source, &error.diagnostics));
+        }
+    }
+    for (line, text) in blocks(&markdown, "prnn-error") {
+        assert!(prnn::compile("doc", &text).is_err(), "{relative}:{line}: a ```prnn-error block compiled");
+    }
+}
+
+#[test]
+fn spec_language_reference_examples_compile() {
+    check_file("docs/spec-language.md");
+}
+
+#[test]
+fn readme_example_compiles() {
+    check_file("README.md");
+}
