@@ -2,19 +2,23 @@
 
 use std::path::Path;
 
-fn blocks<'a>(markdown: &'a str, tag: &str) -> Vec<(usize, String)> {
+/// The fenced blocks tagged exactly `tag`, with the line number of their opening fence.
+fn blocks(markdown: &str, tag: &str) -> Vec<(usize, String)> {
     let mut found = Vec::new();
-    let mut current: Option<(usize, String)> = None;
+    let mut open: Option<usize> = None;
+    let mut body = String::new();
     for (number, line) in markdown.lines().enumerate() {
-        match &mut current {
-            Some((_, body)) if line.trim_start().starts_with("```") => {
-                found.push(current.take().map(|(start, _)| (start, body.clone())).unwrap());
+        let fence = line.trim_start().starts_with("```");
+        match open {
+            Some(start) if fence => {
+                found.push((start, std::mem::take(&mut body)));
+                open = None;
             }
-            Some((_, body)) => {
+            Some(_) => {
                 body.push_str(line);
                 body.push('\n');
             }
-            None if line.trim() == format!("```{tag}") => current = Some((number + 1, String::new())),
+            None if line.trim() == format!("```{tag}") => open = Some(number + 1),
             None => {}
         }
     }
