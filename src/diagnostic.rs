@@ -183,7 +183,12 @@ impl Diagnostic {
         }
     }
 
-    fn to_report(&self) -> Report<()> {
+    fn to_report(&self, source_name: &str) -> Report<()> {
+        let mut notes = self.notes.clone();
+        if self.primary.is_none() {
+            // Without a snippet nothing else names the file.
+            notes.insert(0, format!("note: in {source_name}"));
+        }
         let mut labels = Vec::new();
         if let Some((span, label)) = &self.primary {
             labels.push(Label::primary((), span.start..span.end).with_message(label));
@@ -195,7 +200,7 @@ impl Diagnostic {
             .with_code(self.code.as_str())
             .with_message(&self.message)
             .with_labels(labels)
-            .with_notes(self.notes.clone())
+            .with_notes(notes)
     }
 }
 
@@ -221,14 +226,6 @@ impl Source {
     pub fn new(name: impl Into<String>, text: impl Into<String>) -> Self {
         Source { name: name.into(), text: text.into() }
     }
-
-    /// 1-based line and column of a byte offset.
-    pub fn line_column(&self, offset: usize) -> (usize, usize) {
-        let before = &self.text[..offset.min(self.text.len())];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |rest| rest.chars().count()) + 1;
-        (line, column)
-    }
 }
 
 fn render_config() -> term::Config {
@@ -240,7 +237,7 @@ pub fn render_plain(source: &Source, diagnostics: &[Diagnostic]) -> String {
     let file = SimpleFile::new(source.name.as_str(), source.text.as_str());
     let mut out = String::new();
     for diagnostic in diagnostics {
-        term::emit_to_string(&mut out, &render_config(), &file, &diagnostic.to_report())
+        term::emit_to_string(&mut out, &render_config(), &file, &diagnostic.to_report(&source.name))
             .expect("rendering into a String cannot fail");
     }
     out
@@ -250,25 +247,26 @@ pub fn render_plain(source: &Source, diagnostics: &[Diagnostic]) -> String {
 pub fn render_to(writer: &mut dyn WriteColor, source: &Source, diagnostics: &[Diagnostic]) -> std::io::Result<()> {
     let file = SimpleFile::new(source.name.as_str(), source.text.as_str());
     for diagnostic in diagnostics {
-        term::emit_to_write_style(writer, &render_config(), &file, &diagnostic.to_report())
+        term::emit_to_write_style(writer, &render_config(), &file, &diagnostic.to_report(&source.name))
             .map_err(std::io::Error::other)?;
     }
     Ok(())
 }
-
-/// A failed stage: the diagnostics to show, all of them, for one source.
-#[derive(Debug, Clone)]
-pub struct Diagnostics(pub Vec<Diagnostic>);
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn line_column_counts_from_one() {
-        let source = Source::new("a.prnn", "ab\ncd");
-        assert_eq!(source.line_column(0), (1, 1));
-        assert_eq!(source.line_column(4), (2, 2));
+    fn renders_file_line_column_label_and_help() {
+        let source = Source::new("a.prnn", "model m {\n  los = top1\n}\n");
+        let diagnostic = Diagnostic::error(Code::UnknownSetting, "unknown setting `los`")
+            .at(Span::new(12, 15), "here")
+            .suggest("los", ["loss", "merge"]);
+        let text = render_plain(&source, &[diagnostic]);
+        assert!(text.starts_with("error[E0204]: unknown setting `los`\n"), "{text}");
+        assert!(text.contains("a.prnn:2:3"), "{text}");
+        assert!(text.contains("= help: did you mean `loss`?"), "{text}");
     }
 
     #[test]

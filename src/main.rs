@@ -40,12 +40,17 @@ fn main() -> ExitCode {
 
     let cli = Cli::parse();
     let reporter = Reporter::new(cli.color);
-    let exit = match &cli.command {
+    // A panic is a bug in prnn: report it as the internal-failure exit code, not Rust's 101.
+    let outcome = std::panic::catch_unwind(|| match &cli.command {
         Command::Check(args) => cli::check::run(args, &reporter),
         Command::Compile(args) => cli::compile::run(args, &reporter),
         #[cfg(feature = "torch")]
         Command::Doctor => cli::doctor::run(),
-    };
+    });
+    let exit = outcome.unwrap_or_else(|_| {
+        eprintln!("error: internal failure in prnn (the message above says where); please report it with the command line");
+        Exit::Internal
+    });
     debug_assert!(exit != Exit::Usage, "clap reports usage errors itself");
     ExitCode::from(exit as u8)
 }

@@ -26,13 +26,13 @@ fn examples_bind_the_feature_input_to_the_kind_their_data_has() {
     for (file, expected) in cases {
         let path = root().join("examples").join(file);
         let config = prnn::config::parse(&std::fs::read_to_string(&path).unwrap(), path.parent().unwrap()).unwrap();
-        let bound = prnn::config::bind(&config, file, &model, "parallel_res.prnn").unwrap();
+        let bound = prnn::config::bind(&config, &model, "parallel_res.prnn").unwrap();
         assert_eq!(bound.input("content").unwrap().kind, expected, "{file}");
         assert!(config.data.train.unwrap().get_ref().starts_with(root().join("examples")), "paths resolve from the config's folder");
     }
     let path = root().join("examples/amazon-id-image-text.toml");
     let config = prnn::config::parse(&std::fs::read_to_string(&path).unwrap(), path.parent().unwrap()).unwrap();
-    prnn::config::bind(&config, "amazon-id-image-text.toml", &spec("parallel_id_image_text.prnn"), "spec").unwrap();
+    prnn::config::bind(&config, &spec("parallel_id_image_text.prnn"), "spec").unwrap();
 }
 
 #[test]
@@ -43,7 +43,7 @@ fn every_bad_config_gets_its_reviewed_messages() {
         let source = Source::new(name.clone(), std::fs::read_to_string(path).unwrap());
         let diagnostics = match prnn::config::parse(&source.text, Path::new(".")) {
             Err(diagnostics) => diagnostics,
-            Ok(config) => prnn::config::bind(&config, &name, &three_inputs, "specs/parallel_id_image_text.prnn")
+            Ok(config) => prnn::config::bind(&config, &three_inputs, "specs/parallel_id_image_text.prnn")
                 .expect_err("every file in tests/bad-config must fail to parse or to bind"),
         };
         insta::assert_snapshot!(render_plain(&source, &diagnostics));

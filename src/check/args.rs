@@ -175,10 +175,10 @@ pub fn read_real(value: &Value, what: &str, range: Range, sink: &mut Sink) -> Op
 
 pub fn read_integer(value: &Value, what: &str, range: Range, sink: &mut Sink) -> Option<u64> {
     match &value.kind {
-        ValueKind::Number { value: number, is_integer: true } => {
+        ValueKind::Number { value: number, .. } if number.fract() == 0.0 && number.is_finite() => {
             check_range(*number, value.span, what, range, sink).then_some(*number as u64)
         }
-        ValueKind::Number { value: number, is_integer: false } => {
+        ValueKind::Number { value: number, .. } => {
             sink.push(
                 Diagnostic::error(Code::WrongType, format!("`{what}` must be a whole number"))
                     .at(value.span, format!("{} has a fraction", format_number(*number))),

@@ -114,7 +114,13 @@ impl Checker<'_> {
         let loss = self.loss(model_settings.get("loss").map(|(_, v)| *v));
         let activation = self.output(model_settings.get("output").map(|(_, v)| *v), loss);
         self.embeddings(&inputs, &subnets, &merge);
-        let train = self.train(&train_settings, &subnets, &inputs);
+        // Schedules list subnets in merge order unless told otherwise (the primary first for interaction).
+        let mut in_merge_order = subnets.clone();
+        if let Some(merge) = &merge {
+            let order = merge.subnets();
+            in_merge_order.sort_by_key(|s| order.iter().position(|n| *n == s.name).unwrap_or(usize::MAX));
+        }
+        let train = self.train(&train_settings, &in_merge_order, &inputs);
         if let (Some(Merge::Interaction { primary, .. }), Some((_, schedule_value))) = (&merge, train_settings.get("schedule")) {
             self.interaction_order(primary, &train.schedule, schedule_value.span);
         }
@@ -217,6 +223,14 @@ impl Checker<'_> {
                     Some(value) => self.embedding(value).unwrap_or(Embedding::OneHot),
                 };
                 let dropout = args.real("dropout", 0.0, Range::Fraction, self.sink);
+                if dropout > 0.0 && embedding == Embedding::OneHot {
+                    let span = args.get("dropout").map_or(value.span, |v| v.span);
+                    self.push(
+                        Diagnostic::error(Code::Embedding, "embedding dropout needs an embedding")
+                            .at(span, "this input is one-hot: there is no embedding vector to drop units from")
+                            .help("give it `embedding = separate(dim = N)` or `constrained`, or use the subnet's hidden `dropout`"),
+                    );
+                }
                 InputKind::ItemId { embedding, dropout }
             }
             "dense" => InputKind::Dense,
@@ -705,9 +719,15 @@ impl Checker<'_> {
     fn schedule(&mut self, key: &Ident, value: &Value, subnets: &[Subnet], inputs: &[Input]) -> Option<Schedule> {
         if let ValueKind::EntryBlock { head, entries } = &value.kind {
             if head.text != "residual" {
-                let d = Diagnostic::error(Code::UnknownFunction, format!("unknown schedule `{}`", head.text))
-                    .at(head.span, "only `residual` takes per-subnet epochs in braces")
-                    .suggest(&head.text, SCHEDULES.iter().copied());
+                let d = if SCHEDULES.contains(&head.text.as_str()) {
+                    Diagnostic::error(Code::WrongType, format!("`{}` takes its arguments in parentheses", head.text))
+                        .at(value.span, "only `residual` lists per-subnet epochs in braces")
+                        .help(format!("write `{}(epochs = 10, order = [...])`", head.text))
+                } else {
+                    Diagnostic::error(Code::UnknownFunction, format!("unknown schedule `{}`", head.text))
+                        .at(head.span, format!("expected one of {}", backticked(SCHEDULES)))
+                        .suggest(&head.text, SCHEDULES.iter().copied())
+                };
                 self.push(d);
                 return None;
             }

@@ -2,7 +2,7 @@
 //!
 //! Defaults follow the paper (Hidasi et al. 2016) and the GRU4Rec implementation it builds on; each is
 //! listed in docs/spec-language.md. Nothing here refers to data: input widths stay symbolic until a run
-//! config binds them (src/ir/shape.rs).
+//! config binds them (src/ir/expr.rs).
 
 use serde::Serialize;
 

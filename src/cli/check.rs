@@ -18,6 +18,7 @@ pub fn run(args: &Args, reporter: &Reporter) -> Exit {
         let source = match read_file(path, "spec", reporter) {
             Ok(source) => source,
             Err(code) => {
+                println!("error {} (unreadable)", path.display());
                 failed += 1;
                 exit = exit.max(code);
                 continue;

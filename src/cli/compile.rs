@@ -53,7 +53,7 @@ pub fn run(args: &Args, reporter: &Reporter) -> Exit {
                 return Exit::Config;
             }
         };
-        model = match prnn::config::bind(&config, &config_source.name, &model, &source.name) {
+        model = match prnn::config::bind(&config, &model, &source.name) {
             Ok(model) => model,
             Err(diagnostics) => {
                 reporter.diagnostics(&config_source, &diagnostics);

@@ -125,6 +125,7 @@ pub struct Preprocess {
     pub split: Split,
     /// Sessions starting in the last `test_days` days go to the test set (split = "by_time").
     pub test_days: f64,
+    /// Collapse consecutive clicks on the same item within a session into one event.
     pub remove_repeats: bool,
     /// Sessions longer than this are dropped as bots.
     pub max_session_length: Option<u64>,
@@ -213,6 +214,7 @@ pub fn parse(text: &str, base: &Path) -> Result<RunConfig, Vec<Diagnostic>> {
     for (_, binding) in config.inputs.iter_mut() {
         binding.get_mut().paths_mut().into_iter().for_each(resolve);
     }
+    resolve(&mut config.run.out);
     Ok(config)
 }
 
@@ -256,8 +258,24 @@ fn validate(config: &RunConfig, errors: &mut Vec<Diagnostic>) {
     if parse_device(device.get_ref()).is_none() {
         errors.push(
             Diagnostic::error(Code::ConfigSyntax, format!("unknown device `{}`", device.get_ref()))
-                .at(span(device.span()), "expected `auto`, `cpu` or `cuda:N`"),
+                .at(span(device.span()), "expected `auto`, `cpu`, `cuda` or `cuda:N`"),
         );
+    }
+    let preprocess = &config.preprocess;
+    let mut range_error = |what: &str, fix: &str| {
+        errors.push(Diagnostic::error(Code::ConfigSyntax, format!("{what} is out of range")).help(fix.to_string()))
+    };
+    if !(preprocess.test_days > 0.0) {
+        range_error("`[preprocess] test_days`", "give a positive number of days, e.g. `test_days = 1`");
+    }
+    if preprocess.min_session_length < 1 {
+        range_error("`[preprocess] min_session_length`", "sessions need at least one event; the paper drops single clicks with 2");
+    }
+    if preprocess.max_session_length.is_some_and(|max| max < preprocess.min_session_length) {
+        range_error("`[preprocess] max_session_length`", "it must be at least `min_session_length`");
+    }
+    if config.eval.batch == 0 {
+        range_error("`[eval] batch`", "give a positive batch size, e.g. `batch = 512`");
     }
     if config.eval.cutoffs.is_empty() || config.eval.cutoffs.contains(&0) {
         errors.push(
@@ -312,7 +330,7 @@ fn unknown_name(message: &str) -> Option<(String, Vec<String>)> {
 
 /// Checks the config's inputs against a checked model and decides the kind of every `feature` input.
 /// Returns the model with `feature` inputs resolved to dense or sparse.
-pub fn bind(config: &RunConfig, config_name: &str, model: &Model, spec_name: &str) -> Result<Model, Vec<Diagnostic>> {
+pub fn bind(config: &RunConfig, model: &Model, spec_name: &str) -> Result<Model, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let mut bound = model.clone();
     for input in &mut bound.inputs {
@@ -335,7 +353,7 @@ pub fn bind(config: &RunConfig, config_name: &str, model: &Model, spec_name: &st
                     _ => format!("add `[inputs.{}]` with `kind = \"dense\"` (vectors) or `kind = \"sparse\"` (item columns)", input.name),
                 };
                 errors.push(
-                    Diagnostic::error(Code::ConfigBinding, format!("spec input `{}` has no source in {config_name}", input.name))
+                    Diagnostic::error(Code::ConfigBinding, format!("spec input `{}` has no source", input.name))
                         .note(format!("`{}` is declared `{declared}` in {spec_name}", input.name))
                         .help(source_help),
                 );

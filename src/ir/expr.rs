@@ -102,12 +102,20 @@ impl fmt::Display for Expr {
     }
 }
 
+/// A known size is a number; a symbolic one an object of coefficients, e.g.
+/// `{"constant": 30300, "n_items": 401}`, so programs need not parse the display form.
 impl Serialize for Expr {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self.as_constant() {
-            Some(value) => serializer.serialize_u64(value),
-            None => serializer.serialize_str(&self.to_string()),
+        use serde::ser::SerializeMap;
+        if let Some(value) = self.as_constant() {
+            return serializer.serialize_u64(value);
         }
+        let mut map = serializer.serialize_map(Some(self.terms.len() + 1))?;
+        map.serialize_entry("constant", &self.constant)?;
+        for (symbol, coefficient) in &self.terms {
+            map.serialize_entry(&symbol.to_string(), coefficient)?;
+        }
+        map.end()
     }
 }
 

@@ -58,6 +58,8 @@ impl Param {
 pub enum InputRepr {
     /// Item IDs as one-hot rows: the GRU's input product is a row lookup.
     OneHot,
+    /// Item IDs looked up in an embedding (separate or constrained) before the GRU.
+    Embedded,
     Dense,
     Sparse,
     /// Dense or sparse, decided by the run config.
@@ -155,7 +157,8 @@ impl Builder<'_> {
         }
         let input = self.model.input(name).expect("checked: every subnet input exists");
         let (repr, width) = match &input.kind {
-            InputKind::ItemId { .. } => (InputRepr::OneHot, items()),
+            InputKind::ItemId { embedding: Embedding::OneHot, .. } => (InputRepr::OneHot, items()),
+            InputKind::ItemId { .. } => (InputRepr::Embedded, items()),
             InputKind::Dense => (InputRepr::Dense, Expr::symbol(Symbol::Dim(name.into()))),
             InputKind::Sparse => (InputRepr::Sparse, Expr::symbol(Symbol::Vocab(name.into()))),
             InputKind::Feature => (InputRepr::Feature, Expr::symbol(Symbol::Width(name.into()))),
@@ -308,7 +311,8 @@ impl Builder<'_> {
                     self.graph.add_edge(gru, product, self.hidden_edge(feature));
                     self.graph.add_edge(primary_gru, product, self.hidden_edge(primary));
                     let part = format!("{feature} ⊙ {primary}");
-                    parts.push(self.scores(&part, Owner::Subnet(feature.clone()), hidden, false, product, self.hidden_edge(feature)));
+                    let tied = self.constrained_owner(feature);
+                    parts.push(self.scores(&part, Owner::Subnet(feature.clone()), hidden, tied, product, self.hidden_edge(feature)));
                 }
                 self.score_sum(vec![1.0; parts.len()], &parts)
             }

@@ -37,6 +37,7 @@ pub fn node_summary(node: &Node) -> String {
         Node::Input { name, repr, width } => {
             let kind = match repr {
                 InputRepr::OneHot => "item_id, one-hot",
+                InputRepr::Embedded => "item_id, looked up in an embedding",
                 InputRepr::Dense => "dense",
                 InputRepr::Sparse => "sparse",
                 InputRepr::Feature => "feature (dense or sparse: set by the run config)",
@@ -83,7 +84,7 @@ fn mode_name(mode: Mode, reused: bool) -> &'static str {
     match (mode, reused) {
         (Mode::Train, _) => "train",
         (Mode::Frozen, false) => "frozen",
-        (Mode::Frozen, true) => "frozen, scores reused",
+        (Mode::Frozen, true) => "frozen, forward reused",
     }
 }
 
@@ -125,6 +126,7 @@ fn loss_formula(compiled: &Compiled, loss_on: &[String]) -> String {
     };
     let scored = match model.activation {
         Activation::Softmax => format!("logits {inner}"),
+        Activation::Elu { alpha } => format!("elu({inner}, alpha = {})", format_number(alpha)),
         activation => format!("{}({inner})", activation_name(activation)),
     };
     format!("{} on {scored}", loss_name(model.loss))
@@ -223,9 +225,17 @@ pub fn text(compiled: &Compiled) -> String {
             order.join(" -> ")
         ),
     };
-    writeln!(out, "plan: {}, {} epochs; {detail}", plan.strategy, plan.epochs).unwrap();
+    let epochs = if plan.epochs == 1 { "1 epoch".to_string() } else { format!("{} epochs", plan.epochs) };
+    writeln!(out, "plan: {}, {epochs}; {detail}", plan.strategy).unwrap();
     if plan.phases.iter().flat_map(|p| &p.steps).flat_map(|s| &s.forward).any(|f| f.mode == Mode::Frozen) {
         writeln!(out, "  (frozen: runs forward in inference mode, no dropout, no gradient; its parameters do not change)").unwrap();
+    }
+    if plan.phases.iter().flat_map(|p| &p.steps).flat_map(|s| &s.forward).any(|f| f.reused) {
+        writeln!(
+            out,
+            "  (forward reused: its hidden state and score part come from its own step earlier in this mini-batch, before its update)"
+        )
+        .unwrap();
     }
     // Phases that repeat the same steps (alternating's cycle) are shown once, with all their epochs.
     let mut groups: Vec<(Vec<&Phase>, &Vec<Step>)> = Vec::new();
