@@ -583,7 +583,7 @@ impl Checker<'_> {
         for other in chosen.iter().skip(1).filter(|s| s.hidden != first.hidden) {
             d = d.also(other.hidden_span, format!("`{}` has {} units", other.name, other.hidden));
         }
-        d = d.note(format!("{why}")).help("give every merged subnet the same `hidden`, or use `parallel`");
+        d = d.note(why).help("give every merged subnet the same `hidden`, or use `parallel`");
         self.push(d);
     }
 

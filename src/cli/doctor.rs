@@ -27,7 +27,8 @@ pub fn run() -> Exit {
     println!("prnn {}", env!("CARGO_PKG_VERSION"));
     let loaded = cuda::loaded_torch_version().unwrap_or_else(|| "unknown (no version.py beside lib/)".into());
     let built = option_env!("PRNN_BUILT_AGAINST_TORCH").unwrap_or("unknown");
-    println!("libtorch      {loaded} (built against {built}; tch {})", "0.24.0");
+    // tch is pinned to =0.24.0 in Cargo.toml, the release that binds libtorch 2.11.0.
+    println!("libtorch      {loaded} (built against {built}; tch 0.24.0)");
     match cuda::libtorch_dir() {
         Some(dir) => println!("  loaded from  {}", dir.display()),
         None => println!("  loaded from  unknown (/proc/self/maps has no libtorch_cpu.so)"),

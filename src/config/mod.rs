@@ -265,7 +265,7 @@ fn validate(config: &RunConfig, errors: &mut Vec<Diagnostic>) {
     let mut range_error = |what: &str, fix: &str| {
         errors.push(Diagnostic::error(Code::ConfigSyntax, format!("{what} is out of range")).help(fix.to_string()))
     };
-    if !(preprocess.test_days > 0.0) {
+    if preprocess.test_days.is_nan() || preprocess.test_days <= 0.0 {
         range_error("`[preprocess] test_days`", "give a positive number of days, e.g. `test_days = 1`");
     }
     if preprocess.min_session_length < 1 {
