@@ -34,6 +34,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Like other Unix tools, stop quietly when the reader of stdout goes away (`prnn compile x | head`);
+    // Rust ignores SIGPIPE by default, which turns that into a panic on the next print.
+    // SAFETY: restoring the default disposition of a signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     // Before anything asks libtorch about CUDA: it caches the first answer.
     #[cfg(feature = "torch")]
     prnn::runtime::cuda::preload();

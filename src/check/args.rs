@@ -173,9 +173,19 @@ pub fn read_real(value: &Value, what: &str, range: Range, sink: &mut Sink) -> Op
     }
 }
 
+/// No size, seed or count in a spec comes near this; larger values are typos that would overflow later.
+const MAX_INTEGER: f64 = 1e9;
+
 pub fn read_integer(value: &Value, what: &str, range: Range, sink: &mut Sink) -> Option<u64> {
     match &value.kind {
-        ValueKind::Number { value: number, .. } if number.fract() == 0.0 && number.is_finite() => {
+        ValueKind::Number { value: number, .. } if number.fract() == 0.0 && *number > MAX_INTEGER => {
+            sink.push(
+                Diagnostic::error(Code::OutOfRange, format!("`{what}` is too large"))
+                    .at(value.span, format!("{} is more than 1,000,000,000", format_number(*number))),
+            );
+            None
+        }
+        ValueKind::Number { value: number, .. } if number.fract() == 0.0 => {
             check_range(*number, value.span, what, range, sink).then_some(*number as u64)
         }
         ValueKind::Number { value: number, .. } => {
@@ -192,8 +202,23 @@ pub fn read_integer(value: &Value, what: &str, range: Range, sink: &mut Sink) ->
     }
 }
 
+/// Epochs beyond this are a typo: alternating training lowers to one phase per epoch.
+const MAX_EPOCHS: u64 = 100_000;
+
 /// A number of epochs, written `10` or `10 epochs`.
 pub fn read_epochs(value: &Value, sink: &mut Sink) -> Option<u64> {
+    let epochs = read_epochs_unbounded(value, sink)?;
+    if epochs > MAX_EPOCHS {
+        sink.push(
+            Diagnostic::error(Code::OutOfRange, "`epochs` is too large")
+                .at(value.span, format!("{epochs} is more than {MAX_EPOCHS}")),
+        );
+        return None;
+    }
+    Some(epochs)
+}
+
+fn read_epochs_unbounded(value: &Value, sink: &mut Sink) -> Option<u64> {
     match &value.kind {
         ValueKind::Quantity { value: number, is_integer, .. } => {
             let as_number = Value { kind: ValueKind::Number { value: *number, is_integer: *is_integer }, span: value.span };

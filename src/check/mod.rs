@@ -219,11 +219,12 @@ impl Checker<'_> {
         Some(match kind {
             "item_id" => {
                 let embedding = match args.get("embedding") {
-                    None => Embedding::OneHot,
-                    Some(value) => self.embedding(value).unwrap_or(Embedding::OneHot),
+                    None => Some(Embedding::OneHot),
+                    Some(value) => self.embedding(value),
                 };
                 let dropout = args.real("dropout", 0.0, Range::Fraction, self.sink);
-                if dropout > 0.0 && embedding == Embedding::OneHot {
+                // A broken embedding is reported already; judging its dropout would guess at what was meant.
+                if dropout > 0.0 && embedding == Some(Embedding::OneHot) {
                     let span = args.get("dropout").map_or(value.span, |v| v.span);
                     self.push(
                         Diagnostic::error(Code::Embedding, "embedding dropout needs an embedding")
@@ -231,7 +232,7 @@ impl Checker<'_> {
                             .help("give it `embedding = separate(dim = N)` or `constrained`, or use the subnet's hidden `dropout`"),
                     );
                 }
-                InputKind::ItemId { embedding, dropout }
+                InputKind::ItemId { embedding: embedding.unwrap_or(Embedding::OneHot), dropout }
             }
             "dense" => InputKind::Dense,
             "sparse" => InputKind::Sparse,
@@ -864,7 +865,7 @@ pub fn activation_name(activation: Activation) -> String {
         Activation::Tanh => "tanh".into(),
         Activation::Linear => "linear".into(),
         Activation::Softmax => "softmax".into(),
-        Activation::Elu { alpha } => format!("elu({})", args::format_number(alpha)),
+        Activation::Elu { alpha } => format!("elu(alpha = {})", args::format_number(alpha)),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The TOML run config: binds a spec's inputs to data and sets preprocessing, evaluation and the device.
 //!
-//! One spec runs on many datasets, so nothing about files lives in the spec. Every key has a default
-//! (docs/run-config.md); unknown keys are rejected with a "did you mean". Paths are relative to the config
+//! One spec runs on many datasets, so nothing about files lives in the spec. Every key but the data files
+//! and their columns has a default (docs/run-config.md); unknown keys are rejected with a "did you mean". Paths are relative to the config
 //! file's folder.
 
 use std::path::{Path, PathBuf};
@@ -180,7 +180,7 @@ pub enum Ties {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Run {
-    /// `auto` (CUDA when available), `cpu` or `cuda:N`.
+    /// `auto` (CUDA when available), `cpu`, `cuda` (the first GPU) or `cuda:N`.
     pub device: Spanned<String>,
     pub out: PathBuf,
 }
@@ -305,8 +305,10 @@ pub fn parse_device(text: &str) -> Option<Device> {
 /// Turns a TOML or schema error into a diagnostic, adding a suggestion for unknown keys and variants.
 fn toml_diagnostic(error: &toml::de::Error) -> Diagnostic {
     let message = error.message().trim().to_string();
-    let at = error.span().map_or(Span::new(0, 0), span);
-    let mut diagnostic = Diagnostic::error(Code::ConfigSyntax, first_line(&message)).at(at, "here");
+    let mut diagnostic = Diagnostic::error(Code::ConfigSyntax, first_line(&message));
+    if let Some(range) = error.span() {
+        diagnostic = diagnostic.at(span(range), "here");
+    }
     // serde words these as "unknown field `x`, expected one of `a`, `b`" (or "expected `a`").
     if let Some((written, expected)) = unknown_name(&message) {
         diagnostic = diagnostic.suggest(&written, expected.iter().map(String::as_str));

@@ -5,7 +5,8 @@
 //! down in docs/training-plan.md:
 //! - alternating: `epochs` counts all epochs; one subnet trains per epoch, cycling through the order;
 //! - interleaving: `epochs` counts passes over the data; every mini-batch runs one step per subnet, in
-//!   order, and a later step reuses the earlier subnets' scores from this mini-batch's forward pass, computed
+//!   order, and a later step reuses the earlier subnets' hidden states and score parts from their own steps,
+//!   computed
 //!   before their update (no recomputation);
 //! - shared parameters (shared-W's output matrix and bias) train together with the first subnet of the
 //!   schedule's order, so a residual ensemble never moves once trained;
@@ -29,7 +30,8 @@ pub enum Mode {
 pub struct Forward {
     pub subnet: String,
     pub mode: Mode,
-    /// Interleaving: this subnet's scores come from an earlier step of the same mini-batch.
+    /// Interleaving: this subnet's hidden state and score part come from its own, earlier step of the same
+    /// mini-batch, computed before its update.
     pub reused: bool,
 }
 
