@@ -664,19 +664,34 @@ impl Checker<'_> {
     }
 
     fn embeddings(&mut self, inputs: &[Input], subnets: &[Subnet], merge: &Option<Merge>) {
+        let shared_output = matches!(merge, Some(Merge::SharedW { .. }));
         for input in inputs {
-            let InputKind::ItemId { embedding: Embedding::Constrained, .. } = input.kind else { continue };
+            let InputKind::ItemId { embedding, .. } = input.kind else { continue };
             let readers: Vec<&Subnet> = subnets.iter().filter(|s| s.inputs.contains(&input.name)).collect();
-            let shared_output = matches!(merge, Some(Merge::SharedW { .. }));
-            if readers.len() > 1 && !shared_output {
-                let mut d = Diagnostic::error(Code::Embedding, format!("constrained embedding of `{}` has no single output matrix to tie to", input.name))
-                    .at(input.span, "constrained: the input embedding is the reading subnet's output matrix");
-                for reader in &readers {
-                    d = d.also(reader.span, "reads it, with its own output matrix");
-                }
-                d = d.help("feed the input to one subnet, use `separate(dim = N)`, or merge with `shared_w`");
-                self.push(d);
+            if readers.len() < 2 {
+                continue;
             }
+            let (message, label, reader_label, fix) = match embedding {
+                Embedding::OneHot => continue,
+                Embedding::Constrained if shared_output => continue,
+                Embedding::Constrained => (
+                    format!("constrained embedding of `{}` has no single output matrix to tie to", input.name),
+                    "constrained: the input embedding is the reading subnet's output matrix",
+                    "reads it, with its own output matrix",
+                    "feed the input to one subnet, use `separate(dim = N)`, or merge with `shared_w`",
+                ),
+                Embedding::Separate { .. } => (
+                    format!("separate embedding of `{}` is read by {} subnets", input.name, readers.len()),
+                    "an embedding's parameters belong to the one subnet that reads it",
+                    "reads it",
+                    "declare one embedded input per subnet, e.g. `input id2 : item_id(embedding = separate(dim = 64))`",
+                ),
+            };
+            let mut d = Diagnostic::error(Code::Embedding, message).at(input.span, label);
+            for reader in &readers {
+                d = d.also(reader.span, reader_label);
+            }
+            self.push(d.help(fix));
         }
     }
 
