@@ -202,14 +202,13 @@ impl Builder<'_> {
                     self.graph.add_edge(input_index, embedding_index, Edge { flow: Flow::ItemIds, shape: vec![batch()] });
                     sources.push((embedding_index, Edge { flow: Flow::Embedded, shape: vec![batch(), dim.clone()] }, dim));
                 }
-                InputKind::Dense => {
-                    sources.push((input_index, Edge { flow: Flow::DenseRows, shape: vec![batch(), width.clone()] }, width))
-                }
-                InputKind::Sparse => {
-                    sources.push((input_index, Edge { flow: Flow::SparseRows, shape: vec![batch(), width.clone()] }, width))
-                }
-                InputKind::Feature => {
-                    sources.push((input_index, Edge { flow: Flow::FeatureRows, shape: vec![batch(), width.clone()] }, width))
+                feature => {
+                    let flow = match feature {
+                        InputKind::Dense => Flow::DenseRows,
+                        InputKind::Sparse => Flow::SparseRows,
+                        _ => Flow::FeatureRows,
+                    };
+                    sources.push((input_index, Edge { flow, shape: vec![batch(), width.clone()] }, width))
                 }
             }
         }

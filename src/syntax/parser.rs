@@ -22,7 +22,7 @@ pub fn parse(text: &str) -> Result<SpecFile, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     for pair in spec.into_inner() {
         if pair.as_rule() == Rule::block {
-            blocks.push(build_block(pair, text, &mut errors));
+            blocks.push(build_block(pair, &mut errors));
         }
     }
     if errors.is_empty() {
@@ -37,7 +37,7 @@ fn span_of(pair: &Pair<Rule>) -> Span {
     Span::new(span.start(), span.end())
 }
 
-fn build_block(pair: Pair<Rule>, text: &str, errors: &mut Vec<Diagnostic>) -> Block {
+fn build_block(pair: Pair<Rule>, errors: &mut Vec<Diagnostic>) -> Block {
     let span = span_of(&pair);
     let mut kind = None;
     let mut name = None;
@@ -46,7 +46,7 @@ fn build_block(pair: Pair<Rule>, text: &str, errors: &mut Vec<Diagnostic>) -> Bl
         match inner.as_rule() {
             Rule::block_kind => kind = Some(build_ident(inner.into_inner().next().unwrap())),
             Rule::block_name => name = Some(build_ident(inner.into_inner().next().unwrap())),
-            Rule::bad_line => errors.push(reparse_bad_line(&inner, text)),
+            Rule::bad_line => errors.push(reparse_bad_line(&inner)),
             _ => statements.push(build_statement(inner)),
         }
     }
@@ -54,7 +54,7 @@ fn build_block(pair: Pair<Rule>, text: &str, errors: &mut Vec<Diagnostic>) -> Bl
 }
 
 /// A line that failed inside a block is parsed again alone, so the message points into that line.
-fn reparse_bad_line(pair: &Pair<Rule>, _text: &str) -> Diagnostic {
+fn reparse_bad_line(pair: &Pair<Rule>) -> Diagnostic {
     let offset = pair.as_span().start();
     match SpecParser::parse(Rule::statement_alone, pair.as_str()) {
         Err(error) => syntax_diagnostic(error, pair.as_str(), offset),
@@ -149,8 +149,7 @@ fn describe_rule(rule: &Rule) -> &'static str {
         Rule::input_decl => "`input NAME : KIND`",
         Rule::subnet_decl => "`subnet NAME = gru(...)`",
         Rule::setting => "`KEY = VALUE`",
-        Rule::call | Rule::entry_block | Rule::list | Rule::quantity => "a value",
-        Rule::number => "a value",
+        Rule::call | Rule::entry_block | Rule::list | Rule::quantity | Rule::number => "a value",
         Rule::unit => "`epochs`",
         Rule::argument => "an argument",
         Rule::entry => "an entry `NAME: VALUE`",
