@@ -20,6 +20,7 @@
 
 pub mod check;
 pub mod config;
+pub mod data;
 pub mod diagnostic;
 pub mod ir;
 #[cfg(feature = "torch")]

@@ -46,9 +46,13 @@ pub struct SessionFormat {
     pub separator: String,
     pub session: String,
     pub item: String,
-    /// One column, or several combined (e.g. a date plus milliseconds within the session).
-    pub time: Vec<String>,
+    /// One column, or several added up (e.g. a date plus milliseconds within the session).
+    pub time: Vec<TimeColumn>,
     pub header: bool,
+    /// Whether `"` quotes fields; defaults to on for `,` and `;` files and off for TSV.
+    pub quoting: Option<bool>,
+    /// What to do with a row that cannot be read: stop with an error naming it, or skip it and count it.
+    pub bad_rows: BadRows,
 }
 
 impl Default for SessionFormat {
@@ -57,10 +61,58 @@ impl Default for SessionFormat {
             separator: "\t".into(),
             session: "SessionId".into(),
             item: "ItemId".into(),
-            time: vec!["Time".into()],
+            time: vec![TimeColumn::Seconds("Time".into())],
             header: true,
+            quoting: None,
+            bad_rows: BadRows::Error,
         }
     }
+}
+
+/// A time column: a bare name reads seconds; a table names the unit.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum TimeColumn {
+    Seconds(String),
+    WithUnit {
+        column: String,
+        unit: TimeUnit,
+    },
+}
+
+impl TimeColumn {
+    pub fn column(&self) -> &str {
+        match self {
+            TimeColumn::Seconds(column) | TimeColumn::WithUnit { column, .. } => column,
+        }
+    }
+
+    pub fn unit(&self) -> TimeUnit {
+        match self {
+            TimeColumn::Seconds(_) => TimeUnit::S,
+            TimeColumn::WithUnit { unit, .. } => *unit,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeUnit {
+    /// Seconds (Unix time or any other origin), fractions allowed.
+    S,
+    Ms,
+    Us,
+    /// `YYYY-MM-DD`, as midnight UTC.
+    Date,
+    /// `YYYY-MM-DDTHH:MM:SS[.f]` with an optional `Z` or `+HH:MM` offset; without one it is read as UTC.
+    Datetime,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BadRows {
+    Error,
+    Skip,
 }
 
 /// The source of one spec input.
@@ -69,12 +121,17 @@ impl Default for SessionFormat {
 pub enum InputBinding {
     /// The item IDs of the sessions: nothing to load.
     ItemId {},
-    /// Dense vectors: `.npy` (float32, one row per item) with an id list, or a TSV of id + values.
+    /// Dense vectors: `.npy` (float32 or float64, one row per item) with an id list, or a TSV of id + values.
     Dense {
         vectors: PathBuf,
+        /// One item ID per line, row by row; required for `.npy`, not allowed for TSV (its first column is the ID).
         ids: Option<PathBuf>,
+        /// L2-normalise every vector, as the paper did with its image vectors.
         #[serde(default)]
         normalize: bool,
+        /// Whether a TSV of vectors starts with a header line.
+        #[serde(default)]
+        header: bool,
     },
     /// Sparse rows built from item columns: TF-IDF text or one-hot/multi-hot categories.
     Sparse {
@@ -85,7 +142,34 @@ pub enum InputBinding {
         /// Text columns are concatenated before tokenising; category columns each add one-hot values.
         columns: Vec<String>,
         encoding: SparseEncoding,
+        #[serde(default = "default_separator")]
+        separator: String,
+        /// Stopword lists to remove (TF-IDF only), by language name, e.g. `["english", "german"]`.
+        #[serde(default = "default_stopwords")]
+        stopwords: Vec<String>,
+        /// Terms found in fewer items than this are dropped (TF-IDF only; the paper drops terms seen once).
+        #[serde(default = "default_min_df")]
+        min_df: u64,
+        /// Longest n-gram (TF-IDF only): 1 for unigrams, 2 adds bigrams as in the paper.
+        #[serde(default = "default_ngrams")]
+        ngrams: u64,
     },
+}
+
+fn default_separator() -> String {
+    "\t".into()
+}
+
+fn default_stopwords() -> Vec<String> {
+    vec!["english".into()]
+}
+
+fn default_min_df() -> u64 {
+    2
+}
+
+fn default_ngrams() -> u64 {
+    2
 }
 
 fn default_id_column() -> String {
@@ -117,8 +201,10 @@ impl InputBinding {
     }
 }
 
-/// Cleaning as in the paper; `split = "shipped"` keeps a given train/test split and only drops test events
-/// whose item is unseen in training (then test sessions left with fewer than 2 events).
+/// Cleaning as in the paper. The filters default to the paper's settings when prnn splits the data
+/// (`split = "by_time"`) and to off for a shipped split, which is used as it is so that results compare with
+/// published figures; either way test events whose item is unseen in training are dropped, then test
+/// sessions left with fewer than 2 events.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Preprocess {
@@ -129,8 +215,11 @@ pub struct Preprocess {
     pub remove_repeats: bool,
     /// Sessions longer than this are dropped as bots.
     pub max_session_length: Option<u64>,
-    pub min_session_length: u64,
-    pub min_item_support: u64,
+    /// Shorter sessions are dropped (default 2 for `by_time`, 1 for `shipped`).
+    pub min_session_length: Option<u64>,
+    /// Items with fewer training events are dropped, repeatedly until none is left (default 5 for
+    /// `by_time`, 1 for `shipped`).
+    pub min_item_support: Option<u64>,
 }
 
 impl Default for Preprocess {
@@ -140,9 +229,25 @@ impl Default for Preprocess {
             test_days: 1.0,
             remove_repeats: false,
             max_session_length: None,
-            min_session_length: 2,
-            min_item_support: 5,
+            min_session_length: None,
+            min_item_support: None,
         }
+    }
+}
+
+impl Preprocess {
+    pub fn min_session_length(&self) -> u64 {
+        self.min_session_length.unwrap_or(match self.split {
+            Split::ByTime => 2,
+            Split::Shipped => 1,
+        })
+    }
+
+    pub fn min_item_support(&self) -> u64 {
+        self.min_item_support.unwrap_or(match self.split {
+            Split::ByTime => 5,
+            Split::Shipped => 1,
+        })
     }
 }
 
@@ -268,10 +373,10 @@ fn validate(config: &RunConfig, errors: &mut Vec<Diagnostic>) {
     if preprocess.test_days.is_nan() || preprocess.test_days <= 0.0 {
         range_error("`[preprocess] test_days`", "give a positive number of days, e.g. `test_days = 1`");
     }
-    if preprocess.min_session_length < 1 {
+    if preprocess.min_session_length() < 1 {
         range_error("`[preprocess] min_session_length`", "sessions need at least one event; the paper drops single clicks with 2");
     }
-    if preprocess.max_session_length.is_some_and(|max| max < preprocess.min_session_length) {
+    if preprocess.max_session_length.is_some_and(|max| max < preprocess.min_session_length()) {
         range_error("`[preprocess] max_session_length`", "it must be at least `min_session_length`");
     }
     if config.eval.batch == 0 {

@@ -1,0 +1,143 @@
+//! Errors in data files: the file, the line (and column) when there is one, and how to fix it.
+//!
+//! Data files can be gigabytes, so unlike spec diagnostics these carry the offending line's text
+//! instead of the whole source, and render it the same way: code, message, `--> file:line`, snippet, help.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Stable codes for data problems, listed in docs/diagnostics.md next to the spec and config codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DataCode {
+    /// The file is missing or unreadable.
+    File,
+    /// A row has too few fields, an empty key, or a value that does not parse.
+    Row,
+    /// A column named in the config is not in the header.
+    Column,
+    /// The file holds no data rows.
+    Empty,
+    /// A feature value is NaN or infinite, or a vector has the wrong length.
+    FeatureValue,
+    /// A feature file is internally inconsistent: wrong dtype or shape, id list of the wrong length,
+    /// an item listed twice.
+    FeatureShape,
+    /// Nothing is left after preprocessing, or a setting cannot apply to the data.
+    Preprocess,
+}
+
+impl DataCode {
+    pub const ALL: [DataCode; 7] =
+        [DataCode::File, DataCode::Row, DataCode::Column, DataCode::Empty, DataCode::FeatureValue, DataCode::FeatureShape, DataCode::Preprocess];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataCode::File => "E0900",
+            DataCode::Row => "E0901",
+            DataCode::Column => "E0902",
+            DataCode::Empty => "E0903",
+            DataCode::FeatureValue => "E0904",
+            DataCode::FeatureShape => "E0905",
+            DataCode::Preprocess => "E0906",
+        }
+    }
+}
+
+/// One problem in one data file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataError {
+    pub code: DataCode,
+    pub message: String,
+    pub path: PathBuf,
+    /// 1-based line in the file, when the problem sits on one line.
+    pub line: Option<u64>,
+    /// The offending line's text, shown under the location (cut to a readable length).
+    pub snippet: Option<String>,
+    /// "note: ..." and "help: ..." lines.
+    pub notes: Vec<String>,
+}
+
+impl DataError {
+    pub fn new(code: DataCode, path: &Path, message: impl Into<String>) -> Self {
+        DataError { code, message: message.into(), path: path.to_path_buf(), line: None, snippet: None, notes: Vec::new() }
+    }
+
+    pub fn line(mut self, line: u64) -> Self {
+        self.line = Some(line);
+        self
+    }
+
+    pub fn snippet(mut self, text: impl AsRef<str>) -> Self {
+        const MAX: usize = 120;
+        let text = text.as_ref().trim_end_matches(['\r', '\n']);
+        let cut: String = text.chars().take(MAX).collect();
+        self.snippet = Some(if cut.len() < text.len() { format!("{cut}…") } else { cut });
+        self
+    }
+
+    pub fn help(mut self, text: impl Into<String>) -> Self {
+        self.notes.push(format!("help: {}", text.into()));
+        self
+    }
+
+    pub fn note(mut self, text: impl Into<String>) -> Self {
+        self.notes.push(format!("note: {}", text.into()));
+        self
+    }
+
+    /// A missing or unreadable file, with the fix for the common causes.
+    pub fn io(path: &Path, what: &str, error: &std::io::Error) -> Self {
+        let base = DataError::new(DataCode::File, path, format!("cannot read {what}: {error}"));
+        match error.kind() {
+            std::io::ErrorKind::NotFound => base.help("check the path; relative paths in a run config start from the config's folder"),
+            std::io::ErrorKind::PermissionDenied => base.help("make the file readable for this user"),
+            _ => base,
+        }
+    }
+}
+
+impl fmt::Display for DataError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "error[{}]: {}", self.code.as_str(), self.message)?;
+        match self.line {
+            Some(line) => writeln!(f, "  --> {}:{line}", self.path.display())?,
+            None => writeln!(f, "  --> {}", self.path.display())?,
+        }
+        if let Some(snippet) = &self.snippet {
+            let number = self.line.map(|l| l.to_string()).unwrap_or_default();
+            let pad = " ".repeat(number.len());
+            writeln!(f, "{pad} |")?;
+            writeln!(f, "{number} | {}", snippet.replace('\t', "␉"))?;
+            writeln!(f, "{pad} |")?;
+        }
+        for note in &self.notes {
+            writeln!(f, "  = {note}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for DataError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_location_snippet_and_help() {
+        let error = DataError::new(DataCode::Row, Path::new("data/train.tsv"), "row has 2 fields, expected 3")
+            .line(17)
+            .snippet("1\t2\n")
+            .help("check the separator");
+        assert_eq!(
+            error.to_string(),
+            "error[E0901]: row has 2 fields, expected 3\n  --> data/train.tsv:17\n   |\n17 | 1␉2\n   |\n  = help: check the separator\n"
+        );
+    }
+
+    #[test]
+    fn codes_are_unique() {
+        let codes: std::collections::HashSet<_> = DataCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(codes.len(), DataCode::ALL.len());
+    }
+}

@@ -1,0 +1,1 @@
+//! Categorical item columns as one-hot / multi-hot sparse rows.

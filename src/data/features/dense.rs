@@ -1,0 +1,1 @@
+//! Dense item vectors from `.npy` + id list or TSV.

@@ -1,0 +1,1 @@
+//! Synthetic sessions with a planted feature signal.
