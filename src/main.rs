@@ -11,7 +11,7 @@ use cli::{Color, Exit, Reporter};
 /// prnn compiles parallel-RNN session-based recommender specs (Hidasi et al., RecSys 2016).
 ///
 /// Exit codes: 0 success, 1 internal failure, 2 bad command line, 3 spec errors, 4 run-config errors,
-/// 5 missing or unreadable file.
+/// 5 missing or unreadable file, 6 bad data.
 #[derive(Debug, Parser)]
 #[command(name = "prnn", version, about, long_about)]
 struct Cli {
@@ -28,6 +28,9 @@ enum Command {
     Check(cli::check::Args),
     /// Compile a spec and print its dataflow graph, parameter counts and training plan.
     Compile(cli::compile::Args),
+    /// Prepare, inspect or generate session data.
+    #[command(subcommand)]
+    Data(cli::data::Command),
     /// Show the libtorch in use, whether CUDA is available, and test each device.
     #[cfg(feature = "torch")]
     Doctor,
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
     let outcome = std::panic::catch_unwind(|| match &cli.command {
         Command::Check(args) => cli::check::run(args, &reporter),
         Command::Compile(args) => cli::compile::run(args, &reporter),
+        Command::Data(command) => cli::data::run(command, &reporter),
         #[cfg(feature = "torch")]
         Command::Doctor => cli::doctor::run(),
     });

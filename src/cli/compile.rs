@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use prnn::ir::{render, Compiled};
+use prnn::ir::{render, Bindings, Compiled};
 
 use super::{read_file, Exit, Reporter};
 
@@ -21,7 +21,8 @@ pub struct Args {
     /// The spec to compile.
     #[arg(value_name = "SPEC")]
     pub spec: PathBuf,
-    /// A run config that binds the spec's inputs to data; it decides the kind of `feature` inputs.
+    /// A run config that binds the spec's inputs to data: it decides the kind of `feature` inputs, and the
+    /// prepared data (cached) makes n_items and input widths concrete.
     #[arg(long, value_name = "RUN.TOML")]
     pub config: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "text")]
@@ -40,28 +41,39 @@ pub fn run(args: &Args, reporter: &Reporter) -> Exit {
             return Exit::Spec;
         }
     };
+    let mut bindings = None;
     if let Some(config_path) = &args.config {
-        let config_source = match read_file(config_path, "run config", reporter) {
-            Ok(source) => source,
-            Err(code) => return code,
-        };
-        let base = config_path.parent().unwrap_or(std::path::Path::new("."));
-        let config = match prnn::config::parse(&config_source.text, base) {
+        let config = match super::load_config(config_path, reporter) {
             Ok(config) => config,
-            Err(diagnostics) => {
-                reporter.diagnostics(&config_source, &diagnostics);
-                return Exit::Config;
-            }
+            Err(code) => return code,
         };
         model = match prnn::config::bind(&config, &model, &source.name) {
             Ok(model) => model,
             Err(diagnostics) => {
+                let config_source = match read_file(config_path, "run config", reporter) {
+                    Ok(source) => source,
+                    Err(code) => return code,
+                };
                 reporter.diagnostics(&config_source, &diagnostics);
                 return Exit::Config;
             }
         };
+        // The data decides n_items and every input's width.
+        let (dataset, _) = match prnn::data::load(&config, true) {
+            Ok(loaded) => loaded,
+            Err(error) => return super::data::report_data_error(&error, reporter),
+        };
+        bindings = Some(Bindings {
+            items: Some(dataset.items.len() as u64),
+            widths: dataset.features.iter().map(|(name, feature)| (name.clone(), feature.width() as u64)).collect(),
+            batch: Some(model.train.batch),
+            sampled: Some(model.train.batch + model.train.negatives.extra),
+        });
     }
-    let compiled = Compiled::new(model);
+    let mut compiled = Compiled::new(model);
+    if let Some(bindings) = &bindings {
+        compiled.bind(bindings);
+    }
     let text = match args.format {
         Format::Text => render::text(&compiled),
         Format::Dot => render::dot(&compiled),

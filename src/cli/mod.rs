@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod compile;
+pub mod data;
 #[cfg(feature = "torch")]
 pub mod doctor;
 
@@ -10,6 +11,8 @@ use std::path::Path;
 
 use codespan_reporting::term::termcolor::{ColorChoice, StandardStream};
 
+use prnn::config::RunConfig;
+use prnn::data::DataError;
 use prnn::diagnostic::{render_to, Diagnostic, Source};
 
 /// Exit codes, one per failure class (docs/cli.md).
@@ -26,6 +29,8 @@ pub enum Exit {
     Config = 4,
     /// A file is missing or unreadable.
     Io = 5,
+    /// A data file (sessions or features) has bad content, or preprocessing leaves nothing.
+    Data = 6,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -57,6 +62,11 @@ impl Reporter {
         let _ = render_to(&mut stream, source, diagnostics);
     }
 
+    /// A problem in a data file: code, file and line, the line itself, and the fix.
+    pub fn data_error(&self, error: &DataError) {
+        eprint!("{error}");
+    }
+
     /// A problem with no source snippet, e.g. a missing file.
     pub fn error(&self, message: &str, help: Option<&str>) {
         eprintln!("error: {message}");
@@ -80,4 +90,14 @@ pub fn read_file(path: &Path, what: &str, reporter: &Reporter) -> Result<Source,
             Err(Exit::Io)
         }
     }
+}
+
+/// Reads and checks a run config; relative paths in it resolve against its folder.
+pub fn load_config(path: &Path, reporter: &Reporter) -> Result<RunConfig, Exit> {
+    let source = read_file(path, "run config", reporter)?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    prnn::config::parse(&source.text, base).map_err(|diagnostics| {
+        reporter.diagnostics(&source, &diagnostics);
+        Exit::Config
+    })
 }

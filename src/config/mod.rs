@@ -512,7 +512,7 @@ mod tests {
         assert_eq!(config.data.train.unwrap().into_inner(), PathBuf::from("/data/train.tsv"));
         assert_eq!(config.eval.cutoffs, vec![5, 10, 20]);
         assert_eq!(config.eval.ties, Ties::Conservative);
-        assert_eq!(config.preprocess.min_item_support, 5);
+        assert_eq!(config.preprocess.min_item_support(), 1);
         assert_eq!(parse_device(config.run.device.get_ref()), Some(Device::Auto));
     }
 

@@ -86,7 +86,14 @@ pub fn find_column(
                 .line(1)
                 .snippet(names.join("\t"))
                 .note(format!("`{setting}` names it; the header has {}", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")));
-            if let Some(best) = crate::diagnostic::closest(name, names.iter().map(String::as_str)) {
+            let lone = names.first().filter(|_| names.len() == 1);
+            if let Some(separator) = lone.and_then(|n| [',', ';', '\t', '|'].into_iter().find(|&c| n.contains(c))) {
+                error = error.help(format!(
+                    "the header reads as a single column; the file looks {}-separated: set the separator to {:?}",
+                    match separator { ',' => "comma", ';' => "semicolon", '\t' => "tab", _ => "pipe" },
+                    separator.to_string()
+                ));
+            } else if let Some(best) = crate::diagnostic::closest(name, names.iter().map(String::as_str)) {
                 error = error.help(format!("did you mean `{best}`?"));
             } else {
                 error = error.help("check the separator too: a wrong one makes the whole header a single column");

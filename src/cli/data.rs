@@ -1,0 +1,219 @@
+//! `prnn data prepare|stats|synth`: build and inspect the training-ready dataset of a run config.
+
+use std::path::{Path, PathBuf};
+
+use prnn::data::{self, prepare::render_report, synth, DataCode, DataError, Dataset};
+
+use super::{load_config, Exit, Reporter};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Read, clean and split the config's sessions, build its item features, cache the result and print
+    /// a before/after table.
+    Prepare(PrepareArgs),
+    /// Print the dataset summary of a run config (from the cache when it is current; writes nothing).
+    Stats(StatsArgs),
+    /// Write a synthetic dataset whose next item depends on item features (for benchmarks and tests).
+    Synth(SynthArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PrepareArgs {
+    #[arg(value_name = "RUN.TOML")]
+    pub config: PathBuf,
+    /// Prepare from the files even when a current cache exists (the cache is then rewritten).
+    #[arg(long)]
+    pub rebuild: bool,
+    /// Also write the prepared split as GRU4Rec TSV (train.tsv, test.tsv) into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub export: Option<PathBuf>,
+    /// Let `--export` replace existing files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatsArgs {
+    #[arg(value_name = "RUN.TOML")]
+    pub config: PathBuf,
+    /// `text` (a table) or `json` (the full report).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: StatsFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum StatsFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SynthArgs {
+    /// Folder to write train.tsv, test.tsv, items.tsv, vectors.npy, vectors.ids and README.md into.
+    #[arg(value_name = "DIR")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = synth::SynthConfig::default().sessions)]
+    pub sessions: u64,
+    #[arg(long, default_value_t = synth::SynthConfig::default().items)]
+    pub items: u32,
+    /// Latent item clusters; the features reveal an item's cluster.
+    #[arg(long, default_value_t = synth::SynthConfig::default().clusters)]
+    pub clusters: u32,
+    /// Width of the dense item vectors.
+    #[arg(long, default_value_t = synth::SynthConfig::default().dim)]
+    pub dim: u32,
+    /// Probability that the next event follows its cluster's planted transition.
+    #[arg(long, default_value_t = synth::SynthConfig::default().signal)]
+    pub signal: f64,
+    #[arg(long, default_value_t = synth::SynthConfig::default().seed)]
+    pub seed: u64,
+    /// Replace files that already exist in DIR.
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn run(command: &Command, reporter: &Reporter) -> Exit {
+    match command {
+        Command::Prepare(args) => prepare(args, reporter),
+        Command::Stats(args) => stats(args, reporter),
+        Command::Synth(args) => synth_dataset(args, reporter),
+    }
+}
+
+/// Data problems: a missing file is an I/O failure, anything in the data itself a data error.
+pub fn report_data_error(error: &DataError, reporter: &Reporter) -> Exit {
+    reporter.data_error(error);
+    if error.code == DataCode::File {
+        Exit::Io
+    } else {
+        Exit::Data
+    }
+}
+
+fn prepare(args: &PrepareArgs, reporter: &Reporter) -> Exit {
+    let config = match load_config(&args.config, reporter) {
+        Ok(config) => config,
+        Err(exit) => return exit,
+    };
+    if let Some(dir) = &args.export {
+        if let Some(exit) = refuse_overwrite(dir, &["train.tsv", "test.tsv"], args.force, reporter) {
+            return exit;
+        }
+    }
+    let started = std::time::Instant::now();
+    let loaded = if args.rebuild {
+        data::prepare(&config).and_then(|dataset| {
+            let key = data::cache::key(&config)?;
+            let path = data::cache::store(&dataset, &config.run.out.join("cache"), &key)?;
+            Ok((dataset, data::Source::Prepared { cache: Some(path), note: None }))
+        })
+    } else {
+        data::load(&config, true)
+    };
+    let (dataset, source) = match loaded {
+        Ok(loaded) => loaded,
+        Err(error) => return report_data_error(&error, reporter),
+    };
+    print!("{}", render_report(&dataset.report));
+    println!();
+    match &source {
+        data::Source::Cache(path) => println!("cache: {} (current; loaded in {:.2} s)", path.display(), started.elapsed().as_secs_f64()),
+        data::Source::Prepared { cache, note } => {
+            if let Some(note) = note {
+                eprintln!("note: {note}");
+            }
+            if let Some(path) = cache {
+                println!("cache: {} (written; prepared in {:.2} s)", path.display(), started.elapsed().as_secs_f64());
+            }
+        }
+    }
+    if let Some(dir) = &args.export {
+        if let Err(error) = export(&dataset, dir) {
+            reporter.error(&format!("cannot write the prepared split into {}: {error}", dir.display()), None);
+            return Exit::Io;
+        }
+        println!("exported: {} and {}", dir.join("train.tsv").display(), dir.join("test.tsv").display());
+    }
+    Exit::Ok
+}
+
+fn stats(args: &StatsArgs, reporter: &Reporter) -> Exit {
+    let config = match load_config(&args.config, reporter) {
+        Ok(config) => config,
+        Err(exit) => return exit,
+    };
+    let (dataset, _) = match data::load(&config, false) {
+        Ok(loaded) => loaded,
+        Err(error) => return report_data_error(&error, reporter),
+    };
+    match args.format {
+        StatsFormat::Text => print!("{}", render_report(&dataset.report)),
+        StatsFormat::Json => println!("{}", serde_json::to_string_pretty(&dataset.report).expect("reports serialise")),
+    }
+    Exit::Ok
+}
+
+fn synth_dataset(args: &SynthArgs, reporter: &Reporter) -> Exit {
+    let config = synth::SynthConfig {
+        sessions: args.sessions,
+        items: args.items,
+        clusters: args.clusters,
+        dim: args.dim,
+        signal: args.signal,
+        seed: args.seed,
+        ..synth::SynthConfig::default()
+    };
+    if let Some(exit) = refuse_overwrite(&args.out, &synth::FILES, args.force, reporter) {
+        return exit;
+    }
+    match synth::write_dataset(&config, &args.out, args.force) {
+        Ok(summary) => {
+            println!(
+                "wrote {}: train {} events in {} sessions, test {} events in {} sessions, {} items",
+                args.out.display(),
+                summary.train_events,
+                summary.train_sessions,
+                summary.test_events,
+                summary.test_sessions,
+                summary.items
+            );
+            Exit::Ok
+        }
+        Err(error) => {
+            reporter.error(&format!("cannot write the synthetic dataset into {}: {error}", args.out.display()), None);
+            Exit::Io
+        }
+    }
+}
+
+/// Refuses to replace existing files unless `--force` is given.
+fn refuse_overwrite(dir: &Path, names: &[&str], force: bool, reporter: &Reporter) -> Option<Exit> {
+    let existing: Vec<_> = names.iter().map(|n| dir.join(n)).filter(|p| p.exists()).collect();
+    if existing.is_empty() || force {
+        return None;
+    }
+    reporter.error(
+        &format!("{} already exists", existing.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(", ")),
+        Some("choose another folder, or pass --force to replace these files"),
+    );
+    Some(Exit::Io)
+}
+
+/// Writes the prepared split in GRU4Rec's format, with the original session and item IDs.
+fn export(dataset: &Dataset, dir: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::create_dir_all(dir)?;
+    for (name, sessions) in [("train.tsv", &dataset.train), ("test.tsv", &dataset.test)] {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(dir.join(name))?);
+        writeln!(out, "SessionId\tItemId\tTime")?;
+        for s in 0..sessions.len() {
+            let key = sessions.key_text(s);
+            for event in sessions.session(s) {
+                let time = sessions.start[s] + f64::from(event.offset);
+                writeln!(out, "{key}\t{}\t{time}", dataset.items.get_str(event.item))?;
+            }
+        }
+        out.flush()?;
+    }
+    Ok(())
+}
