@@ -81,11 +81,76 @@ fn compile_prints_text_dot_and_json() {
 }
 
 #[test]
-fn compile_with_a_config_decides_feature_kinds() {
+fn compile_with_a_config_decides_feature_kinds_and_concrete_shapes() {
     let output =
         prnn().args(["compile", "specs/parallel_res.prnn", "--config", "examples/amazon-image-vectors.toml"]).output().unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(stdout(&output).contains("input content: dense, width dim(content)"));
+    let text = stdout(&output);
+    // 1,585 training items and 512-d vectors in data/amazon-scientific-small.
+    assert!(text.contains("input content: dense, width 512"), "{text}");
+    assert!(text.contains("param W_in [1,585, 300] (475,500, sparse row updates)"), "{text}");
+    assert!(!text.contains("n_items"), "every size is bound: {text}");
+}
+
+#[test]
+fn data_stats_prints_the_table_and_prepare_caches_it() {
+    let out = tempfile::tempdir().unwrap();
+    let stats = prnn().args(["data", "stats", "examples/yoochoose-categories.toml"]).output().unwrap();
+    assert!(stats.status.success(), "{}", stderr(&stats));
+    let text = stdout(&stats);
+    assert!(text.contains("414,561") && text.contains("112,088") && text.contains("10,874"), "{text}");
+    assert!(text.contains("input content: categorical, width 47"), "{text}");
+
+    let out_arg = out.path().to_str().unwrap();
+    let first = prnn().args(["data", "prepare", "examples/yoochoose-categories.toml", "--out", out_arg]).output().unwrap();
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(stdout(&first).contains("(written; prepared in"), "{}", stdout(&first));
+    let second = prnn().args(["data", "prepare", "examples/yoochoose-categories.toml", "--out", out_arg]).output().unwrap();
+    assert!(stdout(&second).contains("(current; loaded in"), "{}", stdout(&second));
+    assert_eq!(std::fs::read_dir(out.path().join("cache")).unwrap().count(), 1);
+}
+
+#[test]
+fn export_and_synth_never_overwrite_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("prepared");
+    let export_arg = export.to_str().unwrap();
+    let out_arg = dir.path().join("runs");
+    let prepare = |extra: &[&str]| {
+        prnn()
+            .args(["data", "prepare", "examples/amazon-image-vectors.toml", "--out", out_arg.to_str().unwrap(), "--export", export_arg])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    assert!(prepare(&[]).status.success());
+    let train = std::fs::read_to_string(export.join("train.tsv")).unwrap();
+    assert!(train.starts_with("SessionId\tItemId\tTime\n"));
+    assert_eq!(train.lines().count(), 17_774 + 1);
+    std::fs::write(export.join("test.tsv"), "mine").unwrap();
+    let refused = prepare(&[]);
+    assert_eq!(refused.status.code(), Some(5));
+    assert!(stderr(&refused).contains("--force"), "{}", stderr(&refused));
+    assert_eq!(std::fs::read_to_string(export.join("test.tsv")).unwrap(), "mine");
+    assert!(prepare(&["--force"]).status.success());
+    assert_ne!(std::fs::read_to_string(export.join("test.tsv")).unwrap(), "mine");
+
+    let synth = dir.path().join("synth");
+    let args = ["data", "synth", synth.to_str().unwrap(), "--sessions", "300", "--items", "60", "--clusters", "6", "--dim", "4"];
+    let written = prnn().args(args).output().unwrap();
+    assert!(written.status.success(), "{}", stderr(&written));
+    assert!(synth.join("vectors.npy").exists() && synth.join("items.tsv").exists());
+    assert_eq!(prnn().args(args).output().unwrap().status.code(), Some(5));
+}
+
+#[test]
+fn bad_data_exits_with_6_and_names_file_and_line() {
+    let output = prnn().args(["data", "stats", "tests/bad-data/too_few_fields/run.toml"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(6));
+    let err = stderr(&output);
+    assert!(err.contains("error[E0901]") && err.contains("tests/bad-data/too_few_fields/train.tsv:4"), "{err}");
+    let missing = prnn().args(["data", "stats", "tests/bad-data/missing_file/run.toml"]).output().unwrap();
+    assert_eq!(missing.status.code(), Some(5));
 }
 
 #[test]

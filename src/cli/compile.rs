@@ -58,8 +58,9 @@ pub fn run(args: &Args, reporter: &Reporter) -> Exit {
                 return Exit::Config;
             }
         };
-        // The data decides n_items and every input's width.
-        let (dataset, _) = match prnn::data::load(&config, true) {
+        // The data decides n_items and every input's width. A current cache is used, but compiling never
+        // writes one: `prnn data prepare` does.
+        let (dataset, _) = match prnn::data::load(&config, false) {
             Ok(loaded) => loaded,
             Err(error) => return super::data::report_data_error(&error, reporter),
         };

@@ -30,6 +30,9 @@ pub struct PrepareArgs {
     /// Let `--export` replace existing files.
     #[arg(long)]
     pub force: bool,
+    /// Write the cache under DIR/cache instead of the config's `[run] out`.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -91,10 +94,13 @@ pub fn report_data_error(error: &DataError, reporter: &Reporter) -> Exit {
 }
 
 fn prepare(args: &PrepareArgs, reporter: &Reporter) -> Exit {
-    let config = match load_config(&args.config, reporter) {
+    let mut config = match load_config(&args.config, reporter) {
         Ok(config) => config,
         Err(exit) => return exit,
     };
+    if let Some(out) = &args.out {
+        config.run.out = out.clone();
+    }
     if let Some(dir) = &args.export {
         if let Some(exit) = refuse_overwrite(dir, &["train.tsv", "test.tsv"], args.force, reporter) {
             return exit;

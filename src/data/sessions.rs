@@ -471,6 +471,9 @@ impl RunBuilder {
                 gather_in_place(&mut run_base, &order);
                 gather_in_place(&mut run_key, &order);
             }
+            // Run arrays grew by doubling; the untouched half costs no memory now but would in a copy.
+            run_base.shrink_to_fit();
+            run_key.shrink_to_fit();
             Sessions { events, offsets, start: run_base, key: run_key, keys }
         };
         for s in 0..sessions.len() {

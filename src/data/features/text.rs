@@ -261,9 +261,12 @@ pub fn tfidf(
             let doc = doc as usize;
             let entries = &postings[doc_start[doc] as usize..doc_start[doc + 1] as usize];
             row.clear();
-            row.extend(entries.iter().filter(|(id, _)| column[*id as usize] != u32::MAX).map(|&(id, tf)| {
-                (column[id as usize], tf as f64 * idf[id as usize])
-            }));
+            row.extend(
+                entries
+                    .iter()
+                    .filter(|(id, _)| column[*id as usize] != u32::MAX)
+                    .map(|&(id, tf)| (column[id as usize], tf as f64 * idf[id as usize])),
+            );
             if row.is_empty() && !entries.is_empty() {
                 emptied_by_df += 1;
             }
@@ -297,7 +300,7 @@ pub fn tfidf(
         notes.push(format!("{only_stopwords} items have no word left after stopword removal: zero rows"));
     }
     if emptied_by_df > 0 {
-        notes.push(format!("{emptied_by_df} items keep no term after min_df: zero rows"));
+        notes.push(format!("{emptied_by_df} items keep no vocabulary term (all too rare or in every item): zero rows"));
     }
 
     let report = FeatureReport {
@@ -379,10 +382,14 @@ impl SeenIds {
 /// The error for an item listed twice in a feature file.
 pub(super) fn duplicate_error(path: &Path, id: &[u8], first: u64, line: u64, snippet: &str) -> DataError {
     let id = String::from_utf8_lossy(id);
-    DataError::new(DataCode::FeatureShape, path, format!("item `{id}` is listed twice: on line {first} and line {line}"))
-        .line(line)
-        .snippet(snippet)
-        .help(format!("keep one row for `{id}`: an item has one feature row"))
+    DataError::new(
+        DataCode::FeatureShape,
+        path,
+        format!("item `{id}` is listed twice: on line {first} and line {line}"),
+    )
+    .line(line)
+    .snippet(snippet)
+    .help(format!("keep one row for `{id}`: an item has one feature row"))
 }
 
 /// The error for a file none of whose rows is a dataset item: almost always a wrong ID column or IDs
@@ -529,7 +536,14 @@ mod tests {
         list.iter().map(|s| s.to_string()).collect()
     }
 
-    fn run(text: &str, columns: &[&str], stopwords: &[&str], min_df: usize, ngrams: usize, items: &Interner) -> Result<(SparseFeature, FeatureReport, PathBuf), DataError> {
+    fn run(
+        text: &str,
+        columns: &[&str],
+        stopwords: &[&str],
+        min_df: usize,
+        ngrams: usize,
+        items: &Interner,
+    ) -> Result<(SparseFeature, FeatureReport, PathBuf), DataError> {
         let dir = tempfile::tempdir().unwrap();
         let path = write(&dir, "items.tsv", text.as_bytes());
         let columns = strings(columns);
@@ -576,7 +590,11 @@ mod tests {
         for (i, want) in expected.iter().enumerate() {
             let norm = want.iter().map(|(_, w)| w * w).sum::<f64>().sqrt();
             let got = row(&feature, i);
-            assert_eq!(got.iter().map(|e| e.0).collect::<Vec<_>>(), want.iter().map(|e| e.0).collect::<Vec<_>>(), "row {i}");
+            assert_eq!(
+                got.iter().map(|e| e.0).collect::<Vec<_>>(),
+                want.iter().map(|e| e.0).collect::<Vec<_>>(),
+                "row {i}"
+            );
             for ((_, g), (_, w)) in got.iter().zip(want) {
                 assert!((*g as f64 - w / norm).abs() < 1e-6, "row {i}: {g} against {}", w / norm);
             }
@@ -626,7 +644,7 @@ mod tests {
         assert_eq!(feature.vocabulary, ["cat"]);
         assert_eq!(row(&feature, 0), [(0, 1.0)]);
         assert_eq!(row(&feature, 2), []);
-        assert!(report.notes.iter().any(|n| n.starts_with("1 items keep no term after min_df")), "{:?}", report.notes);
+        assert!(report.notes.iter().any(|n| n.starts_with("1 items keep no vocabulary term")), "{:?}", report.notes);
         assert!(report.notes.iter().any(|n| n.starts_with("3 of 4 distinct terms dropped")), "{:?}", report.notes);
     }
 
