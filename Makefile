@@ -1,5 +1,7 @@
 # The two commands of the README, and the steps they share. Each installs what it needs the first time.
-#   make demo   compile every paper spec in specs/ and print its graph, parameters and training plan
+#   make demo   prepare the shipped datasets (before/after table, features, cache), then compile every paper
+#               spec in specs/ and print its graph, parameters and training plan; feature specs are also
+#               compiled against the data, which makes every shape concrete
 #   make test   the whole test suite (what .ci/run runs)
 # PRNN_TORCH=cuda selects the full CUDA libtorch instead of the CPU-only one (docs/install.md).
 
@@ -18,8 +20,13 @@ test: setup
 	$(CARGO) test --locked
 
 demo: build
-	$(PRNN) check specs/*.prnn
+	@for config in examples/*.toml; do echo; echo "=== prnn data prepare $$config"; $(PRNN) data prepare $$config || exit $$?; done
+	@echo; $(PRNN) check specs/*.prnn
 	@for spec in specs/*.prnn; do echo; echo "=== $$spec"; $(PRNN) compile $$spec || exit $$?; done
+	@echo; echo "=== specs/parallel_res.prnn on examples/yoochoose-categories.toml"
+	@$(PRNN) compile specs/parallel_res.prnn --config examples/yoochoose-categories.toml
+	@echo; echo "=== specs/parallel_id_image_text.prnn on examples/amazon-id-image-text.toml"
+	@$(PRNN) compile specs/parallel_id_image_text.prnn --config examples/amazon-id-image-text.toml
 
 doctor: build
 	$(PRNN) doctor

@@ -310,7 +310,7 @@ pub fn parse(text: &str, base: &Path) -> Result<RunConfig, Vec<Diagnostic>> {
     }
     let resolve = |path: &mut PathBuf| {
         if path.is_relative() {
-            *path = base.join(&*path);
+            *path = without_dot_dot(&base.join(&*path));
         }
     };
     for path in [&mut config.data.train, &mut config.data.test, &mut config.data.sessions].into_iter().flatten() {
@@ -321,6 +321,27 @@ pub fn parse(text: &str, base: &Path) -> Result<RunConfig, Vec<Diagnostic>> {
     }
     resolve(&mut config.run.out);
     Ok(config)
+}
+
+/// `examples/../data/x` as `data/x`, so messages show the paths people would type. Lexical: `a/link/../b`
+/// becomes `a/b` even where `link` is a symbolic link to elsewhere, a case config paths rarely meet.
+fn without_dot_dot(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut parts: Vec<Component> = Vec::new();
+    for component in path.components() {
+        match (component, parts.last()) {
+            (Component::CurDir, Some(_)) => {}
+            (Component::ParentDir, Some(Component::Normal(_))) => {
+                parts.pop();
+            }
+            _ => parts.push(component),
+        }
+    }
+    if parts.is_empty() {
+        PathBuf::from(".")
+    } else {
+        parts.iter().collect()
+    }
 }
 
 /// Cross-field checks that serde cannot express.
@@ -505,6 +526,14 @@ pub fn bind(config: &RunConfig, model: &Model, spec_name: &str) -> Result<Model,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folds_dot_dot_after_named_folders() {
+        assert_eq!(without_dot_dot(Path::new("examples/../data/x.tsv")), PathBuf::from("data/x.tsv"));
+        assert_eq!(without_dot_dot(Path::new("experiments/../../shared/d")), PathBuf::from("../shared/d"));
+        assert_eq!(without_dot_dot(Path::new("/a/b/../c")), PathBuf::from("/a/c"));
+        assert_eq!(without_dot_dot(Path::new("./x")), PathBuf::from("./x"));
+    }
 
     #[test]
     fn defaults_fill_everything_but_data() {
