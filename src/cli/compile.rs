@@ -60,10 +60,13 @@ pub fn run(args: &Args, reporter: &Reporter) -> Exit {
         };
         // The data decides n_items and every input's width. A current cache is used, but compiling never
         // writes one: `prnn data prepare` does.
-        let (dataset, _) = match prnn::data::load(&config, false) {
+        let (dataset, source) = match prnn::data::load(&config, false) {
             Ok(loaded) => loaded,
             Err(error) => return super::data::report_data_error(&error, reporter),
         };
+        if let prnn::data::Source::Prepared { note: Some(note), .. } = &source {
+            eprintln!("note: {note}; `prnn data prepare` writes a new one");
+        }
         bindings = Some(Bindings {
             items: Some(dataset.items.len() as u64),
             widths: dataset.features.iter().map(|(name, feature)| (name.clone(), feature.width() as u64)).collect(),

@@ -19,6 +19,7 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct PrepareArgs {
+    /// The run config whose data to prepare.
     #[arg(value_name = "RUN.TOML")]
     pub config: PathBuf,
     /// Prepare from the files even when a current cache exists (the cache is then rewritten).
@@ -37,6 +38,7 @@ pub struct PrepareArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct StatsArgs {
+    /// The run config whose data to summarise.
     #[arg(value_name = "RUN.TOML")]
     pub config: PathBuf,
     /// `text` (a table) or `json` (the full report).
@@ -148,10 +150,13 @@ fn stats(args: &StatsArgs, reporter: &Reporter) -> Exit {
         Ok(config) => config,
         Err(exit) => return exit,
     };
-    let (dataset, _) = match data::load(&config, false) {
+    let (dataset, source) = match data::load(&config, false) {
         Ok(loaded) => loaded,
         Err(error) => return report_data_error(&error, reporter),
     };
+    if let data::Source::Prepared { note: Some(note), .. } = &source {
+        eprintln!("note: {note}; `prnn data prepare` writes a new one");
+    }
     match args.format {
         StatsFormat::Text => print!("{}", render_report(&dataset.report)),
         StatsFormat::Json => println!("{}", serde_json::to_string_pretty(&dataset.report).expect("reports serialise")),
@@ -169,6 +174,10 @@ fn synth_dataset(args: &SynthArgs, reporter: &Reporter) -> Exit {
         seed: args.seed,
         ..synth::SynthConfig::default()
     };
+    if let Err(error) = config.validate() {
+        reporter.error(&format!("cannot generate this dataset: {error}"), Some("see `prnn data synth --help` for each setting"));
+        return Exit::Usage;
+    }
     if let Some(exit) = refuse_overwrite(&args.out, &synth::FILES, args.force, reporter) {
         return exit;
     }
@@ -192,14 +201,22 @@ fn synth_dataset(args: &SynthArgs, reporter: &Reporter) -> Exit {
     }
 }
 
+/// Seconds with at most millisecond digits: offsets are stored as f32 seconds after the session's start, so
+/// further digits would be rounding noise, not data.
+fn format_time(seconds: f64) -> String {
+    let text = format!("{seconds:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 /// Refuses to replace existing files unless `--force` is given.
 fn refuse_overwrite(dir: &Path, names: &[&str], force: bool, reporter: &Reporter) -> Option<Exit> {
     let existing: Vec<_> = names.iter().map(|n| dir.join(n)).filter(|p| p.exists()).collect();
     if existing.is_empty() || force {
         return None;
     }
+    let verb = if existing.len() == 1 { "exists" } else { "exist" };
     reporter.error(
-        &format!("{} already exists", existing.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(", ")),
+        &format!("{} already {verb}", existing.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(", ")),
         Some("choose another folder, or pass --force to replace these files"),
     );
     Some(Exit::Io)
@@ -216,7 +233,7 @@ fn export(dataset: &Dataset, dir: &Path) -> std::io::Result<()> {
             let key = sessions.key_text(s);
             for event in sessions.session(s) {
                 let time = sessions.start[s] + f64::from(event.offset);
-                writeln!(out, "{key}\t{}\t{time}", dataset.items.get_str(event.item))?;
+                writeln!(out, "{key}\t{}\t{}", dataset.items.get_str(event.item), format_time(time))?;
             }
         }
         out.flush()?;

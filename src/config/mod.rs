@@ -49,7 +49,7 @@ pub struct SessionFormat {
     /// One column, or several added up (e.g. a date plus milliseconds within the session).
     pub time: Vec<TimeColumn>,
     pub header: bool,
-    /// Whether `"` quotes fields; defaults to on for `,` and `;` files and off for TSV.
+    /// Whether `"` quotes fields; defaults to off for tab-separated files and on for any other separator.
     pub quoting: Option<bool>,
     /// What to do with a row that cannot be read: stop with an error naming it, or skip it and count it.
     pub bad_rows: BadRows,
@@ -71,7 +71,7 @@ impl Default for SessionFormat {
 
 /// A time column: a bare name reads seconds; a table names the unit.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(untagged)]
+#[serde(try_from = "TimeColumnText", untagged)]
 pub enum TimeColumn {
     Seconds(String),
     WithUnit {
@@ -91,6 +91,46 @@ impl TimeColumn {
         match self {
             TimeColumn::Seconds(_) => TimeUnit::S,
             TimeColumn::WithUnit { unit, .. } => *unit,
+        }
+    }
+}
+
+/// A time column as written, before its unit is checked: serde's own message for a bad unit inside an
+/// untagged enum says only that nothing matched.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TimeColumnText {
+    Name(String),
+    Table(TimeTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimeTable {
+    column: String,
+    unit: String,
+}
+
+const TIME_UNITS: [(&str, TimeUnit); 5] =
+    [("s", TimeUnit::S), ("ms", TimeUnit::Ms), ("us", TimeUnit::Us), ("date", TimeUnit::Date), ("datetime", TimeUnit::Datetime)];
+
+impl TryFrom<TimeColumnText> for TimeColumn {
+    type Error = String;
+
+    fn try_from(text: TimeColumnText) -> Result<Self, String> {
+        match text {
+            TimeColumnText::Name(column) => Ok(TimeColumn::Seconds(column)),
+            TimeColumnText::Table(TimeTable { column, unit }) => match TIME_UNITS.iter().find(|(name, _)| *name == unit) {
+                Some((_, unit)) => Ok(TimeColumn::WithUnit { column, unit: *unit }),
+                None => {
+                    let names = TIME_UNITS.map(|(name, _)| name);
+                    let hint = closest(&unit, names).map(|best| format!(" (did you mean `{best}`?)")).unwrap_or_default();
+                    Err(format!(
+                        "unknown time unit `{unit}` for column `{column}`{hint}; expected one of {}",
+                        names.map(|n| format!("`{n}`")).join(", ")
+                    ))
+                }
+            },
         }
     }
 }
@@ -387,6 +427,40 @@ fn validate(config: &RunConfig, errors: &mut Vec<Diagnostic>) {
                 .at(span(device.span()), "expected `auto`, `cpu`, `cuda` or `cuda:N`"),
         );
     }
+    let one_character = |separator: &str| matches!(separator.as_bytes(), [byte] if byte.is_ascii());
+    if !one_character(&data.format.separator) {
+        errors.push(
+            Diagnostic::error(Code::ConfigSyntax, format!("`[data.format] separator` {:?} is not one ASCII character", data.format.separator))
+                .help("e.g. `separator = \"\\t\"`, `\",\"` or `\";\"`"),
+        );
+    }
+    if data.format.time.is_empty() {
+        errors.push(
+            Diagnostic::error(Code::ConfigSyntax, "`[data.format] time` names no column")
+                .note("sessions are ordered and split by time")
+                .help("name the time column, e.g. `time = [\"Time\"]`"),
+        );
+    }
+    for (name, binding) in &config.inputs {
+        if let InputBinding::Sparse { separator, min_df, ngrams, columns, .. } = binding.get_ref() {
+            let input = name.get_ref();
+            let mut problem = |message: String, help: &str| {
+                errors.push(Diagnostic::error(Code::ConfigSyntax, message).at(span(binding.span()), format!("in `[inputs.{input}]`")).help(help.to_string()))
+            };
+            if !one_character(separator) {
+                problem(format!("separator {separator:?} is not one ASCII character"), "e.g. `separator = \",\"`; the default is a tab");
+            }
+            if *min_df < 1 {
+                problem("`min_df` must be at least 1".into(), "1 keeps every term; the paper's 2 drops terms found in one item only");
+            }
+            if *ngrams < 1 {
+                problem("`ngrams` must be at least 1".into(), "1 for unigrams, 2 to add bigrams as in the paper");
+            }
+            if columns.is_empty() {
+                problem("`columns` names no column".into(), "list the item columns to read, e.g. `columns = [\"title\"]`");
+            }
+        }
+    }
     let preprocess = &config.preprocess;
     let mut range_error = |what: &str, fix: &str| {
         errors.push(Diagnostic::error(Code::ConfigSyntax, format!("{what} is out of range")).help(fix.to_string()))
@@ -430,7 +504,10 @@ pub fn parse_device(text: &str) -> Option<Device> {
 
 /// Turns a TOML or schema error into a diagnostic, adding a suggestion for unknown keys and variants.
 fn toml_diagnostic(error: &toml::de::Error) -> Diagnostic {
-    let message = error.message().trim().to_string();
+    let mut message = error.message().trim().to_string();
+    if message.contains("untagged enum TimeColumnText") {
+        message = "a time column is a column name, or a table `{ column = \"...\", unit = \"...\" }` with just those two keys".into();
+    }
     let mut diagnostic = Diagnostic::error(Code::ConfigSyntax, first_line(&message));
     if let Some(range) = error.span() {
         diagnostic = diagnostic.at(span(range), "here");

@@ -21,13 +21,15 @@ use super::prepare::{Dataset, Report};
 use super::sessions::{Event, SessionKeys, Sessions};
 use crate::config::{InputBinding, RunConfig};
 
-/// Bumped whenever the layout below or the meaning of a prepared dataset changes.
-const LAYOUT_VERSION: &str = "prnn-dataset-1";
+/// Bumped whenever the layout below or the meaning of a prepared dataset (filters, features, report)
+/// changes; the key also holds prnn's version, so a release never reads another release's cache.
+const LAYOUT_VERSION: &str = "prnn-dataset-2";
 
 /// The cache key: a hex BLAKE3 hash of everything that decides the prepared dataset.
 pub fn key(config: &RunConfig) -> Result<String, DataError> {
     let mut hasher = blake3::Hasher::new();
     hasher.update(LAYOUT_VERSION.as_bytes());
+    hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
     let settings = serde_json::json!({
         "format": config.data.format,
         "preprocess": config.preprocess,
@@ -36,7 +38,7 @@ pub fn key(config: &RunConfig) -> Result<String, DataError> {
     hasher.update(settings.to_string().as_bytes());
     let session_files = [&config.data.sessions, &config.data.train, &config.data.test];
     for path in session_files.into_iter().flatten() {
-        hash_file(&mut hasher, path.get_ref())?;
+        hash_file(&mut hasher, path.get_ref(), "session file")?;
     }
     for (name, binding) in &config.inputs {
         let mut options = serde_json::to_value(binding.get_ref()).expect("bindings serialise");
@@ -48,27 +50,30 @@ pub fn key(config: &RunConfig) -> Result<String, DataError> {
         }
         hasher.update(name.get_ref().as_bytes());
         hasher.update(options.to_string().as_bytes());
-        for path in binding_files(binding.get_ref()) {
-            hash_file(&mut hasher, path)?;
+        for (path, what) in binding_files(binding.get_ref()) {
+            hash_file(&mut hasher, path, what)?;
         }
     }
     Ok(hasher.finalize().to_hex()[..32].to_string())
 }
 
-fn binding_files(binding: &InputBinding) -> Vec<&Path> {
+/// The files an input reads, with what each is, for messages.
+fn binding_files(binding: &InputBinding) -> Vec<(&Path, &'static str)> {
     match binding {
         InputBinding::ItemId {} => vec![],
-        InputBinding::Dense { vectors, ids, .. } => std::iter::once(vectors.as_path()).chain(ids.as_deref()).collect(),
-        InputBinding::Sparse { items, .. } => vec![items.as_path()],
+        InputBinding::Dense { vectors, ids, .. } => {
+            std::iter::once((vectors.as_path(), "vectors file")).chain(ids.as_deref().map(|ids| (ids, "ID list"))).collect()
+        }
+        InputBinding::Sparse { items, .. } => vec![(items.as_path(), "item file")],
     }
 }
 
-fn hash_file(hasher: &mut blake3::Hasher, path: &Path) -> Result<(), DataError> {
-    let mut file = std::fs::File::open(path).map_err(|e| DataError::io(path, "data file", &e))?;
+fn hash_file(hasher: &mut blake3::Hasher, path: &Path, what: &str) -> Result<(), DataError> {
+    let mut file = std::fs::File::open(path).map_err(|e| DataError::io(path, what, &e))?;
     let mut buffer = vec![0u8; 1 << 20];
     let mut length = 0u64;
     loop {
-        let n = file.read(&mut buffer).map_err(|e| DataError::io(path, "data file", &e))?;
+        let n = file.read(&mut buffer).map_err(|e| DataError::io(path, what, &e))?;
         if n == 0 {
             break;
         }

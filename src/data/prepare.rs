@@ -149,6 +149,13 @@ pub fn prepare(config: &RunConfig) -> Result<Dataset, DataError> {
         items: 0,
     });
 
+    if test.is_empty() {
+        let test_file = config.data.test.as_ref().or(config.data.sessions.as_ref()).expect("a config names its sessions");
+        return Err(DataError::new(DataCode::Preprocess, test_file.get_ref(), "no test session is left with 2 or more events whose items occur in training")
+            .note("dropping the test events whose item is not in training, then the test sessions left with fewer than 2 events, left none")
+            .help("check that train and test come from the same catalogue (the same item IDs), or, for a time split, raise `test_days`"));
+    }
+
     // Dense indices for the training items only, in order of first appearance.
     let (items, mapping) = items.retain(&in_train);
     for event in train.events.iter_mut().chain(test.events.iter_mut()) {
@@ -302,12 +309,12 @@ pub fn render_report(report: &Report) -> String {
         for step in &report.steps {
             let mut parts = Vec::new();
             if step.items > 0 {
-                parts.push(format!("{} items", group(step.items)));
+                parts.push(format!("{} item{}", group(step.items), if step.items == 1 { "" } else { "s" }));
             }
             if step.sessions > 0 {
-                parts.push(format!("{} sessions", group(step.sessions)));
+                parts.push(format!("{} session{}", group(step.sessions), if step.sessions == 1 { "" } else { "s" }));
             }
-            parts.push(format!("{} events", group(step.events)));
+            parts.push(format!("{} event{}", group(step.events), if step.events == 1 { "" } else { "s" }));
             let _ = writeln!(out, "  {}: {}", step.what, parts.join(", "));
         }
     }

@@ -745,6 +745,46 @@ mod tests {
         assert!(error.message.contains("`ItemId`"));
     }
 
+    /// Sessions as `key -> items in time order`, for comparing layouts.
+    fn by_key(read: &ReadSessions, items: &Interner) -> Vec<(String, Vec<String>)> {
+        let sessions = &read.sessions;
+        (0..sessions.len()).map(|s| (sessions.key_text(s), item_ids(sessions, items, s))).collect()
+    }
+
+    #[test]
+    fn interleaved_and_grouped_files_give_the_same_sessions() {
+        // A small linear congruential generator keeps the test free of dependencies and reproducible.
+        let mut state = 12345u64;
+        let mut next = |bound: u64| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) % bound
+        };
+        let mut rows = Vec::new();
+        for session in 0..300u64 {
+            let key = if session % 7 == 0 { format!("s{session}") } else { (session * 13 + 1).to_string() };
+            let start = next(100_000) as f64;
+            for event in 0..(1 + next(6)) {
+                rows.push((key.clone(), format!("i{}", next(50)), start + event as f64 * 30.0));
+            }
+        }
+        let text = |rows: &[(String, String, f64)]| {
+            let mut text = String::from("SessionId\tItemId\tTime\n");
+            for (key, item, time) in rows {
+                text.push_str(&format!("{key}\t{item}\t{time}\n"));
+            }
+            text
+        };
+        let (grouped, grouped_items) = read_text(&text(&rows), &SessionFormat::default()).unwrap();
+        // Shuffle the rows: sessions now come in many runs each.
+        for i in (1..rows.len()).rev() {
+            rows.swap(i, next(i as u64 + 1) as usize);
+        }
+        let (shuffled, shuffled_items) = read_text(&text(&rows), &SessionFormat::default()).unwrap();
+        assert_eq!(by_key(&grouped, &grouped_items), by_key(&shuffled, &shuffled_items));
+        assert_eq!(grouped.sessions.start, shuffled.sessions.start);
+        assert!(shuffled.sessions.start.windows(2).all(|w| w[0] <= w[1]));
+    }
+
     #[test]
     fn gather_blocks_reorders_in_place() {
         let mut items: Vec<u32> = vec![0, 1, 2, 3, 4, 5, 6];

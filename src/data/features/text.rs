@@ -21,6 +21,7 @@ use super::{Feature, FeatureReport, SparseFeature};
 use crate::data::error::{DataCode, DataError};
 use crate::data::intern::Interner;
 use crate::data::table::{self, TableFormat};
+use crate::ir::expr::group_thousands;
 
 /// An item table as a sparse input's config names it: one row per item, with a header.
 #[derive(Debug, Clone, Copy)]
@@ -281,15 +282,20 @@ pub fn tfidf(
     }
 
     let mut notes = vec![format!(
-        "vocabulary: {}; N = {with_text} items with text, idf = ln(N / df), rows L2-normalised",
+        "vocabulary: {}; N = {} items with text, idf = ln(N / df), rows L2-normalised",
         per_n
             .iter()
             .enumerate()
-            .map(|(n, count)| format!("{count} {}", ngram_name(n + 1)))
+            .map(|(n, &count)| format!("{} {}", group_thousands(count as u64), ngram_name(n + 1)))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        group_thousands(with_text as u64)
     )];
-    notes.push(format!("{rare} of {} distinct terms dropped: found in fewer than min_df = {min_df} items", df.len()));
+    notes.push(format!(
+        "{} of {} distinct terms dropped: found in fewer than min_df = {min_df} items",
+        group_thousands(rare as u64),
+        group_thousands(df.len() as u64)
+    ));
     if everywhere > 0 {
         notes.push(format!("{everywhere} terms dropped: found in every item, so their idf is 0"));
     }
