@@ -26,6 +26,15 @@ impl Interner {
         Self::default()
     }
 
+    /// An interner holding `keys`, numbered in order.
+    pub fn from_keys<'a>(keys: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut interner = Interner::new();
+        for key in keys {
+            interner.intern(key.as_bytes());
+        }
+        interner
+    }
+
     pub fn len(&self) -> usize {
         self.ends.len()
     }

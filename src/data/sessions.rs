@@ -568,41 +568,26 @@ fn block_offsets(order: &[u32], length: impl Fn(usize) -> u32) -> Vec<u32> {
     offsets
 }
 
-/// `values[i] = old values[order[i]]`, in place, following permutation cycles with a visited bitset.
+/// `values[i] = old values[order[i]]`, in place.
 fn gather_in_place<T: Copy>(values: &mut [T], order: &[u32]) {
-    let mut done = vec![0u64; values.len().div_ceil(64)];
-    for first in 0..values.len() {
-        if done[first / 64] >> (first % 64) & 1 == 1 {
-            continue;
-        }
-        let saved = values[first];
-        let mut position = first;
-        loop {
-            done[position / 64] |= 1 << (position % 64);
-            let from = order[position] as usize;
-            if from == first {
-                values[position] = saved;
-                break;
-            }
-            values[position] = values[from];
-            position = from;
-        }
-    }
+    gather_by(values, |position| order[position] as usize);
 }
 
 /// Moves blocks of `items` in place so that they appear in `order`; block `b` starts at `starts[b]` and ends
 /// where block `b + 1` starts (the last at the end); `new_starts` (from [`block_offsets`]) says where each
-/// block of `order` lands. Follows permutation cycles with a visited bitset: one bit per item instead of a
-/// second copy of the events.
+/// block of `order` lands.
 fn gather_blocks<T: Copy>(items: &mut [T], starts: &[u32], order: &[u32], new_starts: &[u32]) {
-    let n = items.len();
-    // Where the item that belongs at `position` comes from.
-    let source = |position: usize| {
+    gather_by(items, |position| {
         let k = new_starts.partition_point(|&s| s as usize <= position) - 1;
         starts[order[k] as usize] as usize + (position - new_starts[k] as usize)
-    };
-    let mut done = vec![0u64; n.div_ceil(64)];
-    for first in 0..n {
+    });
+}
+
+/// `items[i] = old items[source(i)]` for a permutation `source`, in place: follows its cycles with a
+/// visited bitset, one bit per item instead of a second copy.
+fn gather_by<T: Copy>(items: &mut [T], source: impl Fn(usize) -> usize) {
+    let mut done = vec![0u64; items.len().div_ceil(64)];
+    for first in 0..items.len() {
         if done[first / 64] >> (first % 64) & 1 == 1 {
             continue;
         }

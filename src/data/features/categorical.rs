@@ -5,7 +5,7 @@
 //! vocabulary holds the values dataset items have, ordered by the column's place in `columns`, then by
 //! value. A category name with spaces therefore becomes several values; write it with `_` to keep it one.
 
-use super::text::{mean, read_rows, ItemTable};
+use super::text::{read_rows, ItemTable};
 use super::{Feature, FeatureReport, SparseFeature};
 use crate::data::error::{DataCode, DataError};
 use crate::data::intern::Interner;
@@ -84,18 +84,8 @@ pub fn encode(input: &str, table: &ItemTable, items: &Interner) -> Result<(Featu
     if empty_rows > 0 {
         notes.push(format!("{empty_rows} items have a row whose cells are all empty: zero rows"));
     }
-    let report = FeatureReport {
-        input: input.to_string(),
-        encoding: "categorical".into(),
-        width: vocabulary.len(),
-        items_with_features: counts.matched,
-        items_without_features: items.len() - counts.matched,
-        ignored_rows: counts.ignored,
-        mean_nonzeros: mean(indices.len(), counts.matched),
-        notes,
-    };
     let feature = SparseFeature { width: vocabulary.len(), indptr, indices, values, vocabulary };
-    Ok((Feature::Sparse(feature), report))
+    Ok(super::sparse_output(input, "categorical", items, &counts, feature, notes))
 }
 
 /// Moves the distinct entries of a sorted slice to its front; returns how many there are.

@@ -430,11 +430,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn interner(ids: &[&str]) -> Interner {
-        let mut items = Interner::new();
-        for id in ids {
-            items.intern(id.as_bytes());
-        }
-        items
+        Interner::from_keys(ids.iter().copied())
     }
 
     /// An `.npy` file as numpy writes it: magic, version 1.0, a header padded to 64 bytes, the data.

@@ -67,6 +67,28 @@ pub struct FeatureReport {
     pub notes: Vec<String>,
 }
 
+/// A sparse feature and its report, for the encodings that read an item table.
+fn sparse_output(
+    input: &str,
+    encoding: &str,
+    items: &Interner,
+    counts: &text::RowCounts,
+    feature: SparseFeature,
+    notes: Vec<String>,
+) -> (Feature, FeatureReport) {
+    let report = FeatureReport {
+        input: input.to_string(),
+        encoding: encoding.into(),
+        width: feature.width,
+        items_with_features: counts.matched,
+        items_without_features: items.len() - counts.matched,
+        ignored_rows: counts.ignored,
+        mean_nonzeros: text::mean(feature.indices.len(), counts.matched),
+        notes,
+    };
+    (Feature::Sparse(feature), report)
+}
+
 /// Builds the feature for spec input `input` from its source, one row per item of `items`
 /// (the prepared dataset's item IDs, by index).
 pub fn build(input: &str, binding: &InputBinding, items: &Interner) -> Result<(Feature, FeatureReport), DataError> {

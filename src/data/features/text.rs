@@ -309,18 +309,8 @@ pub fn tfidf(
         notes.push(format!("{emptied_by_df} items keep no vocabulary term (all too rare or in every item): zero rows"));
     }
 
-    let report = FeatureReport {
-        input: input.to_string(),
-        encoding: "tfidf".into(),
-        width: vocabulary.len(),
-        items_with_features: counts.matched,
-        items_without_features: items.len() - counts.matched,
-        ignored_rows: counts.ignored,
-        mean_nonzeros: mean(indices.len(), counts.matched),
-        notes,
-    };
     let feature = SparseFeature { width: vocabulary.len(), indptr, indices, values, vocabulary };
-    Ok((Feature::Sparse(feature), report))
+    Ok(super::sparse_output(input, "tfidf", items, &counts, feature, notes))
 }
 
 fn ngram_name(n: usize) -> String {
@@ -525,11 +515,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn interner(ids: &[&str]) -> Interner {
-        let mut items = Interner::new();
-        for id in ids {
-            items.intern(id.as_bytes());
-        }
-        items
+        Interner::from_keys(ids.iter().copied())
     }
 
     fn write(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
