@@ -22,10 +22,16 @@ pub mod check;
 pub mod config;
 pub mod data;
 pub mod diagnostic;
+#[cfg(feature = "torch")]
+pub mod eval;
 pub mod ir;
+#[cfg(feature = "torch")]
+pub mod lower;
 #[cfg(feature = "torch")]
 pub mod runtime;
 pub mod syntax;
+#[cfg(feature = "torch")]
+pub mod train;
 
 pub use compile::{check_source, compile, compile_source, CompileError};
 

@@ -11,7 +11,7 @@ use cli::{Color, Exit, Reporter};
 /// prnn compiles parallel-RNN session-based recommender specs (Hidasi et al., RecSys 2016).
 ///
 /// Exit codes: 0 success, 1 internal failure, 2 bad command line, 3 spec errors, 4 run-config errors,
-/// 5 missing or unreadable file, 6 bad data.
+/// 5 missing or unreadable file, 6 bad data, 7 training diverged (NaN or infinite loss).
 #[derive(Debug, Parser)]
 #[command(name = "prnn", version, about, long_about)]
 struct Cli {
@@ -31,6 +31,12 @@ enum Command {
     /// Prepare, inspect or generate session data.
     #[command(subcommand)]
     Data(cli::data::Command),
+    /// Train a spec on the data of a run config; writes a run folder with metrics and checkpoints.
+    #[cfg(feature = "torch")]
+    Train(cli::train::Args),
+    /// Evaluate a trained run: Recall@K and MRR@K on its test set, and the rank of every test event.
+    #[cfg(feature = "torch")]
+    Eval(cli::eval::Args),
     /// Show the libtorch in use, whether CUDA is available, and test each device.
     #[cfg(feature = "torch")]
     Doctor,
@@ -54,6 +60,10 @@ fn main() -> ExitCode {
         Command::Check(args) => cli::check::run(args, &reporter),
         Command::Compile(args) => cli::compile::run(args, &reporter),
         Command::Data(command) => cli::data::run(command, &reporter),
+        #[cfg(feature = "torch")]
+        Command::Train(args) => cli::train::run(args, &reporter),
+        #[cfg(feature = "torch")]
+        Command::Eval(args) => cli::eval::run(args, &reporter),
         #[cfg(feature = "torch")]
         Command::Doctor => cli::doctor::run(),
     });

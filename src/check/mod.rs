@@ -494,7 +494,16 @@ impl Checker<'_> {
             self.push(wrong_type(value, "weights", "a list of numbers, one per subnet"));
             return vec![1.0; count];
         };
-        let weights: Vec<f64> = items.iter().map(|v| read_real(v, "weights", Range::Positive, self.sink).unwrap_or(1.0)).collect();
+        // A zero weight is allowed: it leaves a subnet out of the scores (the model without it), which is
+        // how an ablation is written without editing the rest of the spec.
+        let weights: Vec<f64> = items.iter().map(|v| read_real(v, "weights", Range::NonNegative, self.sink).unwrap_or(1.0)).collect();
+        if weights.len() == count && weights.iter().all(|w| *w == 0.0) {
+            let d = Diagnostic::error(Code::OutOfRange, "every merge weight is 0")
+                .at(value.span, "no subnet would contribute to the scores")
+                .help("give at least one subnet a positive weight");
+            self.push(d);
+            return vec![1.0; count];
+        }
         if weights.len() != count {
             let d = Diagnostic::error(Code::WeightCount, format!("{} weights for {count} subnets", weights.len()))
                 .at(value.span, format!("expected {count} weights, one per merged subnet, in the merge's order"));

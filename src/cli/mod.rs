@@ -5,6 +5,12 @@ pub mod compile;
 pub mod data;
 #[cfg(feature = "torch")]
 pub mod doctor;
+#[cfg(feature = "torch")]
+pub mod eval;
+#[cfg(feature = "torch")]
+pub mod session;
+#[cfg(feature = "torch")]
+pub mod train;
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -31,6 +37,8 @@ pub enum Exit {
     Io = 5,
     /// A data file (sessions or features) has bad content, or preprocessing leaves nothing.
     Data = 6,
+    /// Training diverged: the loss became NaN or infinite.
+    Diverged = 7,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

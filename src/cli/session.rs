@@ -1,0 +1,168 @@
+//! What `prnn train` and `prnn eval` share: a spec and run config turned into a model, data and a device,
+//! the `key=value` overrides of the spec's training settings, and the run folder's record of all of it.
+
+use std::path::{Path, PathBuf};
+
+use prnn::check::{Model, Schedule};
+use prnn::config::RunConfig;
+use prnn::data::Dataset;
+use prnn::diagnostic::Source;
+use prnn::ir::Compiled;
+
+use super::{read_file, Exit, Reporter};
+
+/// The run folder's record of how it was made (`run.json`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RunRecord {
+    pub prnn_version: String,
+    pub torch_version: Option<String>,
+    pub command_line: Vec<String>,
+    /// Where the spec and config were read from, as given.
+    pub spec_path: PathBuf,
+    pub config_path: PathBuf,
+    /// The folder relative paths in `config.toml` resolve against (absolute).
+    pub config_dir: PathBuf,
+    /// BLAKE3 of `spec.prnn`, of `config.toml`, and of the resolved model as JSON.
+    pub spec_hash: String,
+    pub config_hash: String,
+    pub model_hash: String,
+    pub overrides: Vec<String>,
+    pub max_batches: Option<u64>,
+    pub device: String,
+    pub parameters: i64,
+    /// The model after defaults and overrides: what actually trains.
+    pub model: serde_json::Value,
+}
+
+pub const SPEC_FILE: &str = "spec.prnn";
+pub const CONFIG_FILE: &str = "config.toml";
+pub const RECORD_FILE: &str = "run.json";
+pub const METRICS_FILE: &str = "metrics.jsonl";
+
+/// A spec checked, overridden and bound to a config, with its data loaded.
+pub struct Prepared {
+    pub spec: Source,
+    pub config_text: String,
+    pub config: RunConfig,
+    pub compiled: Compiled,
+    pub dataset: Dataset,
+    pub max_batches: Option<u64>,
+}
+
+/// Applies `key=value` overrides to the spec's training settings. Returns the run-only `max_batches`.
+pub fn apply_overrides(model: &mut Model, overrides: &[String]) -> Result<Option<u64>, String> {
+    const KEYS: &str = "seed, batch, lr, momentum, eps, epochs, extra, alpha, max_batches";
+    let mut max_batches = None;
+    for text in overrides {
+        let (key, value) = text.split_once('=').ok_or_else(|| format!("override `{text}` is not `key=value` (keys: {KEYS})"))?;
+        let (key, value) = (key.trim(), value.trim());
+        let integer = || value.parse::<u64>().map_err(|_| format!("override `{key}` needs a whole number ≥ 0, got `{value}`"));
+        let real = || {
+            value
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .ok_or_else(|| format!("override `{key}` needs a number ≥ 0, got `{value}`"))
+        };
+        let positive = |n: u64| if n == 0 { Err(format!("override `{key}` must be at least 1")) } else { Ok(n) };
+        let train = &mut model.train;
+        match key {
+            "seed" => train.seed = integer()?,
+            "batch" => train.batch = positive(integer()?)?,
+            "lr" => train.optimizer.learning_rate = real().and_then(|v| if v > 0.0 { Ok(v) } else { Err("override `lr` must be above 0".into()) })?,
+            "momentum" => train.optimizer.momentum = real().and_then(|v| if v < 1.0 { Ok(v) } else { Err("override `momentum` must be below 1".into()) })?,
+            "eps" => train.optimizer.eps = real()?,
+            "extra" => train.negatives.extra = integer()?,
+            "alpha" => train.negatives.alpha = real()?,
+            "max_batches" => max_batches = Some(positive(integer()?)?),
+            "epochs" => {
+                let epochs = positive(integer()?)?;
+                match &mut train.schedule {
+                    Schedule::Simultaneous { epochs: e } | Schedule::Alternating { epochs: e, .. } | Schedule::Interleaving { epochs: e, .. } => *e = epochs,
+                    // Every phase gets the same number: a residual ensemble needs each subnet trained.
+                    Schedule::Residual { phases } => phases.iter_mut().for_each(|p| p.epochs = epochs),
+                }
+            }
+            _ => {
+                let names: Vec<&str> = KEYS.split(", ").collect();
+                let hint = prnn::diagnostic::closest(key, names).map(|b| format!(" (did you mean `{b}`?)")).unwrap_or_default();
+                return Err(format!("unknown override `{key}`{hint}; keys: {KEYS}"));
+            }
+        }
+    }
+    Ok(max_batches)
+}
+
+/// Reads, checks, overrides and binds a spec; reads the config; loads (and caches) the data.
+pub fn prepare(
+    spec: Source,
+    config_text: String,
+    config_path: &Path,
+    config_dir: &Path,
+    overrides: &[String],
+    reporter: &Reporter,
+) -> Result<Prepared, Exit> {
+    let mut model = match prnn::check_source(&spec) {
+        Ok(model) => model,
+        Err(error) => {
+            reporter.diagnostics(&spec, &error.diagnostics);
+            return Err(Exit::Spec);
+        }
+    };
+    let config_source = Source::new(config_path.display().to_string(), config_text.clone());
+    let config = prnn::config::parse(&config_text, config_dir).map_err(|diagnostics| {
+        reporter.diagnostics(&config_source, &diagnostics);
+        Exit::Config
+    })?;
+    model = prnn::config::bind(&config, &model, &spec.name).map_err(|diagnostics| {
+        reporter.diagnostics(&config_source, &diagnostics);
+        Exit::Config
+    })?;
+    let max_batches = apply_overrides(&mut model, overrides).map_err(|message| {
+        reporter.error(&message, None);
+        Exit::Usage
+    })?;
+    let (dataset, _) = prnn::data::load(&config, true).map_err(|error| super::data::report_data_error(&error, reporter))?;
+    let compiled = Compiled::new(model);
+    Ok(Prepared { spec, config_text, config, compiled, dataset, max_batches })
+}
+
+/// Reads a run folder's record and the spec and config it keeps.
+pub fn read_run(dir: &Path, reporter: &Reporter) -> Result<(RunRecord, Source, String), Exit> {
+    let record_path = dir.join(RECORD_FILE);
+    let record_text = read_file(&record_path, "run record", reporter).map_err(|code| {
+        if !dir.is_dir() {
+            reporter.error(&format!("`{}` is not a run folder", dir.display()), Some("give the folder `prnn train` wrote"));
+        }
+        code
+    })?;
+    let record: RunRecord = serde_json::from_str(&record_text.text).map_err(|e| {
+        reporter.error(&format!("{} is damaged: {e}", record_path.display()), Some("the run folder cannot be used; train again"));
+        Exit::Io
+    })?;
+    let spec = read_file(&dir.join(SPEC_FILE), "spec", reporter)?;
+    let config = read_file(&dir.join(CONFIG_FILE), "run config", reporter)?;
+    Ok((record, spec, config.text))
+}
+
+pub fn hash(text: &str) -> String {
+    blake3::hash(text.as_bytes()).to_hex().to_string()
+}
+
+/// Resolves the device: the command line's, else the config's; reports an unusable one.
+pub fn device(flag: Option<&str>, config: &RunConfig, reporter: &Reporter) -> Result<tch::Device, Exit> {
+    tch::set_num_threads(config.run.threads.max(1) as i32);
+    let name = flag.unwrap_or(config.run.device.get_ref().as_str());
+    prnn::lower::device(name).map_err(|message| {
+        reporter.error(&message, Some("use `--device cpu`, or `auto` to take CUDA only when it is there"));
+        Exit::Usage
+    })
+}
+
+pub fn device_name(device: tch::Device) -> String {
+    match device {
+        tch::Device::Cpu => "cpu".into(),
+        tch::Device::Cuda(index) => format!("cuda:{index}"),
+        other => format!("{other:?}"),
+    }
+}

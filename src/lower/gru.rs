@@ -1,0 +1,58 @@
+//! The GRU step in its two forms: GRU4Rec's reset-before-product and PyTorch's standard cell.
+//!
+//! Both take the input's contribution already projected (`x W_in + b`, `[B, 3H]`), because how an input is
+//! projected depends on its kind (row lookup, weighted row sum, matrix product) and a subnet may sum several.
+
+use serde::Serialize;
+use tch::Tensor;
+
+/// Where the reset gate acts. docs/model.md lists which form each input mode uses and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GruForm {
+    /// GRU4Rec's one-hot cell: `n = tanh(x_n + (r ⊙ h) W_n)`, `h' = (1 - z) ⊙ h + z ⊙ n`.
+    /// Gate blocks of `W_in`, `W_hh` and `b` in the order candidate, reset, update.
+    ResetBeforeProduct,
+    /// PyTorch's `GRUCell`: `n = tanh(x_n + r ⊙ (h W_n + b_hn))`, `h' = (1 - z) ⊙ n + z ⊙ h`.
+    /// Gate blocks in the order reset, update, candidate; `b_hn` is the candidate's hidden-side bias.
+    ResetAfterProduct,
+}
+
+impl GruForm {
+    pub fn name(self) -> &'static str {
+        match self {
+            GruForm::ResetBeforeProduct => "reset before product (GRU4Rec)",
+            GruForm::ResetAfterProduct => "reset after product (PyTorch GRUCell)",
+        }
+    }
+}
+
+/// One GRU step. `x_proj` `[B, 3H]` holds the input's projection plus the input bias; `h` `[B, H]`;
+/// `w_hh` `[H, 3H]`; `b_hn` `[H]` is used by the reset-after form only.
+pub fn gru_step(form: GruForm, x_proj: &Tensor, h: &Tensor, w_hh: &Tensor, b_hn: Option<&Tensor>) -> Tensor {
+    let hidden = h.size()[1];
+    match form {
+        GruForm::ResetBeforeProduct => {
+            let x = x_proj.split(hidden, 1);
+            let (x_n, x_r, x_z) = (&x[0], &x[1], &x[2]);
+            let w_n = w_hh.narrow(1, 0, hidden);
+            let w_rz = w_hh.narrow(1, hidden, 2 * hidden);
+            let h_rz = h.mm(&w_rz).split(hidden, 1);
+            let reset = (x_r + &h_rz[0]).sigmoid();
+            let update = (x_z + &h_rz[1]).sigmoid();
+            let candidate = (x_n + (&reset * h).mm(&w_n)).tanh();
+            h + &update * (candidate - h)
+        }
+        GruForm::ResetAfterProduct => {
+            let x = x_proj.split(hidden, 1);
+            let mut hh = h.mm(w_hh).split(hidden, 1);
+            if let Some(b_hn) = b_hn {
+                hh[2] = &hh[2] + b_hn;
+            }
+            let reset = (&x[0] + &hh[0]).sigmoid();
+            let update = (&x[1] + &hh[1]).sigmoid();
+            let candidate = (&x[2] + &reset * &hh[2]).tanh();
+            &candidate + &update * (h - &candidate)
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! Training: the compiled plan executed over session-parallel mini-batches, one epoch at a time.
+//!
+//! - [`batches`]: session-parallel mini-batches as GRU4Rec builds them.
+//! - [`sampler`]: extra negatives drawn ∝ support^alpha.
+//! - [`checkpoint`]: parameters, optimizer state and the item index in safetensors, written atomically.
+//!
+//! The trainer knows nothing about files: the CLI loops over epochs, writes metrics and checkpoints. Every
+//! epoch reseeds libtorch and the sampler from the spec's seed and the epoch number, so a run resumed from
+//! the checkpoint of epoch k continues exactly as the uninterrupted run did.
+
+pub mod batches;
+pub mod checkpoint;
+pub mod sampler;
+
+use std::time::Instant;
+
+use tch::{Kind, Tensor};
+
+use crate::check::Model;
+use crate::data::Dataset;
+use crate::ir::graph::Owner;
+use crate::ir::plan::{Mode, Phase, Plan};
+use crate::lower::network::{item_support, BatchIndex};
+use crate::lower::optim::Adagrad;
+use crate::lower::{FrameIndexer, Network};
+use batches::SessionBatches;
+use sampler::NegativeSampler;
+
+/// A plan step with subnets as indices into the network.
+#[derive(Debug, Clone)]
+struct StepPlan {
+    /// (subnet, trains, reused) in merge order.
+    forward: Vec<(usize, bool, bool)>,
+    trains: Vec<Owner>,
+    loss_on: Vec<usize>,
+}
+
+/// What one epoch did.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct EpochSummary {
+    pub epoch: u64,
+    /// 1-based phase of the plan.
+    pub phase: usize,
+    /// Parameter groups trained.
+    pub trains: Vec<String>,
+    /// Mean training loss over the epoch's mini-batches (the last step's loss under interleaving).
+    pub loss: f64,
+    pub batches: u64,
+    /// Events predicted (input → target pairs).
+    pub events: u64,
+    pub seconds: f64,
+    pub events_per_second: f64,
+    pub batches_per_second: f64,
+}
+
+/// Training stopped because the loss became NaN or infinite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diverged {
+    pub epoch: u64,
+    /// The check that found it: the non-finite loss appeared at or before this mini-batch.
+    pub batch: u64,
+}
+
+/// Progress within an epoch, for a progress bar.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub events: u64,
+    pub total_events: u64,
+    pub batches: u64,
+    /// Mean loss so far in this epoch.
+    pub loss: f64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct EpochOptions {
+    /// Stop each epoch after this many mini-batches (smoke runs of the big models).
+    pub max_batches: Option<u64>,
+    /// Mini-batches between reads of the device-side loss and NaN flag.
+    pub check_every: u64,
+}
+
+impl Default for EpochOptions {
+    fn default() -> Self {
+        EpochOptions { max_batches: None, check_every: 256 }
+    }
+}
+
+pub struct Trainer<'a> {
+    pub network: Network,
+    model: &'a Model,
+    plan: &'a Plan,
+    dataset: &'a Dataset,
+    support: Vec<u64>,
+    indexer: FrameIndexer,
+}
+
+/// The seed of one epoch's random streams (dropout, negatives), derived from the spec's seed.
+pub fn epoch_seed(seed: u64, epoch: u64) -> u64 {
+    // SplitMix64's finaliser: nearby epochs get unrelated seeds.
+    let mut z = seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl<'a> Trainer<'a> {
+    pub fn new(network: Network, model: &'a Model, plan: &'a Plan, dataset: &'a Dataset) -> Self {
+        let support = item_support(dataset);
+        Trainer { network, model, plan, dataset, support, indexer: FrameIndexer::default() }
+    }
+
+    /// The phase that covers `epoch`, 0-based.
+    pub fn phase_of(&self, epoch: u64) -> usize {
+        self.plan.phases.iter().position(|p| p.first_epoch <= epoch && epoch <= p.last_epoch).expect("the plan covers every epoch")
+    }
+
+    fn step_plans(&self, phase: &Phase) -> Vec<StepPlan> {
+        phase
+            .steps
+            .iter()
+            .map(|step| StepPlan {
+                forward: step
+                    .forward
+                    .iter()
+                    .map(|f| (self.network.subnet_index(&f.subnet), f.mode == Mode::Train, f.reused))
+                    .collect(),
+                trains: step.trains.clone(),
+                loss_on: step.loss_on.iter().map(|s| self.network.subnet_index(s)).collect(),
+            })
+            .collect()
+    }
+
+    /// Runs one epoch (1-based) of the plan.
+    pub fn epoch(&mut self, epoch: u64, options: EpochOptions, mut progress: impl FnMut(Progress)) -> Result<EpochSummary, Diverged> {
+        let phase_index = self.phase_of(epoch);
+        let phase = &self.plan.phases[phase_index];
+        let steps = self.step_plans(phase);
+        let train = &self.model.train;
+        let seed = epoch_seed(train.seed, epoch);
+        tch::manual_seed((seed >> 1) as i64);
+        let extra = train.negatives.extra as usize;
+        let mut sampler = (extra > 0).then(|| NegativeSampler::new(&self.support, train.negatives.alpha, extra, seed));
+        // With in-batch negatives only, a lone session has nothing to be ranked against.
+        let min_active = if extra > 0 { 1 } else { 2 };
+        let mut batches = SessionBatches::new(&self.dataset.train, train.batch as usize, min_active);
+        let total_events = batches::total_pairs(&self.dataset.train);
+        let adagrad = Adagrad {
+            learning_rate: train.optimizer.learning_rate,
+            momentum: train.optimizer.momentum,
+            eps: train.optimizer.eps,
+        };
+        let device = self.network.device;
+        let subnet_count = self.network.subnet_names().len();
+        let mut hidden: Vec<Option<Tensor>> = std::iter::repeat_with(|| None).take(subnet_count).collect();
+        let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
+        let mut non_finite = Tensor::zeros([], (Kind::Bool, device));
+        let mut scored: Vec<u32> = Vec::new();
+        let (mut batch_count, mut events, mut checked_batches) = (0u64, 0u64, 0u64);
+        let mut loss_so_far = 0.0;
+        let started = Instant::now();
+        let runs: Vec<usize> = {
+            let mut present: Vec<usize> = steps.iter().flat_map(|s| s.forward.iter().map(|f| f.0)).collect();
+            present.sort_unstable();
+            present.dedup();
+            present
+        };
+        while let Some(step) = batches.next_step() {
+            if options.max_batches.is_some_and(|max| batch_count >= max) {
+                break;
+            }
+            let rows = step.inputs.len() as i64;
+            for &k in &runs {
+                let h = match hidden[k].take() {
+                    Some(h) => match step.kept_rows {
+                        Some(kept) => h.index_select(0, &Tensor::from_slice(&kept.iter().map(|&r| r as i64).collect::<Vec<_>>()).to_device(device)),
+                        None => h,
+                    },
+                    None => Tensor::zeros([rows, self.network.hidden_size(k)], (Kind::Float, device)),
+                };
+                let h = if step.reset_rows.is_empty() {
+                    h
+                } else {
+                    let reset: Vec<i64> = step.reset_rows.iter().map(|&r| r as i64).collect();
+                    h.index_fill(0, &Tensor::from_slice(&reset).to_device(device), 0.0)
+                };
+                hidden[k] = Some(h);
+            }
+            scored.clear();
+            scored.extend_from_slice(step.targets);
+            if let Some(sampler) = &mut sampler {
+                scored.extend_from_slice(sampler.next());
+            }
+            let index = self.indexer.index(&self.network, step.inputs, &scored);
+            let last_loss = run_batch(&mut self.network, &index, &steps, &mut hidden, &adagrad);
+            let _ = non_finite.logical_or_(&last_loss.isfinite().logical_not());
+            let _ = loss_sum.g_add_(&last_loss.to_kind(Kind::Double));
+            batch_count += 1;
+            events += step.inputs.len() as u64;
+            if batch_count % options.check_every == 0 {
+                checked_batches = batch_count;
+                if non_finite.int64_value(&[]) != 0 {
+                    return Err(Diverged { epoch, batch: batch_count });
+                }
+                loss_so_far = loss_sum.double_value(&[]) / batch_count as f64;
+                progress(Progress { events, total_events, batches: batch_count, loss: loss_so_far });
+            }
+        }
+        if batch_count > checked_batches && non_finite.int64_value(&[]) != 0 {
+            return Err(Diverged { epoch, batch: batch_count });
+        }
+        if batch_count > 0 {
+            loss_so_far = loss_sum.double_value(&[]) / batch_count as f64;
+        }
+        progress(Progress { events, total_events, batches: batch_count, loss: loss_so_far });
+        let seconds = started.elapsed().as_secs_f64();
+        Ok(EpochSummary {
+            epoch,
+            phase: phase_index + 1,
+            trains: {
+                let mut groups: Vec<String> = steps.iter().flat_map(|s| s.trains.iter().map(ToString::to_string)).collect();
+                groups.dedup();
+                groups
+            },
+            loss: loss_so_far,
+            batches: batch_count,
+            events,
+            seconds,
+            events_per_second: events as f64 / seconds.max(1e-9),
+            batches_per_second: batch_count as f64 / seconds.max(1e-9),
+        })
+    }
+}
+
+/// The plan's steps on one mini-batch. `hidden` holds each running subnet's state on entry and its new
+/// state on return. Returns the last step's loss (detached, on the device).
+fn run_batch(network: &mut Network, index: &BatchIndex, steps: &[StepPlan], hidden: &mut [Option<Tensor>], adagrad: &Adagrad) -> Tensor {
+    let count = hidden.len();
+    // Outputs of subnets that already ran on this mini-batch: reused by later interleaving steps.
+    let mut fresh_hidden: Vec<Option<Tensor>> = std::iter::repeat_with(|| None).take(count).collect();
+    let mut fresh_parts: Vec<Option<Tensor>> = std::iter::repeat_with(|| None).take(count).collect();
+    let mut last_loss = Tensor::zeros([], (Kind::Float, network.device));
+    for step in steps {
+        let (frame, leaves) = index.frame(network, &step.trains);
+        let mut step_hidden: Vec<Option<Tensor>> = std::iter::repeat_with(|| None).take(count).collect();
+        for &(k, trains, reused) in &step.forward {
+            step_hidden[k] = Some(if reused {
+                fresh_hidden[k].as_ref().expect("a reused subnet ran in an earlier step").shallow_clone()
+            } else if trains {
+                network.subnet_step(k, &frame, hidden[k].as_ref().expect("running subnets have a state"), true)
+            } else {
+                let _guard = tch::no_grad_guard();
+                network.subnet_step(k, &frame, hidden[k].as_ref().expect("running subnets have a state"), false)
+            });
+        }
+        let mut parts: Vec<Option<Tensor>> = std::iter::repeat_with(|| None).take(count).collect();
+        if !network.shares_output() {
+            for &k in &step.loss_on {
+                let reused = step.forward.iter().any(|&(j, _, r)| j == k && r);
+                parts[k] = Some(if reused {
+                    fresh_parts[k].as_ref().expect("a reused subnet was scored in its own step").shallow_clone()
+                } else {
+                    network.score_part(k, &frame, &step_hidden)
+                });
+            }
+        }
+        let scores = network.merged_scores(&step.loss_on, &frame, &step_hidden, &parts);
+        let loss = network.training_loss(&scores, &frame);
+        if !leaves.is_empty() {
+            loss.backward();
+            index.update(network, &leaves, adagrad);
+        }
+        for &(k, _, reused) in &step.forward {
+            if !reused {
+                fresh_hidden[k] = step_hidden[k].as_ref().map(Tensor::detach);
+                fresh_parts[k] = parts[k].as_ref().map(Tensor::detach);
+            }
+        }
+        last_loss = loss.detach();
+    }
+    for (k, h) in fresh_hidden.into_iter().enumerate() {
+        if h.is_some() {
+            hidden[k] = h;
+        }
+    }
+    last_loss
+}

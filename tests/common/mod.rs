@@ -1,0 +1,55 @@
+//! Helpers shared by the tests that run libtorch: the device under test, and small synthetic datasets.
+#![allow(dead_code)] // each test binary uses its own part of this module
+
+use std::path::{Path, PathBuf};
+
+use prnn::data::{synth, Dataset};
+use tch::Device;
+
+/// The device tests run on: `PRNN_TEST_DEVICE` (`cpu`, `cuda`, `cuda:N`, `auto`), else the CPU. Loads
+/// libtorch_cuda first, as `prnn` itself does, so that a GPU machine's CUDA is visible to test binaries.
+pub fn device() -> Device {
+    prnn::runtime::cuda::preload();
+    // As `prnn train` runs by default (`[run] threads = 1`): one CPU thread, the setting that repeats bit for bit.
+    tch::set_num_threads(1);
+    let name = std::env::var("PRNN_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
+    prnn::lower::device(&name).unwrap_or_else(|why| panic!("PRNN_TEST_DEVICE: {why}"))
+}
+
+/// A synthetic dataset whose `category` feature reveals each item's cluster, and whose `vector` feature is
+/// a noisy cluster centroid (src/data/synth.rs).
+pub struct Synthetic {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub settings: synth::SynthConfig,
+}
+
+pub fn synthetic(settings: synth::SynthConfig) -> Synthetic {
+    let dir = tempfile::tempdir().unwrap();
+    synth::write_dataset(&settings, dir.path(), false).unwrap();
+    let config = dir.path().join("run.toml");
+    std::fs::write(
+        &config,
+        "[data]\ntrain = \"train.tsv\"\ntest = \"test.tsv\"\n\n\
+         [inputs.category]\nkind = \"sparse\"\nitems = \"items.tsv\"\ncolumns = [\"category\"]\nencoding = \"categorical\"\n\n\
+         [inputs.vector]\nkind = \"dense\"\nvectors = \"vectors.npy\"\nids = \"vectors.ids\"\n\n\
+         [eval]\ncutoffs = [5, 20]\n\n[run]\nout = \"runs\"\n",
+    )
+    .unwrap();
+    Synthetic { dir, config, settings }
+}
+
+pub fn run_config(path: &Path) -> prnn::config::RunConfig {
+    prnn::config::parse(&std::fs::read_to_string(path).unwrap(), path.parent().unwrap()).unwrap()
+}
+
+pub fn dataset(config: &prnn::config::RunConfig) -> Dataset {
+    prnn::data::load(config, false).unwrap().0
+}
+
+/// Compiles spec text and binds it to the config's inputs.
+pub fn compile(spec: &str, config: &prnn::config::RunConfig) -> prnn::ir::Compiled {
+    let model = prnn::check_source(&prnn::diagnostic::Source::new("test.prnn", spec)).unwrap_or_else(|e| panic!("{:?}", e.diagnostics));
+    let model = prnn::config::bind(config, &model, "test.prnn").unwrap_or_else(|e| panic!("{e:?}"));
+    prnn::ir::Compiled::new(model)
+}

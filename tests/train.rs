@@ -1,0 +1,201 @@
+//! Training: the scheduler freezes exactly what the plan freezes, runs repeat bit for bit, merges match the
+//! paper's forms, and features help where the data plants a feature signal.
+
+mod common;
+
+use prnn::eval::evaluate;
+use prnn::lower::Network;
+use prnn::train::{EpochOptions, Trainer};
+use tch::Tensor;
+
+fn spec(merge: &str, schedule: &str, extra: &str) -> String {
+    format!(
+        "model m {{\n input id : item_id\n input category : sparse\n subnet a = gru(id, hidden = 16)\n \
+         subnet b = gru(category, hidden = 16)\n merge = {merge}\n{extra}}}\ntrain {{\n optimizer = adagrad(lr = 0.1)\n \
+         batch = 20\n schedule = {schedule}\n}}\n"
+    )
+}
+
+fn small() -> common::Synthetic {
+    common::synthetic(prnn::data::synth::SynthConfig { sessions: 300, items: 120, clusters: 6, dim: 4, ..Default::default() })
+}
+
+/// Every parameter and optimizer-state tensor, copied, by name.
+fn snapshot(network: &Network) -> Vec<(String, Tensor)> {
+    network.named_tensors().into_iter().map(|(name, t)| (name, t.copy())).collect()
+}
+
+fn owner_of(name: &str) -> &str {
+    name.split('.').next().unwrap()
+}
+
+fn bitwise_equal(a: &Tensor, b: &Tensor) -> bool {
+    a.size() == b.size() && bool::try_from(a.eq_tensor(b).all()).unwrap()
+}
+
+/// Runs every epoch of `schedule` and checks after each that exactly the groups the plan trains changed.
+fn check_freezing(merge: &str, schedule: &str) {
+    let data = small();
+    let config = common::run_config(&data.config);
+    let dataset = common::dataset(&config);
+    let compiled = common::compile(&spec(merge, schedule, ""), &config);
+    let network = Network::new(&compiled.model, &dataset, common::device());
+    let mut trainer = Trainer::new(network, &compiled.model, &compiled.plan, &dataset);
+    for epoch in 1..=compiled.plan.epochs {
+        let before = snapshot(&trainer.network);
+        let summary = trainer.epoch(epoch, EpochOptions::default(), |_| {}).unwrap();
+        let after = snapshot(&trainer.network);
+        for ((name, old), (_, new)) in before.iter().zip(&after) {
+            let group = owner_of(name);
+            let trained = summary.trains.iter().any(|t| t == group);
+            if trained {
+                assert!(!bitwise_equal(old, new), "{schedule}, epoch {epoch}: `{name}` trains but did not change");
+            } else {
+                assert!(bitwise_equal(old, new), "{schedule}, epoch {epoch}: `{name}` is frozen but changed");
+            }
+        }
+    }
+}
+
+#[test]
+fn alternating_changes_only_the_subnet_of_each_epoch() {
+    check_freezing("parallel(a, b)", "alternating(epochs = 3, order = [b, a])");
+}
+
+#[test]
+fn residual_freezes_the_trained_ensemble_and_leaves_later_subnets_untouched() {
+    check_freezing("parallel(a, b)", "residual { a: 2 epochs, b: 1 epoch }");
+}
+
+#[test]
+fn shared_output_moves_only_with_the_first_subnet_of_the_order() {
+    check_freezing("shared_w(a, b)", "alternating(epochs = 2, order = [a, b])");
+    check_freezing("interaction(primary = a, b)", "residual { a: 1 epoch, b: 1 epoch }");
+}
+
+#[test]
+fn interleaving_trains_every_subnet_on_every_mini_batch() {
+    check_freezing("parallel(a, b)", "interleaving(epochs = 1, order = [a, b])");
+}
+
+fn train_all(spec_text: &str, data: &common::Synthetic, device: tch::Device) -> Network {
+    let config = common::run_config(&data.config);
+    let dataset = common::dataset(&config);
+    let compiled = common::compile(spec_text, &config);
+    let network = Network::new(&compiled.model, &dataset, device);
+    let mut trainer = Trainer::new(network, &compiled.model, &compiled.plan, &dataset);
+    for epoch in 1..=compiled.plan.epochs {
+        trainer.epoch(epoch, EpochOptions::default(), |_| {}).unwrap();
+    }
+    trainer.network
+}
+
+#[test]
+fn a_cpu_run_repeats_bit_for_bit() {
+    let data = small();
+    // Dropout and sampled negatives draw random numbers: both must come from the seeded streams.
+    let text = spec("parallel(a, b)", "simultaneous(epochs = 2)", "").replace(
+        "subnet a = gru(id, hidden = 16)",
+        "subnet a = gru(id, hidden = 16, dropout = 0.3)",
+    );
+    let text = text.replace("batch = 20", "batch = 20\n negatives = in_batch(extra = 10, alpha = 0.5)");
+    // On the CPU, whatever device the other tests use: CUDA's atomic adds need not repeat bit for bit.
+    common::device();
+    let first = snapshot(&train_all(&text, &data, tch::Device::Cpu));
+    let second = snapshot(&train_all(&text, &data, tch::Device::Cpu));
+    for ((name, a), (_, b)) in first.iter().zip(&second) {
+        assert!(bitwise_equal(a, b), "`{name}` differs between two runs with one seed");
+    }
+    let other_seed = snapshot(&train_all(&text.replace("batch = 20", "batch = 20\n seed = 7"), &data, tch::Device::Cpu));
+    assert!(first.iter().zip(&other_seed).any(|((_, a), (_, b))| !bitwise_equal(a, b)), "the seed is used");
+}
+
+/// Scores of the test set's first mini-batch, through the evaluation frame.
+fn first_scores(network: &Network, dataset: &prnn::data::Dataset) -> Tensor {
+    let _guard = tch::no_grad_guard();
+    let inputs: Vec<u32> = (0..5).map(|s| dataset.test.session(s)[0].item).collect();
+    let frame = network.full_frame(&inputs);
+    let count = network.subnet_names().len();
+    let hidden: Vec<Option<Tensor>> = (0..count)
+        .map(|k| Some(network.subnet_step(k, &frame, &Tensor::zeros([5, network.hidden_size(k)], (tch::Kind::Float, network.device)), false)))
+        .collect();
+    let parts: Vec<Option<Tensor>> = (0..count).map(|k| Some(network.score_part(k, &frame, &hidden))).collect();
+    let all: Vec<usize> = (0..count).collect();
+    network.merged_scores(&all, &frame, &hidden, &parts)
+}
+
+#[test]
+fn parallel_scores_equal_concatenated_hidden_states_times_a_block_output_matrix() {
+    let data = small();
+    let config = common::run_config(&data.config);
+    let dataset = common::dataset(&config);
+    let compiled = common::compile(&spec("parallel(a, b)", "simultaneous(epochs = 1)", ""), &config);
+    let network = Network::new(&compiled.model, &dataset, common::device());
+    let scores = first_scores(&network, &dataset);
+    // The paper's footnote 3: [h_a, h_b] · [W_a; W_b]ᵀ + (b_a + b_b).
+    let _guard = tch::no_grad_guard();
+    let inputs: Vec<u32> = (0..5).map(|s| dataset.test.session(s)[0].item).collect();
+    let frame = network.full_frame(&inputs);
+    let zero = Tensor::zeros([5, 16], (tch::Kind::Float, common::device()));
+    let h = Tensor::cat(&[network.subnet_step(0, &frame, &zero, false), network.subnet_step(1, &frame, &zero, false)], 1);
+    let param = |name: &str| &network.params.iter().find(|p| p.name == name).unwrap().value;
+    let w = Tensor::cat(&[param("a.W_out"), param("b.W_out")], 1);
+    let expected = h.mm(&w.tr()) + param("a.b_out") + param("b.b_out");
+    assert!(scores.allclose(&expected, 1e-5, 1e-6, false));
+}
+
+#[test]
+fn a_zero_weight_subnet_leaves_the_model_without_it() {
+    let data = small();
+    let config = common::run_config(&data.config);
+    let dataset = common::dataset(&config);
+    let with_zero = common::compile(&spec("parallel(a, b, weights = [1, 0])", "simultaneous(epochs = 1)", ""), &config);
+    let alone = common::compile(
+        "model m {\n input id : item_id\n subnet a = gru(id, hidden = 16)\n}\ntrain {\n optimizer = adagrad(lr = 0.1)\n batch = 20\n schedule = simultaneous(epochs = 1)\n}\n",
+        &config,
+    );
+    // Same seed, and subnet a's parameters are created first in both: same initial weights for a.
+    let mut zero_net = Network::new(&with_zero.model, &dataset, common::device());
+    let mut alone_net = Network::new(&alone.model, &dataset, common::device());
+    let mut trainer = Trainer::new(zero_net, &with_zero.model, &with_zero.plan, &dataset);
+    trainer.epoch(1, EpochOptions::default(), |_| {}).unwrap();
+    zero_net = trainer.network;
+    let mut trainer = Trainer::new(alone_net, &alone.model, &alone.plan, &dataset);
+    trainer.epoch(1, EpochOptions::default(), |_| {}).unwrap();
+    alone_net = trainer.network;
+    let a = first_scores(&zero_net, &dataset);
+    let b = first_scores(&alone_net, &dataset);
+    // b's output part is multiplied by 0 but still computed: allow float rounding in the sum.
+    assert!(a.allclose(&b, 1e-5, 1e-6, false), "max difference {}", (a - b).abs().max().double_value(&[]));
+}
+
+#[test]
+fn features_beat_item_ids_on_data_with_a_planted_feature_signal() {
+    // Many rarely seen items in few clusters: an ID model must learn every item's cluster from a handful of
+    // clicks, while the category feature names it.
+    let data = common::synthetic(prnn::data::synth::SynthConfig {
+        sessions: 2_000,
+        items: 5_000,
+        clusters: 20,
+        dim: 4,
+        signal: 0.9,
+        ..Default::default()
+    });
+    let config = common::run_config(&data.config);
+    let dataset = common::dataset(&config);
+    let settings = "train {\n optimizer = adagrad(lr = 0.1)\n batch = 32\n schedule = simultaneous(epochs = 2)\n}\n";
+    let id_only = format!("model m {{\n input id : item_id\n subnet a = gru(id, hidden = 32)\n}}\n{settings}");
+    let parallel = format!(
+        "model m {{\n input id : item_id\n input category : sparse\n subnet a = gru(id, hidden = 32)\n \
+         subnet b = gru(category, hidden = 32)\n merge = parallel(a, b)\n}}\n{settings}"
+    );
+    let mrr = |text: &str| -> f64 {
+        let network = train_all(text, &data, common::device());
+        let evaluation = evaluate(&network, &dataset, &config.eval);
+        evaluation.metrics.iter().find(|m| m.cutoff == 20).unwrap().mrr
+    };
+    let (id_mrr, parallel_mrr) = (mrr(&id_only), mrr(&parallel));
+    eprintln!("MRR@20: ID only {id_mrr:.4}, parallel {parallel_mrr:.4}");
+    // Measured: 0.131 and 0.194 (the planted model's ceiling is 0.237); the margin asked for is 30%.
+    assert!(parallel_mrr > id_mrr * 1.3, "ID only {id_mrr:.4}, parallel {parallel_mrr:.4}");
+}
