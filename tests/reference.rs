@@ -5,7 +5,6 @@
 //! float64, fixed seed) and committed; these tests only read them. Every input is a multiple of 1/256, so the
 //! float32 tensors hold exactly the reference's inputs. A float32 result `got` matches a float64 expectation
 //! `want` when `|got - want| <= TOL * (1 + |want|)`, i.e. 1e-5 absolute near zero and 1e-5 relative beyond.
-//! Two `#[ignore]`d tests pin disagreements between the kernels and the reference (`-- --ignored` runs them).
 
 use std::path::Path;
 
@@ -192,8 +191,6 @@ fn activations_and_their_derivatives_match_reference() {
 }
 
 #[test]
-#[ignore = "known disagreement: activate's elu is clamp_min(0) + alpha (exp(clamp_max(0)) - 1), and both clamps \
-            pass the gradient at exactly 0, so its derivative there is 1 + alpha instead of 1 or alpha"]
 fn elu_derivative_at_zero_is_one_sided() {
     let alpha = 0.5;
     let scores = Tensor::from_slice(&[0.0f32, -0.0]).set_requires_grad(true);
@@ -296,9 +293,6 @@ fn logq_changes_cross_entropy() {
 }
 
 #[test]
-#[ignore = "known disagreement: softmax_over_negatives shifts by max(0, max of the negatives), so when every \
-            negative of a row is far below 0 the exponentials underflow in float32 (NaN gradients from about \
-            -82 for bpr_max and -90 for top1_max, NaN values below about -104)"]
 fn max_losses_stay_finite_when_every_negative_is_far_below_zero() {
     let fixture: LossFixture = fixture("loss.json");
     let case = &fixture.far_negative;

@@ -59,22 +59,26 @@ fn check_freezing(merge: &str, schedule: &str) {
 
 #[test]
 fn alternating_changes_only_the_subnet_of_each_epoch() {
+    let _serial = common::serial();
     check_freezing("parallel(a, b)", "alternating(epochs = 3, order = [b, a])");
 }
 
 #[test]
 fn residual_freezes_the_trained_ensemble_and_leaves_later_subnets_untouched() {
+    let _serial = common::serial();
     check_freezing("parallel(a, b)", "residual { a: 2 epochs, b: 1 epoch }");
 }
 
 #[test]
 fn shared_output_moves_only_with_the_first_subnet_of_the_order() {
+    let _serial = common::serial();
     check_freezing("shared_w(a, b)", "alternating(epochs = 2, order = [a, b])");
     check_freezing("interaction(primary = a, b)", "residual { a: 1 epoch, b: 1 epoch }");
 }
 
 #[test]
 fn interleaving_trains_every_subnet_on_every_mini_batch() {
+    let _serial = common::serial();
     check_freezing("parallel(a, b)", "interleaving(epochs = 1, order = [a, b])");
 }
 
@@ -92,6 +96,7 @@ fn train_all(spec_text: &str, data: &common::Synthetic, device: tch::Device) -> 
 
 #[test]
 fn a_cpu_run_repeats_bit_for_bit() {
+    let _serial = common::serial();
     let data = small();
     // Dropout and sampled negatives draw random numbers: both must come from the seeded streams.
     let text = spec("parallel(a, b)", "simultaneous(epochs = 2)", "").replace(
@@ -126,6 +131,7 @@ fn first_scores(network: &Network, dataset: &prnn::data::Dataset) -> Tensor {
 
 #[test]
 fn parallel_scores_equal_concatenated_hidden_states_times_a_block_output_matrix() {
+    let _serial = common::serial();
     let data = small();
     let config = common::run_config(&data.config);
     let dataset = common::dataset(&config);
@@ -146,6 +152,7 @@ fn parallel_scores_equal_concatenated_hidden_states_times_a_block_output_matrix(
 
 #[test]
 fn a_zero_weight_subnet_leaves_the_model_without_it() {
+    let _serial = common::serial();
     let data = small();
     let config = common::run_config(&data.config);
     let dataset = common::dataset(&config);
@@ -171,6 +178,7 @@ fn a_zero_weight_subnet_leaves_the_model_without_it() {
 
 #[test]
 fn features_beat_item_ids_on_data_with_a_planted_feature_signal() {
+    let _serial = common::serial();
     // Many rarely seen items in few clusters: an ID model must learn every item's cluster from a handful of
     // clicks, while the category feature names it.
     let data = common::synthetic(prnn::data::synth::SynthConfig {

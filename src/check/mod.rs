@@ -726,6 +726,14 @@ impl Checker<'_> {
             None => Schedule::Simultaneous { epochs: 10 },
             Some((key, v)) => self.schedule(key, v, subnets, inputs).unwrap_or(Schedule::Simultaneous { epochs: 10 }),
         };
+        if batch == 1 && negatives.extra == 0 {
+            if let Some(batch_value) = value("batch") {
+                let d = Diagnostic::error(Code::OutOfRange, "a mini-batch of 1 has no negatives to rank against")
+                    .at(batch_value.span, "with in-batch negatives only, the other targets of the batch are the negatives")
+                    .help("use `batch = 2` or more, or add sampled negatives: `negatives = in_batch(extra = 100)`");
+                self.push(d);
+            }
+        }
         Train { optimizer, batch, seed, negatives, schedule }
     }
 

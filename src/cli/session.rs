@@ -90,6 +90,9 @@ pub fn apply_overrides(model: &mut Model, overrides: &[String]) -> Result<Option
             }
         }
     }
+    if model.train.batch == 1 && model.train.negatives.extra == 0 {
+        return Err("a mini-batch of 1 has no negatives with in-batch negatives only: use `batch=2` or more, or `extra=N`".into());
+    }
     Ok(max_batches)
 }
 

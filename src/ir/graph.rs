@@ -52,6 +52,44 @@ impl Param {
     }
 }
 
+/// Where a GRU's reset gate acts. docs/model.md says which form each input mode uses, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GruForm {
+    /// GRU4Rec's one-hot cell: `n = tanh(x_n + (r ⊙ h) W_n)`, `h' = (1 - z) ⊙ h + z ⊙ n`.
+    /// Gate blocks of `W_in`, `W_hh` and `b` in the order candidate, reset, update.
+    ResetBeforeProduct,
+    /// PyTorch's `GRUCell`: `n = tanh(x_n + r ⊙ (h W_n + b_hn))`, `h' = (1 - z) ⊙ n + z ⊙ h`.
+    /// Gate blocks in the order reset, update, candidate; `b_hn` is the candidate's hidden-side bias.
+    ResetAfterProduct,
+}
+
+impl GruForm {
+    pub fn describe(self) -> &'static str {
+        match self {
+            GruForm::ResetBeforeProduct => "reset before product (GRU4Rec)",
+            GruForm::ResetAfterProduct => "reset after product (PyTorch GRUCell)",
+        }
+    }
+
+    /// The form the reference implementation pairs with a subnet's inputs: its one-hot cell for inputs that
+    /// enter by a row lookup, a weighted row sum or a product, PyTorch's standard cell behind an embedding.
+    pub fn for_subnet(model: &Model, subnet: &str) -> GruForm {
+        let subnet = model.subnet(subnet).expect("checked: the subnet exists");
+        let embedded = subnet.inputs.iter().any(|input| {
+            matches!(
+                model.input(input).map(|i| &i.kind),
+                Some(InputKind::ItemId { embedding: Embedding::Separate { .. } | Embedding::Constrained, .. })
+            )
+        });
+        if embedded {
+            GruForm::ResetAfterProduct
+        } else {
+            GruForm::ResetBeforeProduct
+        }
+    }
+}
+
 /// How an input enters its GRU.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -72,7 +110,7 @@ pub enum Node {
     Input { name: String, repr: InputRepr, width: Expr },
     /// A separate item embedding, or (constrained) the rows of the owning subnet's output matrix.
     Embedding { input: String, dim: Expr, constrained: bool, dropout: f64, params: Vec<Param> },
-    Gru { subnet: String, hidden: u64, input_width: Expr, dropout: f64, learning_rate: Option<f64>, params: Vec<Param> },
+    Gru { subnet: String, hidden: u64, form: GruForm, input_width: Expr, dropout: f64, learning_rate: Option<f64>, params: Vec<Param> },
     /// Interaction: the feature subnet's hidden state times the primary's, element-wise.
     Interact { feature: String, primary: String },
     /// shared-W: the weighted sum of hidden states.
@@ -218,14 +256,19 @@ impl Builder<'_> {
         let sparse_input = subnet.inputs.iter().all(|i| {
             matches!(self.model.input(i).map(|i| &i.kind), Some(InputKind::ItemId { embedding: Embedding::OneHot, .. } | InputKind::Sparse))
         });
-        let params = vec![
+        let form = GruForm::for_subnet(self.model, name);
+        let mut params = vec![
             param("W_in", vec![input_width.clone(), Expr::constant(gates)], &owner, sparse_input),
             param("W_hh", vec![Expr::constant(subnet.hidden), Expr::constant(gates)], &owner, false),
             param("b", vec![Expr::constant(gates)], &owner, false),
         ];
+        if form == GruForm::ResetAfterProduct {
+            params.push(param("b_hn", vec![Expr::constant(subnet.hidden)], &owner, false));
+        }
         let gru = self.graph.add_node(Node::Gru {
             subnet: name.into(),
             hidden: subnet.hidden,
+            form,
             input_width,
             dropout: subnet.dropout,
             learning_rate: subnet.learning_rate,

@@ -48,10 +48,11 @@ pub fn node_summary(node: &Node) -> String {
             let mode = if *constrained { "constrained (rows of W_out)" } else { "separate" };
             format!("embedding {input}: {mode}, dim {dim}, dropout {}", format_number(*dropout))
         }
-        Node::Gru { subnet, hidden, input_width, dropout, learning_rate, .. } => {
+        Node::Gru { subnet, hidden, form, input_width, dropout, learning_rate, .. } => {
             let mut text = format!(
-                "gru {subnet}: hidden {hidden}, input width {input_width}, hidden dropout {}",
-                format_number(*dropout)
+                "gru {subnet}: hidden {hidden}, input width {input_width}, hidden dropout {}, {}",
+                format_number(*dropout),
+                form.describe()
             );
             if let Some(lr) = learning_rate {
                 write!(text, ", lr {}", format_number(*lr)).unwrap();

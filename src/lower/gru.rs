@@ -3,29 +3,9 @@
 //! Both take the input's contribution already projected (`x W_in + b`, `[B, 3H]`), because how an input is
 //! projected depends on its kind (row lookup, weighted row sum, matrix product) and a subnet may sum several.
 
-use serde::Serialize;
 use tch::Tensor;
 
-/// Where the reset gate acts. docs/model.md lists which form each input mode uses and why.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GruForm {
-    /// GRU4Rec's one-hot cell: `n = tanh(x_n + (r ⊙ h) W_n)`, `h' = (1 - z) ⊙ h + z ⊙ n`.
-    /// Gate blocks of `W_in`, `W_hh` and `b` in the order candidate, reset, update.
-    ResetBeforeProduct,
-    /// PyTorch's `GRUCell`: `n = tanh(x_n + r ⊙ (h W_n + b_hn))`, `h' = (1 - z) ⊙ n + z ⊙ h`.
-    /// Gate blocks in the order reset, update, candidate; `b_hn` is the candidate's hidden-side bias.
-    ResetAfterProduct,
-}
-
-impl GruForm {
-    pub fn name(self) -> &'static str {
-        match self {
-            GruForm::ResetBeforeProduct => "reset before product (GRU4Rec)",
-            GruForm::ResetAfterProduct => "reset after product (PyTorch GRUCell)",
-        }
-    }
-}
+pub use crate::ir::graph::GruForm;
 
 /// One GRU step. `x_proj` `[B, 3H]` holds the input's projection plus the input bias; `h` `[B, H]`;
 /// `w_hh` `[H, 3H]`; `b_hn` `[H]` is used by the reset-after form only.

@@ -16,7 +16,8 @@ pub fn activate(activation: Activation, scores: &Tensor) -> Tensor {
     match activation {
         Activation::Tanh => scores.tanh(),
         Activation::Linear | Activation::Softmax => scores.shallow_clone(),
-        Activation::Elu { alpha } => scores.clamp_min(0.0) + (scores.clamp_max(0.0).exp() - 1.0) * alpha,
+        // Selected, not summed, so that the derivative at exactly 0 is one-sided (alpha), not 1 + alpha.
+        Activation::Elu { alpha } => scores.where_self(&scores.gt(0.0), &((scores.clamp_max(0.0).exp() - 1.0) * alpha)),
     }
 }
 
@@ -58,9 +59,13 @@ pub fn loss(loss: Loss, scores: &Tensor, log_popularity: Option<&Tensor>) -> Ten
 /// Softmax over each row's negatives: the positive (the diagonal) gets weight 0.
 fn softmax_over_negatives(scores: &Tensor) -> Tensor {
     let size = scores.size();
-    let negative = Tensor::ones([size[0], size[1]], (scores.kind(), scores.device()))
-        - Tensor::eye_m(size[0], size[1], (scores.kind(), scores.device()));
-    let masked = scores * &negative;
-    let shifted = (&masked - masked.amax(&[1i64][..], true)).exp() * &negative;
-    &shifted / shifted.sum_dim_intlist(1, true, Kind::Float)
+    // The shift is the largest negative's score. GRU4Rec shifts by the maximum of the scores with the
+    // diagonal set to 0, which underflows every exponential when all negatives are far below 0 (linear
+    // outputs) and gives NaN gradients. The positive is set to -inf before the shift and the exponential,
+    // so it can neither set the shift nor overflow.
+    let diagonal = Tensor::eye_m(size[0], size[1], (Kind::Bool, scores.device()));
+    let negatives_only = scores.masked_fill(&diagonal, f64::NEG_INFINITY);
+    let shift = negatives_only.amax(&[1i64][..], true).detach();
+    let exponentials = (negatives_only - shift).exp();
+    &exponentials / exponentials.sum_dim_intlist(1, true, Kind::Float)
 }

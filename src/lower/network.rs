@@ -107,21 +107,6 @@ pub struct Network {
     merge: MergeLayer,
 }
 
-/// The GRU form an input mode uses unless told otherwise: GRU4Rec's one-hot cell for inputs that enter by
-/// a (possibly weighted) row lookup or a product, PyTorch's standard cell behind an embedding, as the
-/// reference implementation pairs them.
-pub fn default_form(model: &Model, subnet: &str) -> GruForm {
-    let subnet = model.subnet(subnet).expect("checked: the subnet exists");
-    let embedded = subnet.inputs.iter().any(|input| {
-        matches!(model.input(input).map(|i| &i.kind), Some(InputKind::ItemId { embedding: Embedding::Separate { .. } | Embedding::Constrained, .. }))
-    });
-    if embedded {
-        GruForm::ResetAfterProduct
-    } else {
-        GruForm::ResetBeforeProduct
-    }
-}
-
 /// Uniform in `±sqrt(6 / (fan_in + fan_out))`, drawn on the CPU so that every device starts from the same
 /// weights for one seed.
 fn uniform(rows: i64, cols: i64, fan_in: i64, fan_out: i64, device: Device) -> Tensor {
@@ -246,7 +231,7 @@ impl Network {
                 };
                 paths.push(path);
             }
-            let form = default_form(model, name);
+            let form = GruForm::for_subnet(model, name);
             let recurrent = Tensor::cat(&(0..3).map(|_| uniform(hidden, hidden, hidden, hidden, device)).collect::<Vec<_>>(), 1);
             let w_hh = builder.add(format!("{name}.W_hh"), &owner, recurrent, RowSpace::Dense, lr);
             let bias = builder.add(format!("{name}.b"), &owner, builder.zeros(&[3 * hidden]), RowSpace::Dense, lr);

@@ -16,6 +16,14 @@ pub fn device() -> Device {
     prnn::lower::device(&name).unwrap_or_else(|why| panic!("PRNN_TEST_DEVICE: {why}"))
 }
 
+/// libtorch's random generator is global to the process, and the test harness runs tests on parallel
+/// threads: a test that seeds and draws (every test that builds or trains a network) holds this lock, so
+/// that another test's draws cannot interleave with its own.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A synthetic dataset whose `category` feature reveals each item's cluster, and whose `vector` feature is
 /// a noisy cluster centroid (src/data/synth.rs).
 pub struct Synthetic {
