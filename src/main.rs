@@ -71,6 +71,5 @@ fn main() -> ExitCode {
         eprintln!("error: internal failure in prnn (the message above says where); please report it with the command line");
         Exit::Internal
     });
-    debug_assert!(exit != Exit::Usage, "clap reports usage errors itself");
     ExitCode::from(exit as u8)
 }

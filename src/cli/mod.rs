@@ -27,7 +27,7 @@ pub enum Exit {
     Ok = 0,
     /// An unexpected failure inside prnn or libtorch.
     Internal = 1,
-    /// Bad command line (clap's own code).
+    /// Bad command line: clap's own code, also used for bad `key=value` overrides and unknown devices.
     Usage = 2,
     /// A spec has errors.
     Spec = 3,

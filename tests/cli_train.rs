@@ -1,0 +1,176 @@
+//! `prnn train` and `prnn eval` from the command line: run folders, kill and resume, divergence, bad overrides.
+
+mod common;
+
+use std::path::Path;
+use std::process::Stdio;
+
+use assert_cmd::Command;
+
+fn prnn() -> Command {
+    let mut command = Command::cargo_bin("prnn").unwrap();
+    command.arg("--color").arg("never");
+    command
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+const SPEC: &str = "model small {
+  input id       : item_id
+  input category : sparse
+  subnet id_net       = gru(id, hidden = 16, dropout = 0.2)
+  subnet category_net = gru(category, hidden = 16)
+  merge = parallel(id_net, category_net)
+}
+train {
+  optimizer = adagrad(lr = 0.1, momentum = 0.1)
+  batch     = 16
+  negatives = in_batch(extra = 8, alpha = 0.5)
+  schedule  = alternating(epochs = 4, order = [id_net, category_net])
+}
+";
+
+fn setup(sessions: u64) -> (common::Synthetic, std::path::PathBuf) {
+    let data = common::synthetic(prnn::data::synth::SynthConfig { sessions, items: 300, clusters: 6, dim: 4, ..Default::default() });
+    let spec = data.dir.path().join("small.prnn");
+    std::fs::write(&spec, SPEC).unwrap();
+    (data, spec)
+}
+
+/// Every tensor of a checkpoint, by name, as raw bytes.
+fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut named: Vec<(String, Vec<u8>)> = file.tensors().into_iter().map(|(name, view)| (name, view.data().to_vec())).collect();
+    named.sort();
+    named
+}
+
+#[test]
+fn train_then_eval_leaves_a_complete_run_folder() {
+    let (data, spec) = setup(400);
+    let run = data.dir.path().join("run");
+    let output = prnn().arg("train").arg(&spec).arg("--config").arg(&data.config).arg("--out").arg(&run).arg("epochs=2").output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    for file in ["spec.prnn", "config.toml", "run.json", "metrics.jsonl", "checkpoint.safetensors"] {
+        assert!(run.join(file).is_file(), "no {file} in the run folder");
+    }
+    assert_eq!(std::fs::read_to_string(run.join("spec.prnn")).unwrap(), SPEC);
+    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(record["overrides"], serde_json::json!(["epochs=2"]));
+    assert_eq!(record["spec_hash"], serde_json::json!(blake3::hash(SPEC.as_bytes()).to_hex().to_string()));
+    assert_eq!(record["model"]["train"]["schedule"]["epochs"], serde_json::json!(2));
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let epochs: Vec<serde_json::Value> = metrics.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(epochs.len(), 2);
+    assert_eq!(epochs[0]["trains"], serde_json::json!(["id_net"]));
+    assert_eq!(epochs[1]["trains"], serde_json::json!(["category_net"]));
+    assert!(epochs.iter().all(|e| e["loss"].as_f64().unwrap().is_finite() && e["events"].as_u64().unwrap() > 0));
+
+    let output = prnn().arg("eval").arg(&run).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(table.contains("recall") && table.contains("      20"), "{table}");
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
+    let events = summary["events"].as_u64().unwrap();
+    let ranks = std::fs::read_to_string(run.join("ranks.tsv")).unwrap();
+    assert_eq!(ranks.lines().next(), Some("SessionId\tPosition\tItemId\tRank"));
+    assert_eq!(ranks.lines().count() as u64, events + 1, "one rank per test event");
+    // The mean of the ranks' hits reproduces the reported Recall@20.
+    let hits = ranks.lines().skip(1).filter(|l| l.rsplit('\t').next().unwrap().parse::<f64>().unwrap() <= 20.0).count();
+    let recall = summary["metrics"].as_array().unwrap().iter().find(|m| m["cutoff"] == 20).unwrap()["recall"].as_f64().unwrap();
+    assert!((hits as f64 / events as f64 - recall).abs() < 1e-12);
+
+    // An existing, non-empty run folder is never overwritten.
+    let output = prnn().arg("train").arg(&spec).arg("--config").arg(&data.config).arg("--out").arg(&run).output().unwrap();
+    assert_eq!(output.status.code(), Some(5));
+    assert!(stderr(&output).contains("exists and is not empty"), "{}", stderr(&output));
+}
+
+#[test]
+fn a_run_killed_at_any_moment_resumes_to_the_weights_of_an_uninterrupted_run() {
+    let (data, spec) = setup(3_000);
+    let whole = data.dir.path().join("whole");
+    let output = prnn().arg("train").arg(&spec).arg("--config").arg(&data.config).arg("--out").arg(&whole).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+
+    let killed = data.dir.path().join("killed");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("prnn"))
+        .arg("train")
+        .arg(&spec)
+        .arg("--config")
+        .arg(&data.config)
+        .arg("--out")
+        .arg(&killed)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once the first checkpoint is in place: it is then in its second epoch, or already writing the
+    // next metrics line or checkpoint.
+    loop {
+        if killed.join("checkpoint.safetensors").exists() {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "training ended before the first epoch was recorded");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(child.try_wait().unwrap().is_none(), "the run finished before it could be killed; give it more data");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let output = prnn().arg("train").arg("--resume").arg(&killed).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stderr(&output).contains("resuming after epoch"), "{}", stderr(&output));
+    let (a, b) = (tensors(&whole.join("checkpoint.safetensors")), tensors(&killed.join("checkpoint.safetensors")));
+    assert_eq!(a.len(), b.len());
+    for ((name, x), (_, y)) in a.iter().zip(&b) {
+        assert!(x == y, "`{name}` differs between the resumed and the uninterrupted run");
+    }
+    let metrics = std::fs::read_to_string(killed.join("metrics.jsonl")).unwrap();
+    let epochs: Vec<u64> = metrics.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["epoch"].as_u64().unwrap()).collect();
+    assert_eq!(epochs, [1, 2, 3, 4], "one metrics line per epoch, none repeated");
+
+    // A finished run has nothing left to do.
+    let output = prnn().arg("train").arg("--resume").arg(&killed).output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert!(stderr(&output).contains("finished all 4 epochs"), "{}", stderr(&output));
+}
+
+#[test]
+fn a_diverging_loss_stops_with_its_own_exit_code_and_keeps_the_last_checkpoint() {
+    let (data, _) = setup(400);
+    // The second epoch trains a subnet whose learning rate makes its weights overflow.
+    let spec = data.dir.path().join("diverge.prnn");
+    std::fs::write(&spec, SPEC.replace("gru(category, hidden = 16)", "gru(category, hidden = 16, lr = 3e38)")).unwrap();
+    let run = data.dir.path().join("run");
+    let output = prnn().arg("train").arg(&spec).arg("--config").arg(&data.config).arg("--out").arg(&run).output().unwrap();
+    assert_eq!(output.status.code(), Some(7), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(message.contains("training diverged") && message.contains("epoch 2"), "{message}");
+    let saved = tensors(&run.join("checkpoint.safetensors"));
+    let info = prnn::train::checkpoint::read_info(&run.join("checkpoint.safetensors")).unwrap().0;
+    assert_eq!(info.epoch, 1, "the checkpoint of the last good epoch is kept");
+    assert!(!saved.is_empty());
+}
+
+#[test]
+fn bad_overrides_and_devices_are_usage_errors() {
+    let (data, spec) = setup(200);
+    for (arguments, expected) in [
+        (vec!["epoch=2"], "unknown override `epoch` (did you mean `epochs`?)"),
+        (vec!["lr=fast"], "override `lr` needs a number"),
+        (vec!["batch"], "is not `key=value`"),
+        (vec!["--device", "tpu"], "unknown device `tpu`"),
+    ] {
+        let run = data.dir.path().join("never");
+        let output = prnn().arg("train").arg(&spec).arg("--config").arg(&data.config).arg("--out").arg(&run).args(&arguments).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{arguments:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains(expected), "{arguments:?}: {}", stderr(&output));
+        assert!(!run.exists(), "nothing is written for a bad command line");
+    }
+    let output = prnn().arg("eval").arg(data.dir.path()).output().unwrap();
+    assert_eq!(output.status.code(), Some(5));
+    assert!(stderr(&output).contains("is not a run folder") || stderr(&output).contains("run record"), "{}", stderr(&output));
+}
