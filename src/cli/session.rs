@@ -154,7 +154,11 @@ pub fn hash(text: &str) -> String {
 
 /// Resolves the device: the command line's, else the config's; reports an unusable one.
 pub fn device(flag: Option<&str>, config: &RunConfig, reporter: &Reporter) -> Result<tch::Device, Exit> {
-    tch::set_num_threads(config.run.threads.max(1) as i32);
+    let threads = match config.run.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n as usize,
+    };
+    tch::set_num_threads(threads as i32);
     let name = flag.unwrap_or(config.run.device.get_ref().as_str());
     prnn::lower::device(name).map_err(|message| {
         reporter.error(&message, Some("use `--device cpu`, or `auto` to take CUDA only when it is there"));

@@ -328,14 +328,15 @@ pub struct Run {
     /// `auto` (CUDA when available), `cpu`, `cuda` (the first GPU) or `cuda:N`.
     pub device: Spanned<String>,
     pub out: PathBuf,
-    /// CPU threads libtorch may use. One by default: a session-parallel step is a few small matrix products,
-    /// and waking more threads for each costs more than it saves (measured: 5.6x slower with 2 on 2 cores).
+    /// CPU threads libtorch uses; 0 (the default) means every core this process may run on. prnn always
+    /// sets the count itself: left to its defaults, libtorch ran GRU4Rec's 100-unit model 7x slower on a
+    /// 2-core machine than with the same count set explicitly (docs/training.md).
     pub threads: u64,
 }
 
 impl Default for Run {
     fn default() -> Self {
-        Run { device: Spanned::new(0..0, "auto".into()), out: PathBuf::from("runs"), threads: 1 }
+        Run { device: Spanned::new(0..0, "auto".into()), out: PathBuf::from("runs"), threads: 0 }
     }
 }
 

@@ -10,7 +10,7 @@ use tch::Device;
 /// libtorch_cuda first, as `prnn` itself does, so that a GPU machine's CUDA is visible to test binaries.
 pub fn device() -> Device {
     prnn::runtime::cuda::preload();
-    // As `prnn train` runs by default (`[run] threads = 1`): one CPU thread, the setting that repeats bit for bit.
+    // Tests run on parallel threads already; one libtorch thread each keeps them from oversubscribing the cores.
     tch::set_num_threads(1);
     let name = std::env::var("PRNN_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
     prnn::lower::device(&name).unwrap_or_else(|why| panic!("PRNN_TEST_DEVICE: {why}"))
