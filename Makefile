@@ -27,6 +27,8 @@ demo: build
 	@$(PRNN) compile specs/parallel_res.prnn --config examples/yoochoose-categories.toml
 	@echo; echo "=== specs/parallel_id_image_text.prnn on examples/amazon-id-image-text.toml"
 	@$(PRNN) compile specs/parallel_id_image_text.prnn --config examples/amazon-id-image-text.toml
+	@echo; echo "=== GRU4Rec row 1 (specs/gru4rec_xe.prnn) on data/yoochoose-cat: train one epoch, evaluate"
+	@PRNN=$(PRNN) scripts/gru4rec-row1.sh
 
 doctor: build
 	$(PRNN) doctor

@@ -3,9 +3,9 @@
 //! The pipeline, one folder per stage, data flowing one way:
 //!
 //! ```text
-//! .prnn text --syntax--> syntax tree --check--> Model --ir--> Graph + Plan --(lower, train, eval: later)
-//!                                                 ^
-//!                         run.toml --config-------+  binds inputs to data, decides `feature` kinds
+//! .prnn text --syntax--> syntax tree --check--> Model --ir--> Graph + Plan --lower--> Network --train--> eval
+//!                                                 ^                                    ^
+//!                         run.toml --config-------+  binds inputs to data   --data--> Dataset
 //! ```
 //!
 //! - [`syntax`]: the pest grammar and a spanned syntax tree; every broken line is reported at once.
@@ -13,10 +13,14 @@
 //! - [`ir`]: a petgraph dataflow graph with symbolic shapes and parameter counts, and the training
 //!   schedule lowered into an explicit plan of phases; rendered as text (the snapshot format), DOT or JSON.
 //! - [`config`]: the TOML run config that binds a spec to data.
+//! - [`data`]: session files and item features read, cleaned, split and cached.
+//! - [`lower`]: the graph and a dataset as libtorch tensors: GRU cells, merges, losses, sparse Adagrad.
+//! - [`train`]: the plan executed over session-parallel mini-batches; checkpoints.
+//! - [`eval`]: next-event prediction, Recall@K and MRR@K.
 //! - [`diagnostic`]: spans, error codes and rendering shared by every stage.
 //!
-//! Nothing in `syntax`, `check` or `ir` touches files or libtorch; the CLI (src/main.rs, src/cli) wires
-//! the stages together.
+//! Nothing in `syntax`, `check` or `ir` touches files or libtorch; `lower`, `train` and `eval` need the
+//! `torch` feature. The CLI (src/main.rs, src/cli) wires the stages together.
 
 pub mod check;
 pub mod config;

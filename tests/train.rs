@@ -207,3 +207,63 @@ fn features_beat_item_ids_on_data_with_a_planted_feature_signal() {
     // Measured: 0.131 and 0.194 (the planted model's ceiling is 0.237); the margin asked for is 30%.
     assert!(parallel_mrr > id_mrr * 1.3, "ID only {id_mrr:.4}, parallel {parallel_mrr:.4}");
 }
+
+#[test]
+fn hidden_dropout_drops_the_given_fraction_and_the_dropped_state_is_carried() {
+    let _serial = common::serial();
+    let data = small();
+    let config = common::run_config(&data.config);
+    let dataset = common::dataset(&config);
+    let text = "model m {\n input id : item_id\n subnet a = gru(id, hidden = 64, dropout = 0.8)\n}\n";
+    let compiled = common::compile(text, &config);
+    let network = Network::new(&compiled.model, &dataset, common::device());
+    let _guard = tch::no_grad_guard();
+    let inputs: Vec<u32> = (0..512).map(|i| i % dataset.items.len() as u32).collect();
+    let frame = network.full_frame(&inputs);
+    let zero = Tensor::zeros([512, 64], (tch::Kind::Float, network.device));
+    let dropped = network.subnet_step(0, &frame, &zero, true);
+    let kept = network.subnet_step(0, &frame, &zero, false);
+    let zeros = dropped.eq(0.0).to_kind(tch::Kind::Float).mean(tch::Kind::Float).double_value(&[]);
+    // 0.8 is the probability of dropping a unit (GRU4Rec's dropout_p_hidden), not of keeping it.
+    assert!((zeros - 0.8).abs() < 0.02, "{zeros} of the units are zero");
+    // Kept units are scaled by 1 / (1 - p), so the expectation matches inference.
+    let survivors = dropped.ne(0.0);
+    let ratio = (dropped.masked_select(&survivors) / kept.masked_select(&survivors)).mean(tch::Kind::Float).double_value(&[]);
+    assert!((ratio - 5.0).abs() < 1e-3, "{ratio}");
+    // Without training, no unit is dropped.
+    assert_eq!(kept.eq(0.0).sum(tch::Kind::Int64).int64_value(&[]), 0);
+}
+
+#[test]
+fn every_embedding_mode_and_merge_lowers_to_the_graphs_parameter_count_and_trains() {
+    let _serial = common::serial();
+    let data = small();
+    let config = common::run_config(&data.config);
+    let dataset = common::dataset(&config);
+    let training = "train {\n batch = 20\n negatives = in_batch(extra = 5)\n schedule = simultaneous(epochs = 1)\n}\n";
+    let cases = [
+        ("one-hot", "input id : item_id\n subnet a = gru(id, hidden = 8)"),
+        ("separate", "input id : item_id(embedding = separate(dim = 6), dropout = 0.2)\n subnet a = gru(id, hidden = 8)"),
+        ("constrained", "input id : item_id(embedding = constrained)\n subnet a = gru(id, hidden = 8)\n output = scores(activation = elu(alpha = 1))\n loss = bpr_max(bpreg = 0.5)"),
+        ("concatenated", "input id : item_id\n input category : sparse\n input vector : dense\n subnet a = gru(id, category, vector, hidden = 8)\n loss = top1_max"),
+        ("shared_w with a constrained input", "input id : item_id(embedding = constrained)\n input vector : dense\n subnet a = gru(id, hidden = 8)\n subnet b = gru(vector, hidden = 8)\n merge = shared_w(a, b)\n loss = bpr"),
+        ("interaction", "input id : item_id\n input category : sparse\n subnet a = gru(id, hidden = 8)\n subnet b = gru(category, hidden = 8)\n merge = interaction(primary = a, b)\n output = scores(activation = linear)\n loss = cross_entropy(logq = 1)"),
+    ];
+    for (name, body) in cases {
+        let compiled = common::compile(&format!("model m {{\n {body}\n}}\n{training}"), &config);
+        let mut bound = compiled.clone();
+        bound.bind(&prnn::ir::Bindings {
+            items: Some(dataset.items.len() as u64),
+            widths: dataset.features.iter().map(|(n, f)| (n.clone(), f.width() as u64)).collect(),
+            batch: Some(20),
+            sampled: Some(25),
+        });
+        let network = Network::new(&compiled.model, &dataset, common::device());
+        assert_eq!(Some(network.parameter_count() as u64), bound.graph.total_params().as_constant(), "{name}");
+        let mut trainer = Trainer::new(network, &compiled.model, &compiled.plan, &dataset);
+        let summary = trainer.epoch(1, EpochOptions::default(), |_| {}).unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        assert!(summary.loss.is_finite() && summary.events > 0, "{name}: {summary:?}");
+        let evaluation = evaluate(&trainer.network, &dataset, &config.eval);
+        assert!(evaluation.metrics.iter().all(|m| m.recall > 0.0), "{name}: {:?}", evaluation.metrics);
+    }
+}

@@ -34,6 +34,9 @@ pub struct Args {
     pub overrides: Vec<String>,
 }
 
+/// Seconds between progress lines when stderr is not a terminal.
+const LOG_EVERY_SECONDS: u64 = 30;
+
 pub fn run(args: &Args, reporter: &Reporter) -> Exit {
     match train(args, reporter) {
         Ok(()) => Exit::Ok,
@@ -181,12 +184,25 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
             bar
         });
         let started = std::time::Instant::now();
+        let mut last_line = started;
+        let phase = trainer.phase_of(epoch) + 1;
         let outcome = trainer.epoch(epoch, options, |progress| {
+            let rate = progress.events as f64 / started.elapsed().as_secs_f64().max(1e-9);
             if let Some(bar) = &bar {
                 bar.set_length(progress.total_events);
                 bar.set_position(progress.events);
-                let rate = progress.events as f64 / started.elapsed().as_secs_f64().max(1e-9);
                 bar.set_message(format!("{:.1}k events/s, loss {:.4}", rate / 1000.0, progress.loss));
+            } else if last_line.elapsed().as_secs() >= LOG_EVERY_SECONDS {
+                // Logs (CI, nohup, a pipe) get a line now and then instead of a bar.
+                last_line = std::time::Instant::now();
+                eprintln!(
+                    "epoch {epoch}/{epochs}  phase {phase}  {:.0}% ({} of {} events)  {:.0} events/s  loss {:.5}",
+                    100.0 * progress.events as f64 / progress.total_events.max(1) as f64,
+                    progress.events,
+                    progress.total_events,
+                    rate,
+                    progress.loss
+                );
             }
         });
         if let Some(bar) = &bar {

@@ -329,7 +329,7 @@ pub struct Run {
     pub device: Spanned<String>,
     pub out: PathBuf,
     /// CPU threads libtorch uses; 0 (the default) means every core this process may run on. prnn always
-    /// sets the count itself: left to its defaults, libtorch ran GRU4Rec's 100-unit model 7x slower on a
+    /// sets the count itself: left to its defaults, libtorch ran GRU4Rec's 100-unit model 8x slower on a
     /// 2-core machine than with the same count set explicitly (docs/training.md).
     pub threads: u64,
 }

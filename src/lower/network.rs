@@ -195,7 +195,8 @@ impl Network {
                                 let e = uniform(n_items, *dim as i64, n_items, *dim as i64, device);
                                 (builder.add(format!("{name}.E.{input_name}"), &owner, e, RowSpace::InputItems, lr), false)
                             }
-                            _ => (output.expect("checked: a constrained embedding's subnet has its own output").w, true),
+                            // Under shared-W the shared output matrix, made after every subnet, is patched in below.
+                            _ => (output.map_or(usize::MAX, |o| o.w), true),
                         };
                         let w = builder.gates(width, hidden, fan_in);
                         let w_in = builder.add(w_in_name, &owner, w, RowSpace::Dense, lr);
