@@ -153,11 +153,11 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
     let compiled = &prepared.compiled;
     let epochs = compiled.plan.epochs;
     eprintln!(
-        "training {} ({} parameters) on {}: {} epochs, {}; run folder {}",
+        "training {} ({} parameters) on {}: {epochs} epoch{}, {}; run folder {}",
         compiled.model.name,
         network.parameter_count(),
         session::device_name(device),
-        epochs,
+        if epochs == 1 { "" } else { "s" },
         compiled.plan.strategy,
         run_dir.display()
     );
