@@ -14,7 +14,7 @@ use tch::{Kind, Tensor};
 
 use crate::config::Eval;
 use crate::data::Dataset;
-use crate::lower::network::item_support;
+use crate::lower::network::{carry_state, item_support};
 use crate::lower::Network;
 use crate::train::batches::SessionBatches;
 pub use metrics::CutoffMetrics;
@@ -58,21 +58,8 @@ pub fn evaluate(network: &Network, dataset: &Dataset, settings: &Eval) -> Evalua
     let mut records: Vec<EventRank> = Vec::new();
     let all: Vec<usize> = (0..subnet_count).collect();
     while let Some(step) = batches.next_step() {
-        let rows = step.inputs.len() as i64;
         for (k, state) in hidden.iter_mut().enumerate() {
-            let h = match state.take() {
-                Some(h) => match step.kept_rows {
-                    Some(kept) => h.index_select(0, &Tensor::from_slice(&kept.iter().map(|&r| r as i64).collect::<Vec<_>>()).to_device(device)),
-                    None => h,
-                },
-                None => Tensor::zeros([rows, network.hidden_size(k)], (Kind::Float, device)),
-            };
-            *state = Some(if step.reset_rows.is_empty() {
-                h
-            } else {
-                let reset: Vec<i64> = step.reset_rows.iter().map(|&r| r as i64).collect();
-                h.index_fill(0, &Tensor::from_slice(&reset).to_device(device), 0.0)
-            });
+            *state = Some(carry_state(state.take(), &step, network.hidden_size(k), device));
         }
         let frame = network.full_frame(step.inputs);
         let next: Vec<Option<Tensor>> =

@@ -15,6 +15,7 @@ use crate::check::{Activation, Embedding, InputKind, Loss, Merge, Model};
 use crate::data::features::{Feature, SparseFeature};
 use crate::data::Dataset;
 use crate::ir::graph::Owner;
+use crate::train::batches::Step;
 
 /// Which rows of a matrix one step reads, and so which rows it updates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -440,6 +441,22 @@ impl Network {
     }
 }
 
+/// A subnet's hidden state for the next step of session-parallel batches: the previous state with the
+/// batch's surviving rows kept and the rows that start a session zeroed; zeros when there is none yet.
+pub fn carry_state(state: Option<Tensor>, step: &Step<'_>, hidden: i64, device: Device) -> Tensor {
+    let rows_tensor = |rows: &[usize]| Tensor::from_slice(&rows.iter().map(|&r| r as i64).collect::<Vec<_>>()).to_device(device);
+    let state = match (state, step.kept_rows) {
+        (Some(state), Some(kept)) => state.index_select(0, &rows_tensor(kept)),
+        (Some(state), None) => state,
+        (None, _) => return Tensor::zeros([step.inputs.len() as i64, hidden], (Kind::Float, device)),
+    };
+    if step.reset_rows.is_empty() {
+        state
+    } else {
+        state.index_fill(0, &rows_tensor(step.reset_rows), 0.0)
+    }
+}
+
 /// Training support of every item: its number of training events.
 pub fn item_support(dataset: &Dataset) -> Vec<u64> {
     let mut support = vec![0u64; dataset.items.len()];
@@ -609,6 +626,17 @@ fn bag_rows(sparse: &SparseFeature, items: &[u32], mut column_index: impl FnMut(
 }
 
 impl BatchIndex {
+    /// The distinct rows of a row space this mini-batch touches; None for parameters used whole.
+    fn rows(&self, space: RowSpace) -> Option<&Tensor> {
+        match space {
+            RowSpace::Dense => None,
+            RowSpace::InputItems => Some(&self.input_rows_unique),
+            RowSpace::ScoredItems => Some(&self.scored_rows_unique),
+            RowSpace::InputAndScoredItems => Some(&self.both_unique),
+            RowSpace::Vocabulary(f) => Some(&self.bags[f].as_ref().expect("every sparse feature is indexed").1),
+        }
+    }
+
     /// A frame for one training step: parameters owned by a group in `training` become autograd leaves
     /// (whole, or their touched rows); the others are read without gradient.
     pub fn frame(&self, network: &Network, training: &[Owner]) -> (Frame, Vec<(usize, Tensor)>) {
@@ -618,14 +646,7 @@ impl BatchIndex {
             .iter()
             .enumerate()
             .map(|(id, param)| {
-                let rows = match param.rows {
-                    RowSpace::Dense => None,
-                    RowSpace::InputItems => Some(&self.input_rows_unique),
-                    RowSpace::ScoredItems => Some(&self.scored_rows_unique),
-                    RowSpace::InputAndScoredItems => Some(&self.both_unique),
-                    RowSpace::Vocabulary(f) => Some(&self.bags[f].as_ref().expect("sparse features are indexed").1),
-                };
-                let table = match rows {
+                let table = match self.rows(param.rows) {
                     Some(rows) => param.value.index_select(0, rows),
                     None => param.value.detach(),
                 };
@@ -664,14 +685,7 @@ impl BatchIndex {
             }
             let param = &mut network.params[*id];
             let optimizer = Adagrad { learning_rate: param.learning_rate, ..*adagrad };
-            let rows = match param.rows {
-                RowSpace::Dense => None,
-                RowSpace::InputItems => Some(&self.input_rows_unique),
-                RowSpace::ScoredItems => Some(&self.scored_rows_unique),
-                RowSpace::InputAndScoredItems => Some(&self.both_unique),
-                RowSpace::Vocabulary(f) => Some(&self.bags[f].as_ref().expect("indexed").1),
-            };
-            match rows {
+            match self.rows(param.rows) {
                 Some(rows) => optimizer.sparse_step(&mut param.value, &mut param.state, rows, &gradient),
                 None => optimizer.dense_step(&mut param.value, &mut param.state, &gradient),
             }

@@ -20,7 +20,7 @@ use crate::check::Model;
 use crate::data::Dataset;
 use crate::ir::graph::Owner;
 use crate::ir::plan::{Mode, Phase, Plan};
-use crate::lower::network::{item_support, BatchIndex};
+use crate::lower::network::{carry_state, item_support, BatchIndex};
 use crate::lower::optim::Adagrad;
 use crate::lower::{FrameIndexer, Network};
 use batches::SessionBatches;
@@ -97,10 +97,7 @@ pub struct Trainer<'a> {
 /// The seed of one epoch's random streams (dropout, negatives), derived from the spec's seed.
 pub fn epoch_seed(seed: u64, epoch: u64) -> u64 {
     // SplitMix64's finaliser: nearby epochs get unrelated seeds.
-    let mut z = seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+    sampler::splitmix64_mix(seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
 impl<'a> Trainer<'a> {
@@ -168,22 +165,8 @@ impl<'a> Trainer<'a> {
             if options.max_batches.is_some_and(|max| batch_count >= max) {
                 break;
             }
-            let rows = step.inputs.len() as i64;
             for &k in &runs {
-                let h = match hidden[k].take() {
-                    Some(h) => match step.kept_rows {
-                        Some(kept) => h.index_select(0, &Tensor::from_slice(&kept.iter().map(|&r| r as i64).collect::<Vec<_>>()).to_device(device)),
-                        None => h,
-                    },
-                    None => Tensor::zeros([rows, self.network.hidden_size(k)], (Kind::Float, device)),
-                };
-                let h = if step.reset_rows.is_empty() {
-                    h
-                } else {
-                    let reset: Vec<i64> = step.reset_rows.iter().map(|&r| r as i64).collect();
-                    h.index_fill(0, &Tensor::from_slice(&reset).to_device(device), 0.0)
-                };
-                hidden[k] = Some(h);
+                hidden[k] = Some(carry_state(hidden[k].take(), &step, self.network.hidden_size(k), device));
             }
             scored.clear();
             scored.extend_from_slice(step.targets);
