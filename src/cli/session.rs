@@ -133,11 +133,10 @@ pub fn prepare(
 /// Reads a run folder's record and the spec and config it keeps.
 pub fn read_run(dir: &Path, reporter: &Reporter) -> Result<(RunRecord, Source, String), Exit> {
     let record_path = dir.join(RECORD_FILE);
-    let record_text = read_file(&record_path, "run record", reporter).map_err(|code| {
+    let record_text = read_file(&record_path, "run record", reporter).inspect_err(|_| {
         if !dir.is_dir() {
             reporter.error(&format!("`{}` is not a run folder", dir.display()), Some("give the folder `prnn train` wrote"));
         }
-        code
     })?;
     let record: RunRecord = serde_json::from_str(&record_text.text).map_err(|e| {
         reporter.error(&format!("{} is damaged: {e}", record_path.display()), Some("the run folder cannot be used; train again"));

@@ -360,7 +360,7 @@ impl Network {
                     .0
                 }
             };
-            sum = sum + part;
+            sum += part;
         }
         sum
     }
