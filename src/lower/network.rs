@@ -332,8 +332,9 @@ impl Network {
 
     /// The projection of the inputs plus bias, `[B, 3H]`.
     fn input_projection(&self, subnet: &SubnetLayer, frame: &Frame, train: bool) -> Tensor {
-        let mut sum = frame.table(subnet.bias).unsqueeze(0).shallow_clone();
-        for path in &subnet.inputs {
+        // Summed out of place: `+=` on a tensor is libtorch's in-place add, which would write into the bias
+        // table (an autograd leaf while its subnet trains).
+        subnet.inputs.iter().fold(frame.table(subnet.bias).unsqueeze(0), |sum, path| {
             let part = match path {
                 InputPath::OneHot { w_in } => frame.table(*w_in).index_select(0, &frame.input_rows),
                 InputPath::Embedded { table, tied, dropout, w_in } => {
@@ -360,9 +361,8 @@ impl Network {
                     .0
                 }
             };
-            sum += part;
-        }
-        sum
+            sum + part
+        })
     }
 
     /// One GRU step of subnet `k`: the new hidden state, after hidden dropout when training (the value that
