@@ -120,13 +120,10 @@ fn first_scores(network: &Network, dataset: &prnn::data::Dataset) -> Tensor {
     let _guard = tch::no_grad_guard();
     let inputs: Vec<u32> = (0..5).map(|s| dataset.test.session(s)[0].item).collect();
     let frame = network.full_frame(&inputs);
-    let count = network.subnet_names().len();
-    let hidden: Vec<Option<Tensor>> = (0..count)
-        .map(|k| Some(network.subnet_step(k, &frame, &Tensor::zeros([5, network.hidden_size(k)], (tch::Kind::Float, network.device)), false)))
+    let zeros: Vec<Option<Tensor>> = (0..network.subnet_names().len())
+        .map(|k| Some(Tensor::zeros([5, network.hidden_size(k)], (tch::Kind::Float, network.device))))
         .collect();
-    let parts: Vec<Option<Tensor>> = (0..count).map(|k| Some(network.score_part(k, &frame, &hidden))).collect();
-    let all: Vec<usize> = (0..count).collect();
-    network.merged_scores(&all, &frame, &hidden, &parts)
+    network.inference_step(&frame, &zeros).1
 }
 
 #[test]

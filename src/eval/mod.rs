@@ -14,7 +14,7 @@ use tch::{Kind, Tensor};
 
 use crate::config::Eval;
 use crate::data::Dataset;
-use crate::lower::network::{carry_state, item_support};
+use crate::lower::network::{item_support, StateCarry};
 use crate::lower::Network;
 use crate::train::batches::SessionBatches;
 pub use metrics::CutoffMetrics;
@@ -56,20 +56,13 @@ pub fn evaluate(network: &Network, dataset: &Dataset, settings: &Eval) -> Evalua
     let mut batches = SessionBatches::new(&dataset.test, settings.batch as usize, 1);
     let mut rank_batches: Vec<Tensor> = Vec::new();
     let mut records: Vec<EventRank> = Vec::new();
-    let all: Vec<usize> = (0..subnet_count).collect();
     while let Some(step) = batches.next_step() {
+        let carry = StateCarry::new(&step, device);
         for (k, state) in hidden.iter_mut().enumerate() {
-            *state = Some(carry_state(state.take(), &step, network.hidden_size(k), device));
+            *state = Some(carry.apply(state.take(), network.hidden_size(k), device));
         }
         let frame = network.full_frame(step.inputs);
-        let next: Vec<Option<Tensor>> =
-            (0..subnet_count).map(|k| Some(network.subnet_step(k, &frame, hidden[k].as_ref().expect("initialised above"), false))).collect();
-        let parts: Vec<Option<Tensor>> = if network.shares_output() {
-            std::iter::repeat_with(|| None).take(subnet_count).collect()
-        } else {
-            (0..subnet_count).map(|k| Some(network.score_part(k, &frame, &next))).collect()
-        };
-        let scores = network.merged_scores(&all, &frame, &next, &parts);
+        let (next, scores) = network.inference_step(&frame, &hidden);
         let targets: Vec<i64> = step.targets.iter().map(|&t| i64::from(t)).collect();
         let ranks = target_ranks(&scores, &Tensor::from_slice(&targets).to_device(device), candidates.as_ref(), settings.ties);
         metrics.add(&ranks);

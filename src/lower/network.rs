@@ -433,6 +433,20 @@ impl Network {
         }
     }
 
+    /// One inference step of every subnet over a frame of whole tables: the new hidden states and the merged
+    /// scores of every item `[B, n_items]`, before the output activation.
+    pub fn inference_step(&self, frame: &Frame, hidden: &[Option<Tensor>]) -> (Vec<Option<Tensor>>, Tensor) {
+        let count = self.subnets.len();
+        let next: Vec<Option<Tensor>> =
+            (0..count).map(|k| Some(self.subnet_step(k, frame, hidden[k].as_ref().expect("every subnet has a state"), false))).collect();
+        let parts: Vec<Option<Tensor>> = (0..count)
+            .map(|k| (!self.shares_output()).then(|| self.score_part(k, frame, &next)))
+            .collect();
+        let all: Vec<usize> = (0..count).collect();
+        let scores = self.merged_scores(&all, frame, &next, &parts);
+        (next, scores)
+    }
+
     /// The training loss of merged scores, summed over rows and divided by the nominal batch size.
     pub fn training_loss(&self, scores: &Tensor, frame: &Frame) -> Tensor {
         let activated = loss::activate(self.activation, scores);
@@ -441,19 +455,36 @@ impl Network {
     }
 }
 
-/// A subnet's hidden state for the next step of session-parallel batches: the previous state with the
-/// batch's surviving rows kept and the rows that start a session zeroed; zeros when there is none yet.
-pub fn carry_state(state: Option<Tensor>, step: &Step<'_>, hidden: i64, device: Device) -> Tensor {
-    let rows_tensor = |rows: &[usize]| Tensor::from_slice(&rows.iter().map(|&r| r as i64).collect::<Vec<_>>()).to_device(device);
-    let state = match (state, step.kept_rows) {
-        (Some(state), Some(kept)) => state.index_select(0, &rows_tensor(kept)),
-        (Some(state), None) => state,
-        (None, _) => return Tensor::zeros([step.inputs.len() as i64, hidden], (Kind::Float, device)),
-    };
-    if step.reset_rows.is_empty() {
-        state
-    } else {
-        state.index_fill(0, &rows_tensor(step.reset_rows), 0.0)
+/// How hidden states move from one step of session-parallel batches to the next: the batch's surviving rows
+/// are kept and the rows that start a session are zeroed. The index tensors are uploaded once per step and
+/// shared by every subnet's state.
+pub struct StateCarry {
+    rows: i64,
+    kept: Option<Tensor>,
+    reset: Option<Tensor>,
+}
+
+impl StateCarry {
+    pub fn new(step: &Step<'_>, device: Device) -> StateCarry {
+        let upload = |rows: &[usize]| Tensor::from_slice(&rows.iter().map(|&r| r as i64).collect::<Vec<_>>()).to_device(device);
+        StateCarry {
+            rows: step.inputs.len() as i64,
+            kept: step.kept_rows.map(upload),
+            reset: (!step.reset_rows.is_empty()).then(|| upload(step.reset_rows)),
+        }
+    }
+
+    /// A subnet's state for this step; zeros of `hidden` units when it has none yet.
+    pub fn apply(&self, state: Option<Tensor>, hidden: i64, device: Device) -> Tensor {
+        let state = match (state, &self.kept) {
+            (Some(state), Some(kept)) => state.index_select(0, kept),
+            (Some(state), None) => state,
+            (None, _) => return Tensor::zeros([self.rows, hidden], (Kind::Float, device)),
+        };
+        match &self.reset {
+            Some(reset) => state.index_fill(0, reset, 0.0),
+            None => state,
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use crate::check::Model;
 use crate::data::Dataset;
 use crate::ir::graph::Owner;
 use crate::ir::plan::{Mode, Phase, Plan};
-use crate::lower::network::{carry_state, item_support, BatchIndex};
+use crate::lower::network::{item_support, BatchIndex, StateCarry};
 use crate::lower::optim::Adagrad;
 use crate::lower::{FrameIndexer, Network};
 use batches::SessionBatches;
@@ -165,8 +165,9 @@ impl<'a> Trainer<'a> {
             if options.max_batches.is_some_and(|max| batch_count >= max) {
                 break;
             }
+            let carry = StateCarry::new(&step, device);
             for &k in &runs {
-                hidden[k] = Some(carry_state(hidden[k].take(), &step, self.network.hidden_size(k), device));
+                hidden[k] = Some(carry.apply(hidden[k].take(), self.network.hidden_size(k), device));
             }
             scored.clear();
             scored.extend_from_slice(step.targets);
