@@ -3,8 +3,10 @@
 //! - [`gru`]: the GRU step in GRU4Rec's and PyTorch's forms.
 //! - [`loss`]: output activations and the five losses.
 //! - [`optim`]: Adagrad with lazy row-sparse momentum.
-//! - [`network`]: parameters, frames of gathered rows, subnets, merges and scores.
+//! - [`network`]: parameters, frames of gathered rows, subnets, merges and scores; the autograd step.
+//! - [`fused`]: the fused CPU step: hand-derived gradients and sparse Adagrad in Rust loops.
 
+pub mod fused;
 pub mod gru;
 pub mod loss;
 pub mod network;

@@ -45,7 +45,7 @@ pub struct Parameter {
 
 /// How one input reaches its GRU.
 #[derive(Debug)]
-enum InputPath {
+pub(crate) enum InputPath {
     /// A row lookup in `W_in` (= one-hot times `W_in`).
     OneHot { w_in: usize },
     /// A row of an embedding table, dropout, then a product with `W_in`.
@@ -56,26 +56,26 @@ enum InputPath {
 }
 
 #[derive(Debug)]
-struct SubnetLayer {
-    name: String,
-    hidden: i64,
-    form: GruForm,
-    dropout: f64,
-    inputs: Vec<InputPath>,
-    w_hh: usize,
-    bias: usize,
-    b_hn: Option<usize>,
+pub(crate) struct SubnetLayer {
+    pub(crate) name: String,
+    pub(crate) hidden: i64,
+    pub(crate) form: GruForm,
+    pub(crate) dropout: f64,
+    pub(crate) inputs: Vec<InputPath>,
+    pub(crate) w_hh: usize,
+    pub(crate) bias: usize,
+    pub(crate) b_hn: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy)]
-struct OutputLayer {
-    w: usize,
-    b: usize,
-    tied: bool,
+pub(crate) struct OutputLayer {
+    pub(crate) w: usize,
+    pub(crate) b: usize,
+    pub(crate) tied: bool,
 }
 
 #[derive(Debug)]
-enum MergeLayer {
+pub(crate) enum MergeLayer {
     /// One output layer per subnet; weighted sum of the score parts (single: one part, weight 1).
     Parallel { outputs: Vec<OutputLayer>, weights: Vec<f64> },
     SharedW { output: OutputLayer, weights: Vec<f64> },
@@ -103,9 +103,9 @@ pub struct Network {
     pub loss: Loss,
     pub batch_size: i64,
     /// `ln(support_i / events)` per item, for cross-entropy's logQ correction.
-    log_popularity: Option<Tensor>,
-    subnets: Vec<SubnetLayer>,
-    merge: MergeLayer,
+    pub(crate) log_popularity: Option<Tensor>,
+    pub(crate) subnets: Vec<SubnetLayer>,
+    pub(crate) merge: MergeLayer,
 }
 
 /// Uniform in `±sqrt(6 / (fan_in + fan_out))`, drawn on the CPU so that every device starts from the same
@@ -533,15 +533,15 @@ impl Frame {
 
 /// Distinct rows of one index space with each use's position among them; buffers are reused across steps.
 #[derive(Debug, Default)]
-struct Dedup {
+pub(crate) struct Dedup {
     /// `slot[row] = stamp << 32 | position` marks rows seen in the current step.
     slot: Vec<u64>,
     stamp: u64,
-    rows: Vec<i64>,
+    pub(crate) rows: Vec<i64>,
 }
 
 impl Dedup {
-    fn start(&mut self, space: usize) {
+    pub(crate) fn start(&mut self, space: usize) {
         if self.slot.len() < space {
             self.slot.resize(space, 0);
         }
@@ -549,7 +549,7 @@ impl Dedup {
         self.rows.clear();
     }
 
-    fn position(&mut self, row: u32) -> i64 {
+    pub(crate) fn position(&mut self, row: u32) -> i64 {
         let entry = &mut self.slot[row as usize];
         if *entry >> 32 == self.stamp {
             return (*entry & 0xffff_ffff) as i64;

@@ -22,17 +22,28 @@ use crate::ir::graph::Owner;
 use crate::ir::plan::{Mode, Phase, Plan};
 use crate::lower::network::{item_support, BatchIndex, StateCarry};
 use crate::lower::optim::Adagrad;
+use crate::lower::fused::{self, FusedStep};
 use crate::lower::{FrameIndexer, Network};
 use batches::SessionBatches;
 use sampler::NegativeSampler;
 
 /// A plan step with subnets as indices into the network.
 #[derive(Debug, Clone)]
-struct StepPlan {
+pub struct StepPlan {
     /// (subnet, trains, reused) in merge order.
-    forward: Vec<(usize, bool, bool)>,
-    trains: Vec<Owner>,
-    loss_on: Vec<usize>,
+    pub forward: Vec<(usize, bool, bool)>,
+    pub trains: Vec<Owner>,
+    pub loss_on: Vec<usize>,
+}
+
+/// How a training step executes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepKind {
+    /// Hand-derived gradients in Rust loops over CPU memory (`lower::fused`).
+    Fused,
+    /// libtorch autograd over gathered rows (`lower::network`): any device, and the fused step's reference.
+    Autograd,
 }
 
 /// What one epoch did.
@@ -92,6 +103,7 @@ pub struct Trainer<'a> {
     dataset: &'a Dataset,
     support: Vec<u64>,
     indexer: FrameIndexer,
+    kind: StepKind,
 }
 
 /// The seed of one epoch's random streams (dropout, negatives), derived from the spec's seed.
@@ -103,7 +115,24 @@ pub fn epoch_seed(seed: u64, epoch: u64) -> u64 {
 impl<'a> Trainer<'a> {
     pub fn new(network: Network, model: &'a Model, plan: &'a Plan, dataset: &'a Dataset) -> Self {
         let support = item_support(dataset);
-        Trainer { network, model, plan, dataset, support, indexer: FrameIndexer::default() }
+        let kind = if fused::unsupported(&network).is_none() { StepKind::Fused } else { StepKind::Autograd };
+        Trainer { network, model, plan, dataset, support, indexer: FrameIndexer::default(), kind }
+    }
+
+    /// The step in use: fused on the CPU, autograd elsewhere, unless set.
+    pub fn step_kind(&self) -> StepKind {
+        self.kind
+    }
+
+    /// Chooses the step; `Err` says why the fused step cannot run this network.
+    pub fn set_step_kind(&mut self, kind: StepKind) -> Result<(), String> {
+        if kind == StepKind::Fused {
+            if let Some(why) = fused::unsupported(&self.network) {
+                return Err(why);
+            }
+        }
+        self.kind = kind;
+        Ok(())
     }
 
     /// The phase that covers `epoch`, 0-based.
@@ -149,6 +178,9 @@ impl<'a> Trainer<'a> {
         let device = self.network.device;
         let subnet_count = self.network.subnet_names().len();
         let mut hidden: Vec<Option<Tensor>> = std::iter::repeat_with(|| None).take(subnet_count).collect();
+        let mut fused = (self.kind == StepKind::Fused).then(|| FusedStep::new(&self.network, seed));
+        let mut fused_loss = 0.0f64;
+        let mut fused_non_finite = false;
         let mut loss_sum = Tensor::zeros([], (Kind::Double, device));
         let mut non_finite = Tensor::zeros([], (Kind::Bool, device));
         let mut scored: Vec<u32> = Vec::new();
@@ -165,35 +197,44 @@ impl<'a> Trainer<'a> {
             if options.max_batches.is_some_and(|max| batch_count >= max) {
                 break;
             }
-            let carry = StateCarry::new(&step, device);
-            for &k in &runs {
-                hidden[k] = Some(carry.apply(hidden[k].take(), self.network.hidden_size(k), device));
-            }
             scored.clear();
             scored.extend_from_slice(step.targets);
             if let Some(sampler) = &mut sampler {
                 scored.extend_from_slice(sampler.next());
             }
-            let index = self.indexer.index(&self.network, step.inputs, &scored);
-            let last_loss = run_batch(&mut self.network, &index, &steps, &mut hidden, &adagrad);
-            let _ = non_finite.logical_or_(&last_loss.isfinite().logical_not());
-            let _ = loss_sum.g_add_(&last_loss.to_kind(Kind::Double));
+            if let Some(fused) = &mut fused {
+                fused.carry(&self.network, &step, &runs);
+                let last_loss = fused.run_batch(&mut self.network, step.inputs, &scored, &steps, &adagrad);
+                fused_non_finite |= !last_loss.is_finite();
+                fused_loss += last_loss;
+            } else {
+                let carry = StateCarry::new(&step, device);
+                for &k in &runs {
+                    hidden[k] = Some(carry.apply(hidden[k].take(), self.network.hidden_size(k), device));
+                }
+                let index = self.indexer.index(&self.network, step.inputs, &scored);
+                let last_loss = run_batch(&mut self.network, &index, &steps, &mut hidden, &adagrad);
+                let _ = non_finite.logical_or_(&last_loss.isfinite().logical_not());
+                let _ = loss_sum.g_add_(&last_loss.to_kind(Kind::Double));
+            }
             batch_count += 1;
             events += step.inputs.len() as u64;
             if batch_count % options.check_every == 0 {
                 checked_batches = batch_count;
-                if non_finite.int64_value(&[]) != 0 {
+                let (diverged, total) = read_loss(fused.is_some(), fused_non_finite, fused_loss, &non_finite, &loss_sum);
+                if diverged {
                     return Err(Diverged { epoch, batch: batch_count });
                 }
-                loss_so_far = loss_sum.double_value(&[]) / batch_count as f64;
+                loss_so_far = total / batch_count as f64;
                 progress(Progress { events, total_events, batches: batch_count, loss: loss_so_far });
             }
         }
-        if batch_count > checked_batches && non_finite.int64_value(&[]) != 0 {
+        let (diverged, total) = read_loss(fused.is_some(), fused_non_finite, fused_loss, &non_finite, &loss_sum);
+        if batch_count > checked_batches && diverged {
             return Err(Diverged { epoch, batch: batch_count });
         }
         if batch_count > 0 {
-            loss_so_far = loss_sum.double_value(&[]) / batch_count as f64;
+            loss_so_far = total / batch_count as f64;
         }
         progress(Progress { events, total_events, batches: batch_count, loss: loss_so_far });
         let seconds = started.elapsed().as_secs_f64();
@@ -212,6 +253,16 @@ impl<'a> Trainer<'a> {
             events_per_second: events as f64 / seconds.max(1e-9),
             batches_per_second: batch_count as f64 / seconds.max(1e-9),
         })
+    }
+}
+
+/// Whether a non-finite loss was seen, and the loss summed so far: kept on the host by the fused step, read
+/// from the device (a synchronisation) by the autograd step.
+fn read_loss(fused: bool, fused_non_finite: bool, fused_loss: f64, non_finite: &Tensor, loss_sum: &Tensor) -> (bool, f64) {
+    if fused {
+        (fused_non_finite, fused_loss)
+    } else {
+        (non_finite.int64_value(&[]) != 0, loss_sum.double_value(&[]))
     }
 }
 

@@ -1,0 +1,763 @@
+//! The fused CPU training step: forward pass, hand-derived gradients and row-sparse Adagrad of one
+//! mini-batch, in plain Rust over the parameters' own memory, with libtorch only for matrix products.
+//!
+//! At GRU4Rec's sizes a training step is a few hundred small operations, and libtorch's per-operation
+//! dispatch and autograd bookkeeping cost more than their arithmetic (docs/performance.md). The compiled
+//! graph names every node, so each node's backward can be written out once here. The autograd lowering
+//! (`network.rs` with `train::run_batch`) stays the reference and the CUDA path: `tests/fused.rs` checks
+//! this step against it for every input kind, GRU form, merge, loss and schedule.
+//!
+//! - [`gemm`]: products over borrowed `f32` memory.
+//! - [`kernels`]: activations, losses with their gradients, Adagrad.
+//!
+//! Only the previous hidden state is outside the gradient, as in GRU4Rec: one step of backpropagation.
+
+pub mod gemm;
+pub mod kernels;
+
+use gemm::{product, Matrix, MatrixMut};
+use kernels::sigmoid;
+
+use super::gru::GruForm;
+use super::network::{Dedup, FeatureRows, InputPath, MergeLayer, Network, OutputLayer, Parameter, RowSpace};
+use crate::check::Loss;
+use crate::ir::graph::Owner;
+use crate::train::batches::Step;
+use crate::train::sampler::splitmix64_mix;
+use crate::train::StepPlan;
+use tch::{Device, Kind, Tensor};
+
+/// Why a network cannot take the fused step.
+pub fn unsupported(network: &Network) -> Option<String> {
+    if network.device != Device::Cpu {
+        return Some(format!("the fused step runs on the CPU; this network is on {:?}", network.device));
+    }
+    let tensors = network.params.iter().flat_map(|p| [Some(&p.value), Some(&p.state.accumulator), p.state.momentum.as_ref()]).flatten();
+    let features = network.features.iter().filter_map(|f| match f {
+        FeatureRows::Dense(rows) => Some(rows),
+        FeatureRows::Sparse(_) => None,
+    });
+    if tensors.chain(features).chain(network.log_popularity.as_ref()).any(|t| t.kind() != Kind::Float || !t.is_contiguous()) {
+        return Some("the fused step needs contiguous float32 tensors".into());
+    }
+    None
+}
+
+/// A parameter's memory. The caller holds the only handle that writes it (`unsupported` checked layout).
+fn memory(tensor: &Tensor) -> &[f32] {
+    // Safety: a contiguous float32 CPU tensor of `numel` elements, alive while `tensor` is borrowed.
+    unsafe { std::slice::from_raw_parts(tensor.data_ptr().cast::<f32>(), tensor.numel()) }
+}
+
+#[allow(clippy::mut_from_ref)]
+fn memory_mut(tensor: &Tensor) -> &mut [f32] {
+    // Safety: as `memory`; the caller has `&mut` to the owning parameter, so no other slice is alive.
+    unsafe { std::slice::from_raw_parts_mut(tensor.data_ptr().cast::<f32>(), tensor.numel()) }
+}
+
+/// Width of one row of a parameter in its row space (1 for an item bias; the whole tensor when dense).
+fn row_width(param: &Parameter) -> usize {
+    let size = param.value.size();
+    if size.len() == 2 {
+        size[1] as usize
+    } else {
+        1
+    }
+}
+
+/// A dropout stream: each epoch draws its masks from its own seed.
+struct Stream(u64);
+
+impl Stream {
+    /// A keep-scale per element: `1 / (1 - p)` with probability `1 - p`, else 0.
+    fn mask(&mut self, count: usize, p: f64) -> Vec<f32> {
+        let scale = (1.0 / (1.0 - p)) as f32;
+        let p = p as f32;
+        (0..count)
+            .map(|_| {
+                self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let unit = (splitmix64_mix(self.0) >> 40) as f32 * (1.0 / (1u64 << 24) as f32);
+                if unit >= p {
+                    scale
+                } else {
+                    0.0
+                }
+            })
+            .collect()
+    }
+}
+
+/// Where each use of a row space lands among the batch's distinct rows.
+#[derive(Default)]
+struct BatchRows {
+    input: Vec<usize>,
+    input_rows: Vec<i64>,
+    scored: Vec<usize>,
+    scored_rows: Vec<i64>,
+    both_input: Vec<usize>,
+    both_scored: Vec<usize>,
+    both_rows: Vec<i64>,
+    /// Per feature, when sparse: each row's entries `offsets[b]..offsets[b + 1]`, their positions among the
+    /// distinct vocabulary rows, and their weights.
+    bags: Vec<Option<Bag>>,
+}
+
+struct Bag {
+    offsets: Vec<usize>,
+    positions: Vec<usize>,
+    weights: Vec<f32>,
+    rows: Vec<i64>,
+}
+
+impl BatchRows {
+    fn rows(&self, space: RowSpace) -> Option<&[i64]> {
+        match space {
+            RowSpace::Dense => None,
+            RowSpace::InputItems => Some(&self.input_rows),
+            RowSpace::ScoredItems => Some(&self.scored_rows),
+            RowSpace::InputAndScoredItems => Some(&self.both_rows),
+            RowSpace::Vocabulary(f) => Some(&self.bags[f].as_ref().expect("every sparse feature is indexed").rows),
+        }
+    }
+}
+
+/// One subnet's forward pass on a mini-batch, kept for its backward pass.
+struct SubnetRun {
+    /// The state before the step `[B, H]`.
+    before: Vec<f32>,
+    reset: Vec<f32>,
+    update: Vec<f32>,
+    candidate: Vec<f32>,
+    /// Reset-before: `r ⊙ h` `[B, H]`. Reset-after: `h W_hh` with `b_hn` on the candidate block `[B, 3H]`.
+    mixed: Vec<f32>,
+    /// The new state after hidden dropout: what is scored and carried.
+    output: Vec<f32>,
+    dropout: Option<Vec<f32>>,
+    /// Per input path with a matrix product: its rows `[B, width]` (after embedding dropout) and the mask.
+    path_rows: Vec<Option<(Vec<f32>, Option<Vec<f32>>)>>,
+}
+
+/// State of the fused step across one epoch's mini-batches.
+pub struct FusedStep {
+    /// Each subnet's state `[rows, H]`; None before its first step.
+    hidden: Vec<Option<Vec<f32>>>,
+    stream: Stream,
+    items: Dedup,
+    vocabulary: Vec<Dedup>,
+    rows: BatchRows,
+    gradients: Vec<Vec<f32>>,
+    reached: Vec<bool>,
+}
+
+fn add_row(target: &mut [f32], source: &[f32], scale: f32) {
+    target.iter_mut().zip(source).for_each(|(t, s)| *t += s * scale);
+}
+
+impl FusedStep {
+    /// A fresh epoch: no hidden state, dropout drawn from `seed`.
+    pub fn new(network: &Network, seed: u64) -> FusedStep {
+        FusedStep {
+            hidden: network.subnets.iter().map(|_| None).collect(),
+            stream: Stream(splitmix64_mix(seed ^ 0xD5A6_1266_F0C9_392D)),
+            items: Dedup::default(),
+            vocabulary: network.features.iter().map(|_| Dedup::default()).collect(),
+            rows: BatchRows::default(),
+            gradients: network.params.iter().map(|_| Vec::new()).collect(),
+            reached: vec![false; network.params.len()],
+        }
+    }
+
+    /// Carries the subnets in `running` into this step's layout: surviving rows kept, new sessions zeroed.
+    pub fn carry(&mut self, network: &Network, step: &Step<'_>, running: &[usize]) {
+        let rows = step.inputs.len();
+        for &k in running {
+            let width = network.subnets[k].hidden as usize;
+            let mut state = match (self.hidden[k].take(), step.kept_rows) {
+                (Some(state), Some(kept)) => kept.iter().flat_map(|&r| state[r * width..(r + 1) * width].iter().copied()).collect(),
+                (Some(state), None) => state,
+                (None, _) => vec![0.0; rows * width],
+            };
+            for &r in step.reset_rows {
+                state[r * width..(r + 1) * width].fill(0.0);
+            }
+            self.hidden[k] = Some(state);
+        }
+    }
+
+    fn index(&mut self, network: &Network, inputs: &[u32], scored: &[u32]) {
+        let n_items = network.n_items;
+        let rows = &mut self.rows;
+        let d = &mut self.items;
+        d.start(n_items);
+        rows.input = inputs.iter().map(|&i| d.position(i) as usize).collect();
+        rows.input_rows = std::mem::take(&mut d.rows);
+        d.start(n_items);
+        rows.scored = scored.iter().map(|&i| d.position(i) as usize).collect();
+        rows.scored_rows = std::mem::take(&mut d.rows);
+        d.start(n_items);
+        rows.both_input = inputs.iter().map(|&i| d.position(i) as usize).collect();
+        rows.both_scored = scored.iter().map(|&i| d.position(i) as usize).collect();
+        rows.both_rows = std::mem::take(&mut d.rows);
+        rows.bags = network
+            .features
+            .iter()
+            .zip(&mut self.vocabulary)
+            .map(|(feature, d)| match feature {
+                FeatureRows::Dense(_) => None,
+                FeatureRows::Sparse(sparse) => {
+                    d.start(sparse.width);
+                    let mut bag = Bag { offsets: Vec::with_capacity(inputs.len() + 1), positions: Vec::new(), weights: Vec::new(), rows: Vec::new() };
+                    for &item in inputs {
+                        bag.offsets.push(bag.positions.len());
+                        let range = sparse.indptr[item as usize] as usize..sparse.indptr[item as usize + 1] as usize;
+                        for (&column, &value) in sparse.indices[range.clone()].iter().zip(&sparse.values[range]) {
+                            bag.positions.push(d.position(column) as usize);
+                            bag.weights.push(value);
+                        }
+                    }
+                    bag.offsets.push(bag.positions.len());
+                    bag.rows = std::mem::take(&mut d.rows);
+                    Some(bag)
+                }
+            })
+            .collect();
+    }
+
+    /// Runs the plan's steps on one mini-batch (hidden states already carried): forward, backward and
+    /// Adagrad. Returns the last step's loss, divided by the nominal batch size as in the autograd path.
+    pub fn run_batch(&mut self, network: &mut Network, inputs: &[u32], scored: &[u32], steps: &[StepPlan], adagrad: &super::optim::Adagrad) -> f64 {
+        self.index(network, inputs, scored);
+        let count = network.subnets.len();
+        let mut fresh_output: Vec<Option<Vec<f32>>> = vec![None; count];
+        let mut fresh_part: Vec<Option<Vec<f32>>> = vec![None; count];
+        let mut last_loss = 0.0;
+        for step in steps {
+            let mut runs: Vec<Option<SubnetRun>> = (0..count).map(|_| None).collect();
+            for &(k, trains, reused) in &step.forward {
+                if reused {
+                    continue;
+                }
+                let before = self.hidden[k].take().expect("running subnets have a state");
+                runs[k] = Some(self.subnet_forward(network, k, &before, inputs, trains));
+                self.hidden[k] = Some(before);
+            }
+            let output_of = |k: usize| -> &[f32] {
+                match &runs[k] {
+                    Some(run) => &run.output,
+                    None => fresh_output[k].as_deref().expect("a reused subnet ran in an earlier step"),
+                }
+            };
+            let (loss, parts) = self.loss_and_backward(network, inputs, scored, step, &output_of, &runs, &fresh_part);
+            last_loss = loss;
+            self.apply_adagrad(network, step, adagrad);
+            for (k, run) in runs.into_iter().enumerate() {
+                if let Some(run) = run {
+                    fresh_output[k] = Some(run.output);
+                    fresh_part[k] = parts[k].clone();
+                }
+            }
+        }
+        for (k, output) in fresh_output.into_iter().enumerate() {
+            if output.is_some() {
+                self.hidden[k] = output;
+            }
+        }
+        last_loss
+    }
+
+    fn subnet_forward(&mut self, network: &Network, k: usize, before: &[f32], inputs: &[u32], train: bool) -> SubnetRun {
+        let subnet = &network.subnets[k];
+        let (b, h) = (inputs.len(), subnet.hidden as usize);
+        let params = &network.params;
+        let bias = memory(&params[subnet.bias].value);
+        let mut x: Vec<f32> = Vec::with_capacity(b * 3 * h);
+        for _ in 0..b {
+            x.extend_from_slice(bias);
+        }
+        let mut path_rows = Vec::with_capacity(subnet.inputs.len());
+        for path in &subnet.inputs {
+            let mut rows_of = |table: &[f32], width: usize, dropout: f64| {
+                let mut rows: Vec<f32> = inputs.iter().flat_map(|&i| table[i as usize * width..(i as usize + 1) * width].iter().copied()).collect();
+                let mask = (train && dropout > 0.0).then(|| self.stream.mask(rows.len(), dropout));
+                if let Some(mask) = &mask {
+                    rows.iter_mut().zip(mask).for_each(|(r, m)| *r *= m);
+                }
+                (rows, mask)
+            };
+            let gathered = match path {
+                InputPath::OneHot { w_in } => {
+                    let w = memory(&params[*w_in].value);
+                    for (row, &item) in x.chunks_exact_mut(3 * h).zip(inputs) {
+                        add_row(row, &w[item as usize * 3 * h..(item as usize + 1) * 3 * h], 1.0);
+                    }
+                    None
+                }
+                InputPath::Sparse { feature, w_in } => {
+                    let w = memory(&params[*w_in].value);
+                    let bag = self.rows.bags[*feature].as_ref().expect("every sparse feature is indexed");
+                    let FeatureRows::Sparse(sparse) = &network.features[*feature] else { unreachable!("a sparse path reads a sparse feature") };
+                    for (r, (row, &item)) in x.chunks_exact_mut(3 * h).zip(inputs).enumerate() {
+                        let start = sparse.indptr[item as usize] as usize;
+                        for e in bag.offsets[r]..bag.offsets[r + 1] {
+                            let column = sparse.indices[start + e - bag.offsets[r]] as usize;
+                            add_row(row, &w[column * 3 * h..(column + 1) * 3 * h], bag.weights[e]);
+                        }
+                    }
+                    None
+                }
+                InputPath::Dense { feature, w_in } => {
+                    let FeatureRows::Dense(table) = &network.features[*feature] else { unreachable!("a dense path reads a dense feature") };
+                    let width = table.size()[1] as usize;
+                    Some((rows_of(memory(table), width, 0.0), *w_in, width))
+                }
+                InputPath::Embedded { table, dropout, w_in, .. } => {
+                    let width = row_width(&params[*table]);
+                    Some((rows_of(memory(&params[*table].value), width, *dropout), *w_in, width))
+                }
+            };
+            path_rows.push(gathered.map(|((rows, mask), w_in, width)| {
+                product(MatrixMut::new(&mut x, b, 3 * h), Matrix::new(&rows, b, width), Matrix::new(memory(&params[w_in].value), width, 3 * h), true);
+                (rows, mask)
+            }));
+        }
+        let w_hh = Matrix::new(memory(&params[subnet.w_hh].value), h, 3 * h);
+        let h_in = Matrix::new(before, b, h);
+        let (mut reset, mut update, mut candidate) = (vec![0.0f32; b * h], vec![0.0f32; b * h], vec![0.0f32; b * h]);
+        let mut next = vec![0.0f32; b * h];
+        let mixed = match subnet.form {
+            GruForm::ResetBeforeProduct => {
+                // x is [n | r | z]; W_hh's blocks likewise.
+                let mut gates = vec![0.0f32; b * 2 * h];
+                product(MatrixMut::new(&mut gates, b, 2 * h), h_in, w_hh.columns(h, 2 * h), false);
+                let mut reset_state = vec![0.0f32; b * h];
+                for r in 0..b {
+                    for u in 0..h {
+                        let i = r * h + u;
+                        reset[i] = sigmoid(x[r * 3 * h + h + u] + gates[r * 2 * h + u]);
+                        update[i] = sigmoid(x[r * 3 * h + 2 * h + u] + gates[r * 2 * h + h + u]);
+                        reset_state[i] = reset[i] * before[i];
+                    }
+                }
+                let mut n = vec![0.0f32; b * h];
+                product(MatrixMut::new(&mut n, b, h), Matrix::new(&reset_state, b, h), w_hh.columns(0, h), false);
+                for r in 0..b {
+                    for u in 0..h {
+                        let i = r * h + u;
+                        candidate[i] = (x[r * 3 * h + u] + n[i]).tanh();
+                        next[i] = before[i] + update[i] * (candidate[i] - before[i]);
+                    }
+                }
+                reset_state
+            }
+            GruForm::ResetAfterProduct => {
+                // x is [r | z | n]; W_hh's blocks likewise; b_hn sits inside the reset product.
+                let mut hh = vec![0.0f32; b * 3 * h];
+                product(MatrixMut::new(&mut hh, b, 3 * h), h_in, w_hh, false);
+                if let Some(b_hn) = subnet.b_hn {
+                    let b_hn = memory(&params[b_hn].value);
+                    for row in hh.chunks_exact_mut(3 * h) {
+                        add_row(&mut row[2 * h..], b_hn, 1.0);
+                    }
+                }
+                for r in 0..b {
+                    for u in 0..h {
+                        let (i, j) = (r * h + u, r * 3 * h + u);
+                        reset[i] = sigmoid(x[j] + hh[j]);
+                        update[i] = sigmoid(x[j + h] + hh[j + h]);
+                        candidate[i] = (x[j + 2 * h] + reset[i] * hh[j + 2 * h]).tanh();
+                        next[i] = candidate[i] + update[i] * (before[i] - candidate[i]);
+                    }
+                }
+                hh
+            }
+        };
+        let dropout = (train && subnet.dropout > 0.0).then(|| self.stream.mask(b * h, subnet.dropout));
+        if let Some(mask) = &dropout {
+            next.iter_mut().zip(mask).for_each(|(v, m)| *v *= m);
+        }
+        SubnetRun { before: before.to_vec(), reset, update, candidate, mixed, output: next, dropout, path_rows }
+    }
+
+    /// Gathers an output layer's rows for the scored items: `W[Y]` `[S, H]` and `b[Y]` `[S]`.
+    fn gather_output(network: &Network, output: OutputLayer, scored: &[u32]) -> (Vec<f32>, Vec<f32>) {
+        let w = memory(&network.params[output.w].value);
+        let width = row_width(&network.params[output.w]);
+        let b = memory(&network.params[output.b].value);
+        let rows = scored.iter().flat_map(|&i| w[i as usize * width..(i as usize + 1) * width].iter().copied()).collect();
+        (rows, scored.iter().map(|&i| b[i as usize]).collect())
+    }
+
+    /// `state · W[Y]ᵀ + b[Y]` `[B, S]`.
+    fn scores_of(state: &[f32], gathered: &(Vec<f32>, Vec<f32>), rows: usize, width: usize) -> Vec<f32> {
+        let columns = gathered.1.len();
+        let mut scores: Vec<f32> = Vec::with_capacity(rows * columns);
+        for _ in 0..rows {
+            scores.extend_from_slice(&gathered.1);
+        }
+        product(MatrixMut::new(&mut scores, rows, columns), Matrix::new(state, rows, width), Matrix::new(&gathered.0, columns, width).t(), true);
+        scores
+    }
+
+    /// Starts the gradient of a parameter for this step (zeros), once.
+    fn gradient(&mut self, network: &Network, param: usize) -> &mut Vec<f32> {
+        if !self.reached[param] {
+            self.reached[param] = true;
+            let p = &network.params[param];
+            let size = match self.rows.rows(p.rows) {
+                Some(rows) => rows.len() * row_width(p),
+                None => p.value.numel(),
+            };
+            let gradient = &mut self.gradients[param];
+            gradient.clear();
+            gradient.resize(size, 0.0);
+        }
+        &mut self.gradients[param]
+    }
+
+    /// Backward of one output layer: `dW[Y] += dScoresᵀ · state`, `db[Y] += Σ_rows dScores`, and the
+    /// gradient with respect to `state` when asked.
+    #[allow(clippy::too_many_arguments)]
+    fn output_backward(
+        &mut self,
+        network: &Network,
+        output: OutputLayer,
+        trains: bool,
+        gathered: &(Vec<f32>, Vec<f32>),
+        state: &[f32],
+        d_scores: &[f32],
+        rows: usize,
+        width: usize,
+        d_state: Option<&mut [f32]>,
+    ) {
+        let columns = gathered.1.len();
+        if let Some(d_state) = d_state {
+            product(MatrixMut::new(d_state, rows, width), Matrix::new(d_scores, rows, columns), Matrix::new(&gathered.0, columns, width), true);
+        }
+        if !trains {
+            return;
+        }
+        let mut d_rows = vec![0.0f32; columns * width];
+        product(MatrixMut::new(&mut d_rows, columns, width), Matrix::new(d_scores, rows, columns).t(), Matrix::new(state, rows, width), false);
+        let positions = if output.tied { std::mem::take(&mut self.rows.both_scored) } else { std::mem::take(&mut self.rows.scored) };
+        let d_w = self.gradient(network, output.w);
+        for (j, &position) in positions.iter().enumerate() {
+            add_row(&mut d_w[position * width..(position + 1) * width], &d_rows[j * width..(j + 1) * width], 1.0);
+        }
+        if output.tied {
+            self.rows.both_scored = positions;
+        } else {
+            self.rows.scored = positions;
+        }
+        let scored_positions = std::mem::take(&mut self.rows.scored);
+        let d_b = self.gradient(network, output.b);
+        for row in d_scores.chunks_exact(columns) {
+            for (j, &g) in row.iter().enumerate() {
+                d_b[scored_positions[j]] += g;
+            }
+        }
+        self.rows.scored = scored_positions;
+    }
+
+    /// Scores, loss and every gradient of one plan step. Returns the loss and each subnet's score part
+    /// (for reuse by later interleaving steps).
+    #[allow(clippy::too_many_arguments)]
+    fn loss_and_backward<'r>(
+        &mut self,
+        network: &Network,
+        inputs: &[u32],
+        scored: &[u32],
+        step: &StepPlan,
+        output_of: &dyn Fn(usize) -> &'r [f32],
+        runs: &[Option<SubnetRun>],
+        fresh_part: &[Option<Vec<f32>>],
+    ) -> (f64, Vec<Option<Vec<f32>>>) {
+        let (rows, columns) = (inputs.len(), scored.len());
+        let count = network.subnets.len();
+        let hidden_of = |k: usize| network.subnets[k].hidden as usize;
+        let owner_trains = |param: usize| step.trains.contains(&network.params[param].owner);
+        let mut parts: Vec<Option<Vec<f32>>> = vec![None; count];
+        let mut scores = vec![0.0f32; rows * columns];
+        // Gathered output rows per scored subnet (or the shared layer), and the state each one scored.
+        let mut gathered: Vec<Option<(Vec<f32>, Vec<f32>)>> = (0..count).map(|_| None).collect();
+        let mut scored_state: Vec<Option<Vec<f32>>> = vec![None; count];
+        let interaction_state = |k: usize| -> Vec<f32> {
+            let own = output_of(k);
+            if k == 0 {
+                return own.to_vec();
+            }
+            own.iter().zip(output_of(0)).map(|(a, b)| a * b).collect()
+        };
+        match &network.merge {
+            MergeLayer::Parallel { outputs, .. } | MergeLayer::Interaction { outputs } => {
+                let weights: Vec<f64> = match &network.merge {
+                    MergeLayer::Parallel { weights, .. } => weights.clone(),
+                    _ => vec![1.0; count],
+                };
+                for &k in &step.loss_on {
+                    let part = if runs[k].is_some() {
+                        let state = if matches!(network.merge, MergeLayer::Interaction { .. }) { interaction_state(k) } else { output_of(k).to_vec() };
+                        let rows_of_output = Self::gather_output(network, outputs[k], scored);
+                        let part = Self::scores_of(&state, &rows_of_output, rows, hidden_of(k));
+                        gathered[k] = Some(rows_of_output);
+                        scored_state[k] = Some(state);
+                        part
+                    } else {
+                        fresh_part[k].clone().expect("a reused subnet was scored in its own step")
+                    };
+                    add_row(&mut scores, &part, weights[k] as f32);
+                    parts[k] = Some(part);
+                }
+            }
+            MergeLayer::SharedW { output, weights } => {
+                let width = hidden_of(0);
+                let mut sum = vec![0.0f32; rows * width];
+                for &k in &step.loss_on {
+                    add_row(&mut sum, output_of(k), weights[k] as f32);
+                }
+                let rows_of_output = Self::gather_output(network, *output, scored);
+                scores = Self::scores_of(&sum, &rows_of_output, rows, width);
+                gathered[0] = Some(rows_of_output);
+                scored_state[0] = Some(sum);
+            }
+        }
+
+        // Loss and its gradient with respect to the scores.
+        let mut activated = scores.clone();
+        kernels::activate(network.activation, &mut activated);
+        let log_popularity: Option<Vec<f32>> = match (network.loss, &network.log_popularity) {
+            (Loss::CrossEntropy { logq }, Some(log_p)) if logq > 0.0 => {
+                let log_p = memory(log_p);
+                Some(scored.iter().map(|&i| (f64::from(log_p[i as usize]) * logq) as f32).collect())
+            }
+            _ => None,
+        };
+        let mut d_scores = vec![0.0f32; rows * columns];
+        let mut scratch = vec![0.0f32; columns];
+        let mut loss = 0.0f64;
+        for (r, (row, gradient)) in activated.chunks_exact(columns).zip(d_scores.chunks_exact_mut(columns)).enumerate() {
+            loss += kernels::loss_row(network.loss, row, r, log_popularity.as_deref(), gradient, &mut scratch);
+        }
+        let nominal = network.batch_size as f32;
+        d_scores.iter_mut().for_each(|g| *g /= nominal);
+        kernels::activation_backward(network.activation, &activated, &scores, &mut d_scores);
+        let loss = loss / f64::from(nominal);
+
+        // Back through the merge to each subnet's state.
+        let subnet_trains = |k: usize| {
+            step.forward.iter().any(|&(j, trains, reused)| j == k && trains && !reused)
+                && step.trains.contains(&Owner::Subnet(network.subnets[k].name.clone()))
+        };
+        let mut d_state: Vec<Option<Vec<f32>>> = (0..count).map(|k| subnet_trains(k).then(|| vec![0.0f32; rows * hidden_of(k)])).collect();
+        match &network.merge {
+            MergeLayer::Parallel { outputs, weights } => {
+                for &k in &step.loss_on {
+                    let (Some(rows_of_output), Some(state)) = (&gathered[k], &scored_state[k]) else { continue };
+                    let weighted: Vec<f32> = d_scores.iter().map(|g| g * weights[k] as f32).collect();
+                    let trains = owner_trains(outputs[k].w);
+                    self.output_backward(network, outputs[k], trains, rows_of_output, state, &weighted, rows, hidden_of(k), d_state[k].as_deref_mut());
+                }
+            }
+            MergeLayer::Interaction { outputs } => {
+                for &k in &step.loss_on {
+                    let (Some(rows_of_output), Some(state)) = (&gathered[k], &scored_state[k]) else { continue };
+                    let trains = owner_trains(outputs[k].w);
+                    let width = hidden_of(k);
+                    if k == 0 {
+                        self.output_backward(network, outputs[k], trains, rows_of_output, state, &d_scores, rows, width, d_state[0].as_deref_mut());
+                        continue;
+                    }
+                    // part_k reads h_k ⊙ h_0: its state gradient splits between the two.
+                    let needs_state = d_state[k].is_some() || d_state[0].is_some();
+                    let mut d_product = needs_state.then(|| vec![0.0f32; rows * width]);
+                    self.output_backward(network, outputs[k], trains, rows_of_output, state, &d_scores, rows, width, d_product.as_deref_mut());
+                    if let Some(d_product) = d_product {
+                        let (own, primary) = (output_of(k), output_of(0));
+                        if let Some(d) = &mut d_state[k] {
+                            d.iter_mut().zip(&d_product).zip(primary).for_each(|((d, g), p)| *d += g * p);
+                        }
+                        if let Some(d) = &mut d_state[0] {
+                            d.iter_mut().zip(&d_product).zip(own).for_each(|((d, g), o)| *d += g * o);
+                        }
+                    }
+                }
+            }
+            MergeLayer::SharedW { output, weights } => {
+                if let (Some(rows_of_output), Some(sum)) = (&gathered[0], &scored_state[0]) {
+                    let width = hidden_of(0);
+                    let needs_state = step.loss_on.iter().any(|&k| d_state[k].is_some());
+                    let mut d_sum = needs_state.then(|| vec![0.0f32; rows * width]);
+                    let trains = owner_trains(output.w);
+                    self.output_backward(network, *output, trains, rows_of_output, sum, &d_scores, rows, width, d_sum.as_deref_mut());
+                    if let Some(d_sum) = d_sum {
+                        for &k in &step.loss_on {
+                            if let Some(d) = &mut d_state[k] {
+                                add_row(d, &d_sum, weights[k] as f32);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (k, d) in d_state.into_iter().enumerate() {
+            if let (Some(d), Some(run)) = (d, &runs[k]) {
+                if step.loss_on.contains(&k) {
+                    self.subnet_backward(network, k, run, d, inputs, &owner_trains);
+                }
+            }
+        }
+        (loss, parts)
+    }
+
+    fn subnet_backward(&mut self, network: &Network, k: usize, run: &SubnetRun, mut d_next: Vec<f32>, inputs: &[u32], owner_trains: &dyn Fn(usize) -> bool) {
+        let subnet = &network.subnets[k];
+        let params = &network.params;
+        let (b, h) = (inputs.len(), subnet.hidden as usize);
+        if let Some(mask) = &run.dropout {
+            d_next.iter_mut().zip(mask).for_each(|(d, m)| *d *= m);
+        }
+        let mut dx = vec![0.0f32; b * 3 * h];
+        let before = &run.before;
+        match subnet.form {
+            GruForm::ResetBeforeProduct => {
+                // h' = h + z (c - h); c = tanh(x_n + (r ⊙ h) W_n); r, z = σ(x + h W_rz).
+                let mut d_n = vec![0.0f32; b * h];
+                for i in 0..b * h {
+                    let (r, u) = (i / h, i % h);
+                    let (z, c) = (run.update[i], run.candidate[i]);
+                    let g = d_next[i];
+                    let dn = g * z * (1.0 - c * c);
+                    d_n[i] = dn;
+                    dx[r * 3 * h + u] = dn;
+                    dx[r * 3 * h + 2 * h + u] = g * (c - before[i]) * z * (1.0 - z);
+                }
+                let w_hh = memory(&params[subnet.w_hh].value);
+                let mut d_reset_state = vec![0.0f32; b * h];
+                product(MatrixMut::new(&mut d_reset_state, b, h), Matrix::new(&d_n, b, h), Matrix::new(w_hh, h, 3 * h).columns(0, h).t(), false);
+                for i in 0..b * h {
+                    let (r, u) = (i / h, i % h);
+                    let reset = run.reset[i];
+                    dx[r * 3 * h + h + u] = d_reset_state[i] * before[i] * reset * (1.0 - reset);
+                }
+                let d_w = self.gradient(network, subnet.w_hh);
+                product(MatrixMut::columns(d_w, h, 3 * h, 0, h), Matrix::new(&run.mixed, b, h).t(), Matrix::new(&d_n, b, h), true);
+                product(MatrixMut::columns(d_w, h, 3 * h, h, 2 * h), Matrix::new(before, b, h).t(), Matrix::new(&dx, b, 3 * h).columns(h, 2 * h), true);
+            }
+            GruForm::ResetAfterProduct => {
+                // h' = c + z (h - c); c = tanh(x_n + r ⊙ (h W_n + b_hn)); r, z = σ(x + h W_rz).
+                let mut d_hh = vec![0.0f32; b * 3 * h];
+                for i in 0..b * h {
+                    let (r, u) = (i / h, i % h);
+                    let j = r * 3 * h + u;
+                    let (reset, z, c) = (run.reset[i], run.update[i], run.candidate[i]);
+                    let g = d_next[i];
+                    let dn = g * (1.0 - z) * (1.0 - c * c);
+                    let d_reset = dn * run.mixed[j + 2 * h] * reset * (1.0 - reset);
+                    let d_update = g * (before[i] - c) * z * (1.0 - z);
+                    dx[j] = d_reset;
+                    dx[j + h] = d_update;
+                    dx[j + 2 * h] = dn;
+                    d_hh[j] = d_reset;
+                    d_hh[j + h] = d_update;
+                    d_hh[j + 2 * h] = dn * reset;
+                }
+                let d_w = self.gradient(network, subnet.w_hh);
+                product(MatrixMut::new(d_w, h, 3 * h), Matrix::new(before, b, h).t(), Matrix::new(&d_hh, b, 3 * h), true);
+                if let Some(b_hn) = subnet.b_hn {
+                    let d_b = self.gradient(network, b_hn);
+                    for row in d_hh.chunks_exact(3 * h) {
+                        add_row(d_b, &row[2 * h..], 1.0);
+                    }
+                }
+            }
+        }
+        let d_bias = self.gradient(network, subnet.bias);
+        for row in dx.chunks_exact(3 * h) {
+            add_row(d_bias, row, 1.0);
+        }
+        for (path, gathered) in subnet.inputs.iter().zip(&run.path_rows) {
+            match path {
+                InputPath::OneHot { w_in } => {
+                    let positions = std::mem::take(&mut self.rows.input);
+                    let d_w = self.gradient(network, *w_in);
+                    for (row, &position) in dx.chunks_exact(3 * h).zip(&positions) {
+                        add_row(&mut d_w[position * 3 * h..(position + 1) * 3 * h], row, 1.0);
+                    }
+                    self.rows.input = positions;
+                }
+                InputPath::Sparse { feature, w_in } => {
+                    let bag = self.rows.bags[*feature].take().expect("every sparse feature is indexed");
+                    let d_w = self.gradient(network, *w_in);
+                    for (r, row) in dx.chunks_exact(3 * h).enumerate() {
+                        for e in bag.offsets[r]..bag.offsets[r + 1] {
+                            let position = bag.positions[e];
+                            add_row(&mut d_w[position * 3 * h..(position + 1) * 3 * h], row, bag.weights[e]);
+                        }
+                    }
+                    self.rows.bags[*feature] = Some(bag);
+                }
+                InputPath::Dense { w_in, .. } => {
+                    let (rows, _) = gathered.as_ref().expect("a dense path keeps its rows");
+                    let width = rows.len() / b;
+                    let d_w = self.gradient(network, *w_in);
+                    product(MatrixMut::new(d_w, width, 3 * h), Matrix::new(rows, b, width).t(), Matrix::new(&dx, b, 3 * h), true);
+                }
+                InputPath::Embedded { table, tied, w_in, .. } => {
+                    let (rows, mask) = gathered.as_ref().expect("an embedded path keeps its rows");
+                    let width = rows.len() / b;
+                    if owner_trains(*table) {
+                        let mut d_rows = vec![0.0f32; b * width];
+                        let w = memory(&params[*w_in].value);
+                        product(MatrixMut::new(&mut d_rows, b, width), Matrix::new(&dx, b, 3 * h), Matrix::new(w, width, 3 * h).t(), false);
+                        if let Some(mask) = mask {
+                            d_rows.iter_mut().zip(mask).for_each(|(d, m)| *d *= m);
+                        }
+                        let positions = if *tied { std::mem::take(&mut self.rows.both_input) } else { std::mem::take(&mut self.rows.input) };
+                        let d_table = self.gradient(network, *table);
+                        for (row, &position) in d_rows.chunks_exact(width).zip(&positions) {
+                            add_row(&mut d_table[position * width..(position + 1) * width], row, 1.0);
+                        }
+                        if *tied {
+                            self.rows.both_input = positions;
+                        } else {
+                            self.rows.input = positions;
+                        }
+                    }
+                    let d_w = self.gradient(network, *w_in);
+                    product(MatrixMut::new(d_w, width, 3 * h), Matrix::new(rows, b, width).t(), Matrix::new(&dx, b, 3 * h), true);
+                }
+            }
+        }
+    }
+
+    /// Adagrad on every parameter this step reached, over its touched rows only.
+    fn apply_adagrad(&mut self, network: &mut Network, step: &StepPlan, adagrad: &super::optim::Adagrad) {
+        for (id, param) in network.params.iter_mut().enumerate() {
+            if !std::mem::take(&mut self.reached[id]) || !step.trains.contains(&param.owner) {
+                continue;
+            }
+            let gradient = &self.gradients[id];
+            let values = memory_mut(&param.value);
+            let accumulator = memory_mut(&param.state.accumulator);
+            let mut momentum = param.state.momentum.as_ref().map(memory_mut);
+            let (lr, mu, eps) = (param.learning_rate as f32, adagrad.momentum as f32, adagrad.eps as f32);
+            match self.rows.rows(param.rows) {
+                None => kernels::adagrad(values, accumulator, momentum, gradient, lr, mu, eps),
+                Some(rows) => {
+                    let width = gradient.len() / rows.len().max(1);
+                    for (position, &row) in rows.iter().enumerate() {
+                        let range = row as usize * width..(row as usize + 1) * width;
+                        kernels::adagrad(
+                            &mut values[range.clone()],
+                            &mut accumulator[range.clone()],
+                            momentum.as_mut().map(|m| &mut m[range.clone()]),
+                            &gradient[position * width..(position + 1) * width],
+                            lr,
+                            mu,
+                            eps,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
