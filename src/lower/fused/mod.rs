@@ -685,8 +685,9 @@ impl FusedStep {
                     self.rows.input = positions;
                 }
                 InputPath::Sparse { feature, w_in } => {
+                    self.gradient(network, *w_in);
                     let bag = self.rows.bags[*feature].take().expect("every sparse feature is indexed");
-                    let d_w = self.gradient(network, *w_in);
+                    let d_w = &mut self.gradients[*w_in];
                     for (r, row) in dx.chunks_exact(3 * h).enumerate() {
                         for e in bag.offsets[r]..bag.offsets[r + 1] {
                             let position = bag.positions[e];
@@ -759,5 +760,19 @@ impl FusedStep {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Stream;
+
+    #[test]
+    fn dropout_masks_keep_one_minus_p_and_rescale() {
+        let mask = Stream(42).mask(100_000, 0.3);
+        let kept = mask.iter().filter(|&&m| m > 0.0).count() as f64 / mask.len() as f64;
+        assert!((kept - 0.7).abs() < 0.01, "kept {kept}");
+        assert!(mask.iter().all(|&m| m == 0.0 || (m - 1.0 / 0.7).abs() < 1e-6));
+        assert_ne!(Stream(42).mask(64, 0.5), Stream(43).mask(64, 0.5), "the seed decides the masks");
     }
 }
