@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use prnn::check::{Model, Schedule};
-use prnn::config::RunConfig;
+use prnn::config::{RunConfig, StepChoice};
+use prnn::train::StepKind;
 use prnn::data::Dataset;
 use prnn::diagnostic::Source;
 use prnn::ir::Compiled;
@@ -29,6 +30,9 @@ pub struct RunRecord {
     pub overrides: Vec<String>,
     pub max_batches: Option<u64>,
     pub device: String,
+    /// The training step used: `fused` or `autograd` (empty in records older than the choice).
+    #[serde(default)]
+    pub step: String,
     pub parameters: i64,
     /// The model after defaults and overrides: what actually trains.
     pub model: serde_json::Value,
@@ -163,6 +167,30 @@ pub fn device(flag: Option<&str>, config: &RunConfig, reporter: &Reporter) -> Re
         reporter.error(&message, Some("use `--device cpu`, or `auto` to take CUDA only when it is there"));
         Exit::Usage
     })
+}
+
+/// Resolves the training step: the command line's, else the run record's (on resume), else the config's;
+/// reports a fused step asked of a network it cannot run.
+pub fn step_kind(flag: Option<StepChoice>, config: &RunConfig, network: &prnn::lower::Network, reporter: &Reporter) -> Result<StepKind, Exit> {
+    let unsupported = prnn::lower::fused::unsupported(network);
+    match flag.unwrap_or(config.run.step) {
+        StepChoice::Auto if unsupported.is_none() => Ok(StepKind::Fused),
+        StepChoice::Auto | StepChoice::Autograd => Ok(StepKind::Autograd),
+        StepChoice::Fused => match unsupported {
+            None => Ok(StepKind::Fused),
+            Some(why) => {
+                reporter.error(&format!("cannot use the fused step: {why}"), Some("use `--step autograd`, or `--device cpu`"));
+                Err(Exit::Usage)
+            }
+        },
+    }
+}
+
+pub fn step_name(kind: StepKind) -> &'static str {
+    match kind {
+        StepKind::Fused => "fused",
+        StepKind::Autograd => "autograd",
+    }
 }
 
 pub fn device_name(device: tch::Device) -> String {

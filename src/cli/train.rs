@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use indicatif::{ProgressBar, ProgressStyle};
 use prnn::lower::Network;
 use prnn::train::checkpoint::{self, CheckpointInfo};
+use prnn::config::StepChoice;
 use prnn::train::{EpochOptions, EpochSummary, Trainer};
 
 use super::session::{self, RunRecord, CONFIG_FILE, METRICS_FILE, RECORD_FILE, SPEC_FILE};
@@ -22,6 +23,10 @@ pub struct Args {
     /// `auto` (CUDA when available), `cpu`, `cuda` or `cuda:N`; overrides the config's `[run] device`.
     #[arg(long, value_name = "DEVICE")]
     pub device: Option<String>,
+    /// The training step: `fused` (hand-derived gradients, CPU only), `autograd` (libtorch autograd, any
+    /// device) or `auto` (fused on the CPU); overrides the config's `[run] step`.
+    #[arg(long, value_name = "STEP", value_enum)]
+    pub step: Option<StepArg>,
     /// The run folder to create (default: `<[run] out>/<model>-<date>-<time>`); it must not exist yet.
     #[arg(long, value_name = "DIR", conflicts_with = "resume")]
     pub out: Option<PathBuf>,
@@ -32,6 +37,23 @@ pub struct Args {
     /// (stop every epoch after N mini-batches, for smoke runs). E.g. `epochs=1 lr=0.1`.
     #[arg(value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum StepArg {
+    Auto,
+    Fused,
+    Autograd,
+}
+
+impl From<StepArg> for StepChoice {
+    fn from(arg: StepArg) -> StepChoice {
+        match arg {
+            StepArg::Auto => StepChoice::Auto,
+            StepArg::Fused => StepChoice::Fused,
+            StepArg::Autograd => StepChoice::Autograd,
+        }
+    }
 }
 
 /// Seconds between progress lines when stderr is not a terminal.
@@ -115,6 +137,7 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
                 overrides: args.overrides.clone(),
                 max_batches: prepared.max_batches,
                 device: String::new(),
+                step: String::new(),
                 parameters: 0,
                 model: serde_json::to_value(&prepared.compiled.model).expect("models serialise"),
             };
@@ -123,6 +146,12 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
     };
     let device = session::device(args.device.as_deref().or((!record.device.is_empty()).then_some(record.device.as_str())), &prepared.config, reporter)?;
     let network = Network::new(&prepared.compiled.model, &prepared.dataset, device);
+    let recorded_step = match record.step.as_str() {
+        "fused" => Some(StepChoice::Fused),
+        "autograd" => Some(StepChoice::Autograd),
+        _ => None,
+    };
+    let step_kind = session::step_kind(args.step.map(StepChoice::from).or(recorded_step), &prepared.config, &network, reporter)?;
     let mut record = record;
     let mut start_epoch = 1;
     let mut network = network;
@@ -139,6 +168,7 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
     } else {
         std::fs::create_dir_all(&run_dir).map_err(|e| io_error("the run folder", &run_dir, e, reporter))?;
         record.device = session::device_name(device);
+        record.step = session::step_name(step_kind).to_string();
         record.parameters = network.parameter_count();
         let files = [
             (SPEC_FILE, prepared.spec.text.clone()),
@@ -153,10 +183,11 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
     let compiled = &prepared.compiled;
     let epochs = compiled.plan.epochs;
     eprintln!(
-        "training {} ({} parameters) on {}: {epochs} epoch{}, {}; run folder {}",
+        "training {} ({} parameters) on {}, {} step: {epochs} epoch{}, {}; run folder {}",
         compiled.model.name,
         network.parameter_count(),
         session::device_name(device),
+        session::step_name(step_kind),
         if epochs == 1 { "" } else { "s" },
         compiled.plan.strategy,
         run_dir.display()
@@ -169,6 +200,7 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
         eprintln!("resuming after epoch {}", start_epoch - 1);
     }
     let mut trainer = Trainer::new(network, &compiled.model, &compiled.plan, &prepared.dataset);
+    trainer.set_step_kind(step_kind).expect("session::step_kind checked the fused step");
     let options = EpochOptions { max_batches: prepared.max_batches, ..EpochOptions::default() };
     let terminal = std::io::stderr().is_terminal();
     for epoch in start_epoch..=epochs {

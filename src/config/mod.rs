@@ -332,11 +332,26 @@ pub struct Run {
     /// sets the count itself: left to its defaults, libtorch ran GRU4Rec's 100-unit model 8x slower on a
     /// 2-core machine than with the same count set explicitly (docs/training.md).
     pub threads: u64,
+    /// How a training step executes (docs/performance.md).
+    pub step: StepChoice,
+}
+
+/// `[run] step`: the fused CPU step, libtorch autograd, or the fastest that the device supports.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StepChoice {
+    /// Fused on the CPU, autograd on CUDA.
+    #[default]
+    Auto,
+    /// Hand-derived gradients in Rust loops; CPU only.
+    Fused,
+    /// libtorch autograd over gathered rows; any device.
+    Autograd,
 }
 
 impl Default for Run {
     fn default() -> Self {
-        Run { device: Spanned::new(0..0, "auto".into()), out: PathBuf::from("runs"), threads: 0 }
+        Run { device: Spanned::new(0..0, "auto".into()), out: PathBuf::from("runs"), threads: 0, step: StepChoice::Auto }
     }
 }
 
