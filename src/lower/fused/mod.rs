@@ -16,7 +16,6 @@ pub mod gemm;
 pub mod kernels;
 
 use gemm::{product, Matrix, MatrixMut};
-use kernels::sigmoid;
 
 use super::gru::GruForm;
 use super::network::{Dedup, FeatureRows, InputPath, MergeLayer, Network, OutputLayer, Parameter, RowSpace};
@@ -149,6 +148,15 @@ pub struct FusedStep {
     reached: Vec<bool>,
 }
 
+/// Rows `items` of a `[_, width]` table, one after another.
+fn gather_rows(table: &[f32], width: usize, items: &[u32]) -> Vec<f32> {
+    let mut rows = Vec::with_capacity(items.len() * width);
+    for &item in items {
+        rows.extend_from_slice(&table[item as usize * width..(item as usize + 1) * width]);
+    }
+    rows
+}
+
 fn add_row(target: &mut [f32], source: &[f32], scale: f32) {
     target.iter_mut().zip(source).for_each(|(t, s)| *t += s * scale);
 }
@@ -277,7 +285,7 @@ impl FusedStep {
         let mut path_rows = Vec::with_capacity(subnet.inputs.len());
         for path in &subnet.inputs {
             let mut rows_of = |table: &[f32], width: usize, dropout: f64| {
-                let mut rows: Vec<f32> = inputs.iter().flat_map(|&i| table[i as usize * width..(i as usize + 1) * width].iter().copied()).collect();
+                let mut rows = gather_rows(table, width, inputs);
                 let mask = (train && dropout > 0.0).then(|| self.stream.mask(rows.len(), dropout));
                 if let Some(mask) = &mask {
                     rows.iter_mut().zip(mask).for_each(|(r, m)| *r *= m);
@@ -330,23 +338,10 @@ impl FusedStep {
                 let mut gates = vec![0.0f32; b * 2 * h];
                 product(MatrixMut::new(&mut gates, b, 2 * h), h_in, w_hh.columns(h, 2 * h), false);
                 let mut reset_state = vec![0.0f32; b * h];
-                for r in 0..b {
-                    for u in 0..h {
-                        let i = r * h + u;
-                        reset[i] = sigmoid(x[r * 3 * h + h + u] + gates[r * 2 * h + u]);
-                        update[i] = sigmoid(x[r * 3 * h + 2 * h + u] + gates[r * 2 * h + h + u]);
-                        reset_state[i] = reset[i] * before[i];
-                    }
-                }
+                kernels::gates_reset_before(&x, &gates, before, h, &mut reset, &mut update, &mut reset_state);
                 let mut n = vec![0.0f32; b * h];
                 product(MatrixMut::new(&mut n, b, h), Matrix::new(&reset_state, b, h), w_hh.columns(0, h), false);
-                for r in 0..b {
-                    for u in 0..h {
-                        let i = r * h + u;
-                        candidate[i] = (x[r * 3 * h + u] + n[i]).tanh();
-                        next[i] = before[i] + update[i] * (candidate[i] - before[i]);
-                    }
-                }
+                kernels::state_reset_before(&x, &n, before, &update, h, &mut candidate, &mut next);
                 reset_state
             }
             GruForm::ResetAfterProduct => {
@@ -359,15 +354,7 @@ impl FusedStep {
                         add_row(&mut row[2 * h..], b_hn, 1.0);
                     }
                 }
-                for r in 0..b {
-                    for u in 0..h {
-                        let (i, j) = (r * h + u, r * 3 * h + u);
-                        reset[i] = sigmoid(x[j] + hh[j]);
-                        update[i] = sigmoid(x[j + h] + hh[j + h]);
-                        candidate[i] = (x[j + 2 * h] + reset[i] * hh[j + 2 * h]).tanh();
-                        next[i] = candidate[i] + update[i] * (before[i] - candidate[i]);
-                    }
-                }
+                kernels::gru_reset_after(&x, &hh, before, h, &mut reset, &mut update, &mut candidate, &mut next);
                 hh
             }
         };
@@ -383,8 +370,7 @@ impl FusedStep {
         let w = memory(&network.params[output.w].value);
         let width = row_width(&network.params[output.w]);
         let b = memory(&network.params[output.b].value);
-        let rows = scored.iter().flat_map(|&i| w[i as usize * width..(i as usize + 1) * width].iter().copied()).collect();
-        (rows, scored.iter().map(|&i| b[i as usize]).collect())
+        (gather_rows(w, width, scored), scored.iter().map(|&i| b[i as usize]).collect())
     }
 
     /// `state · W[Y]ᵀ + b[Y]` `[B, S]`.
@@ -522,8 +508,8 @@ impl FusedStep {
         }
 
         // Loss and its gradient with respect to the scores.
-        let mut activated = scores.clone();
-        kernels::activate(network.activation, &mut activated);
+        let mut activated = vec![0.0f32; scores.len()];
+        kernels::activate(network.activation, &scores, &mut activated);
         let log_popularity: Option<Vec<f32>> = match (network.loss, &network.log_popularity) {
             (Loss::CrossEntropy { logq }, Some(log_p)) if logq > 0.0 => {
                 let log_p = memory(log_p);
@@ -533,10 +519,7 @@ impl FusedStep {
         };
         let mut d_scores = vec![0.0f32; rows * columns];
         let mut scratch = vec![0.0f32; columns];
-        let mut loss = 0.0f64;
-        for (r, (row, gradient)) in activated.chunks_exact(columns).zip(d_scores.chunks_exact_mut(columns)).enumerate() {
-            loss += kernels::loss_row(network.loss, row, r, log_popularity.as_deref(), gradient, &mut scratch);
-        }
+        let loss = kernels::loss_rows(network.loss, &activated, columns, log_popularity.as_deref(), &mut d_scores, &mut scratch);
         let nominal = network.batch_size as f32;
         d_scores.iter_mut().for_each(|g| *g /= nominal);
         kernels::activation_backward(network.activation, &activated, &scores, &mut d_scores);
@@ -552,9 +535,10 @@ impl FusedStep {
             MergeLayer::Parallel { outputs, weights } => {
                 for &k in &step.loss_on {
                     let (Some(rows_of_output), Some(state)) = (&gathered[k], &scored_state[k]) else { continue };
-                    let weighted: Vec<f32> = d_scores.iter().map(|g| g * weights[k] as f32).collect();
+                    let weighted: Option<Vec<f32>> = (weights[k] != 1.0).then(|| d_scores.iter().map(|g| g * weights[k] as f32).collect());
                     let trains = owner_trains(outputs[k].w);
-                    self.output_backward(network, outputs[k], trains, rows_of_output, state, &weighted, rows, hidden_of(k), d_state[k].as_deref_mut());
+                    let d_part = weighted.as_deref().unwrap_or(&d_scores);
+                    self.output_backward(network, outputs[k], trains, rows_of_output, state, d_part, rows, hidden_of(k), d_state[k].as_deref_mut());
                 }
             }
             MergeLayer::Interaction { outputs } => {

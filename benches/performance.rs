@@ -1,0 +1,340 @@
+//! The performance harness: training and evaluation speed and peak memory of the configurations in
+//! docs/performance.md, written into that file's table for the device measured.
+//!
+//! Usage: `cargo bench --bench performance -- [--device cpu|cuda] [--only NAME ...] [--no-write]`, or
+//! `make bench`. It generates its synthetic data under `target/bench-data/` (once), then:
+//! - end-to-end rows run the `prnn` binary (`prnn train`, `prnn eval`) as child processes, each measured on
+//!   its own: speed from the run folder's `metrics.jsonl` and `eval.json`, peak memory from the child's
+//!   resource usage (`wait4`);
+//! - scaling rows run training steps in this process on one synthetic dataset, changing one thing at a
+//!   time: the catalogue (the same sessions spread over 10k to 1M items), the hidden size, the batch size.
+//!
+//! Nothing here asserts a speed: it measures and reports. Run it on an otherwise idle machine.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use prnn::data::intern::Interner;
+use prnn::data::synth::{write_dataset, SynthConfig};
+use prnn::lower::Network;
+use prnn::train::{EpochOptions, Trainer};
+use serde_json::Value;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const PRNN: &str = env!("CARGO_BIN_EXE_prnn");
+
+/// One measured line of the table.
+struct Row {
+    name: String,
+    what: String,
+    batches_per_second: Option<f64>,
+    events_per_second: Option<f64>,
+    eval_per_second: Option<f64>,
+    peak_gb: Option<f64>,
+    note: String,
+}
+
+struct Child {
+    peak_bytes: u64,
+}
+
+/// Runs `prnn ARGS`, waiting with `wait4` for the child's own peak resident memory.
+fn run_prnn(args: &[&str], log: &Path) -> Child {
+    let file = std::fs::File::create(log).expect("the log is writable");
+    let child = Command::new(PRNN)
+        .args(args)
+        .current_dir(ROOT)
+        .stdout(file.try_clone().expect("log handle"))
+        .stderr(file)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("prnn starts");
+    let mut status = 0;
+    // Safety: an all-zero rusage is a valid value for wait4 to fill.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // Safety: waits for our own child by pid; `Child` is not waited on again.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert!(pid > 0, "wait4 failed");
+    let log_text = std::fs::read_to_string(log).unwrap_or_default();
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "prnn {} failed:\n{log_text}", args.join(" "));
+    Child { peak_bytes: usage.ru_maxrss as u64 * 1024 }
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).expect("valid JSON")
+}
+
+fn last_epoch(run: &Path) -> Value {
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).expect("metrics.jsonl");
+    serde_json::from_str(text.lines().last().expect("one epoch at least")).expect("valid JSON")
+}
+
+/// `prnn data synth`'s generator with the sizes of the Diginetica split of `reference-notes.md` (906k
+/// training events over 43k items; 16.0k test sessions with 60.9k predictions).
+fn diginetica_size(data: &Path) -> PathBuf {
+    let dir = data.join("diginetica-size");
+    let settings = SynthConfig { sessions: 208_000, items: 43_000, clusters: 430, dim: 4, mean_length: 4.8, days: 13, seed: 11, ..SynthConfig::default() };
+    if !dir.join("README.md").exists() {
+        std::fs::create_dir_all(&dir).expect("bench data folder");
+        write_dataset(&settings, &dir, true).expect("synthetic data is written");
+    }
+    let config = dir.join("run.toml");
+    std::fs::write(&config, "[data]\ntrain = \"train.tsv\"\ntest = \"test.tsv\"\n\n[eval]\ncutoffs = [20]\nties = \"conservative\"\n\n[run]\nout = \"runs\"\n")
+        .expect("config written");
+    config
+}
+
+struct EndToEnd<'a> {
+    name: &'a str,
+    what: &'a str,
+    spec: &'a str,
+    config: String,
+    overrides: Vec<&'a str>,
+    evaluate: bool,
+}
+
+fn end_to_end(case: &EndToEnd<'_>, device: &str, scratch: &Path) -> (Row, Value, Option<Value>) {
+    let run = scratch.join(case.name);
+    let _ = std::fs::remove_dir_all(&run);
+    let run_text = run.to_string_lossy().to_string();
+    let mut args = vec!["train", case.spec, "--config", &case.config, "--device", device, "--out", &run_text];
+    args.extend(case.overrides.iter().copied());
+    let train = run_prnn(&args, &scratch.join(format!("{}.train.log", case.name)));
+    let epoch = last_epoch(&run);
+    let (evaluation, eval_peak) = if case.evaluate {
+        let child = run_prnn(&["eval", &run_text, "--device", device], &scratch.join(format!("{}.eval.log", case.name)));
+        (Some(json(&run.join("eval.json"))), child.peak_bytes)
+    } else {
+        (None, 0)
+    };
+    let step = json(&run.join("run.json"))["step"].as_str().unwrap_or("?").to_string();
+    let mut note = format!("{} step; {} mini-batches in {:.1} s", step, epoch["batches"], epoch["seconds"].as_f64().unwrap_or(0.0));
+    if let Some(e) = &evaluation {
+        let at20 = e["metrics"].as_array().and_then(|m| m.iter().find(|m| m["cutoff"] == 20)).cloned().unwrap_or(Value::Null);
+        note += &format!(
+            "; eval of {} predictions against {} items in {:.1} s: Recall@20 {:.4}, MRR@20 {:.4}",
+            e["events"], e["candidates"], e["seconds"].as_f64().unwrap_or(0.0), at20["recall"].as_f64().unwrap_or(f64::NAN), at20["mrr"].as_f64().unwrap_or(f64::NAN)
+        );
+    }
+    let row = Row {
+        name: case.name.to_string(),
+        what: case.what.to_string(),
+        batches_per_second: epoch["batches_per_second"].as_f64(),
+        events_per_second: epoch["events_per_second"].as_f64(),
+        eval_per_second: evaluation.as_ref().and_then(|e| e["events_per_second"].as_f64()),
+        peak_gb: Some(train.peak_bytes.max(eval_peak) as f64 / 1e9),
+        note,
+    };
+    (row, epoch, evaluation)
+}
+
+/// A spec with `hidden`, `batch`, `loss` and negatives replaced.
+fn variant(base: &str, hidden: u64, batch: u64) -> String {
+    base.lines()
+        .map(|line| {
+            if let Some(at) = line.find("hidden = ") {
+                let rest: String = line[at + 9..].chars().skip_while(|c| c.is_ascii_digit()).collect();
+                format!("{}hidden = {hidden}{rest}", &line[..at])
+            } else if line.trim_start().starts_with("batch") {
+                format!("  batch     = {batch}")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Mini-batches and events per second of `spec_text` on `dataset` after a warm-up, in this process.
+fn step_rate(spec_text: &str, dataset: &prnn::data::Dataset, device: tch::Device, batches: u64) -> (f64, f64, i64) {
+    let model = prnn::check_source(&prnn::diagnostic::Source::new("bench.prnn", spec_text.to_string())).expect("the spec checks");
+    let compiled = prnn::ir::Compiled::new(model);
+    let network = Network::new(&compiled.model, dataset, device);
+    let parameters = network.parameter_count();
+    let mut trainer = Trainer::new(network, &compiled.model, &compiled.plan, dataset);
+    trainer.epoch(1, EpochOptions { max_batches: Some((batches / 5).max(5)), ..EpochOptions::default() }, |_| {}).expect("warm-up trains");
+    let summary = trainer.epoch(2.min(compiled.plan.epochs), EpochOptions { max_batches: Some(batches), ..EpochOptions::default() }, |_| {}).expect("trains");
+    (summary.batches_per_second, summary.events_per_second, parameters)
+}
+
+/// The same sessions over a catalogue of `items` items: item `i` becomes `i · stride`.
+fn spread(base: &prnn::data::Dataset, items: u32) -> prnn::data::Dataset {
+    let stride = (items as usize / base.items.len()).max(1) as u32;
+    let mut dataset = base.clone();
+    for event in dataset.train.events.iter_mut().chain(dataset.test.events.iter_mut()) {
+        event.item *= stride;
+    }
+    let keys: Vec<String> = (0..(base.items.len() as u32 * stride).max(items)).map(|i| i.to_string()).collect();
+    dataset.items = Interner::from_keys(keys.iter().map(String::as_str));
+    dataset
+}
+
+fn scaling_rows(device: tch::Device, data: &Path, wanted: &dyn Fn(&str) -> bool) -> Vec<Row> {
+    let dir = data.join("scaling");
+    if !dir.join("README.md").exists() {
+        std::fs::create_dir_all(&dir).expect("bench data folder");
+        let settings = SynthConfig { sessions: 20_000, items: 10_000, clusters: 100, dim: 4, ..SynthConfig::default() };
+        write_dataset(&settings, &dir, true).expect("synthetic data is written");
+    }
+    let config = prnn::config::parse("[data]\ntrain = \"train.tsv\"\ntest = \"test.tsv\"\n", &dir).expect("config");
+    let base = prnn::data::prepare(&config).expect("the synthetic data prepares");
+    let row1 = std::fs::read_to_string(Path::new(ROOT).join("specs/gru4rec_xe.prnn")).expect("row 1 spec");
+    let row3 = std::fs::read_to_string(Path::new(ROOT).join("specs/gru4rec_bprmax.prnn")).expect("row 3 spec");
+    let mut rows = Vec::new();
+    let mut measure = |name: String, what: String, spec: &str, dataset: &prnn::data::Dataset, batches: u64| {
+        if !wanted(&name) {
+            return;
+        }
+        let (per_batch, per_event, parameters) = step_rate(spec, dataset, device, batches);
+        eprintln!("{name}: {per_batch:.1} mini-batches/s");
+        rows.push(Row {
+            name,
+            what,
+            batches_per_second: Some(per_batch),
+            events_per_second: Some(per_event),
+            eval_per_second: None,
+            peak_gb: None,
+            note: format!("{:.2} ms/step; {parameters} parameters", 1000.0 / per_batch),
+        });
+    };
+    for items in [10_000u32, 100_000, 1_000_000] {
+        let dataset = spread(&base, items);
+        let label = format!("{}k", items / 1000);
+        measure(format!("catalogue-row1-{label}"), format!("row 1 model, {label} items"), &row1, &dataset, 600);
+        measure(format!("catalogue-row3-{label}"), format!("row 3 model, {label} items"), &row3, &dataset, 60);
+    }
+    for hidden in [100u64, 250, 500, 1000] {
+        measure(format!("hidden-{hidden}"), format!("row 1 model, {hidden} hidden, batch 50"), &variant(&row1, hidden, 50), &base, 300);
+    }
+    for batch in [32u64, 64, 128, 256, 512] {
+        measure(format!("batch-{batch}"), format!("row 1 model, 100 hidden, batch {batch}"), &variant(&row1, 100, batch), &base, 300);
+    }
+    rows
+}
+
+fn figure(value: Option<f64>) -> String {
+    match value {
+        Some(v) if v >= 100.0 => format!("{v:.0}"),
+        Some(v) => format!("{v:.1}"),
+        None => String::new(),
+    }
+}
+
+fn table(rows: &[Row]) -> String {
+    let mut text = String::from("| row | configuration | mini-batches/s | events/s | eval events/s | peak memory (GB) | notes |\n|---|---|---|---|---|---|---|\n");
+    for row in rows {
+        text += &format!(
+            "| `{}` | {} | {} | {} | {} | {} | {} |\n",
+            row.name,
+            row.what,
+            figure(row.batches_per_second),
+            figure(row.events_per_second),
+            figure(row.eval_per_second),
+            row.peak_gb.map_or(String::new(), |g| format!("{g:.2}")),
+            row.note
+        );
+    }
+    text
+}
+
+fn machine(device: &str) -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| text.lines().find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| t.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<f64>().ok()))
+        .map_or(String::new(), |kb| format!(", {:.0} GiB RAM", kb / 1048576.0));
+    let commit = Command::new("git").args(["-C", ROOT, "describe", "--always", "--dirty"]).output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    let torch = prnn::runtime::cuda::loaded_torch_version().unwrap_or_else(|| "unknown".into());
+    let date = jiff::Timestamp::now().strftime("%Y-%m-%d %H:%M UTC").to_string();
+    format!("Measured {date} on {cpu} ({cores} cores{memory}), device `{device}`, libtorch {torch}, {} threads, commit `{commit}`.", tch::get_num_threads())
+}
+
+/// Replaces the text between this device's markers in docs/performance.md (appending the section if absent).
+fn write_section(device: &str, body: &str) {
+    let path = Path::new(ROOT).join("docs/performance.md");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let (start, end) = (format!("<!-- bench:{device}:start -->"), format!("<!-- bench:{device}:end -->"));
+    let section = format!("{start}\n{body}{end}");
+    let updated = match (text.find(&start), text.find(&end)) {
+        (Some(a), Some(b)) if a < b => format!("{}{}{}", &text[..a], section, &text[b + end.len()..]),
+        _ => format!("{text}\n{section}\n"),
+    };
+    std::fs::write(&path, updated).expect("docs/performance.md is writable");
+    eprintln!("wrote the {device} table into {}", path.display());
+}
+
+fn main() {
+    let mut device_name = String::from("cpu");
+    let mut only: Vec<String> = Vec::new();
+    let mut write = true;
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--device" => device_name = args.next().expect("--device cpu|cuda"),
+            "--only" => only.push(args.next().expect("--only NAME")),
+            "--no-write" => write = false,
+            other => panic!("unknown argument `{other}`; expected --device, --only, --no-write"),
+        }
+    }
+    prnn::runtime::cuda::preload();
+    let device = prnn::lower::device(&device_name).unwrap_or_else(|why| panic!("{why}"));
+    // The CLI's default: every core (`[run] threads = 0`).
+    tch::set_num_threads(std::thread::available_parallelism().map_or(1, |n| n.get()) as i32);
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| name.starts_with(o.as_str()));
+    let data = Path::new(ROOT).join("target/bench-data");
+    let scratch = tempfile::tempdir().expect("a scratch folder");
+    let yoochoose = Path::new(ROOT).join("examples/yoochoose-categories.toml").to_string_lossy().to_string();
+    let autograd_on_cpu = if device == tch::Device::Cpu { vec!["--step", "autograd"] } else { vec![] };
+    let mut rows = Vec::new();
+    let mut cases = vec![
+        EndToEnd { name: "row1", what: "row 1: 100 hidden, batch 50, cross-entropy, in-batch negatives; `yoochoose-cat`, 1 epoch", spec: "specs/gru4rec_xe.prnn", config: yoochoose.clone(), overrides: vec![], evaluate: true },
+        EndToEnd { name: "id-only", what: "ID-only GRU, 100 hidden, TOP1, batch 50; `yoochoose-cat`, 1 epoch", spec: "specs/id_only.prnn", config: yoochoose.clone(), overrides: vec!["epochs=1"], evaluate: false },
+        EndToEnd { name: "p-rnn", what: "p-RNN parallel ID + category/price, 100+100, TOP1, batch 50; `yoochoose-cat`, 1 epoch", spec: "specs/parallel_sim.prnn", config: yoochoose.clone(), overrides: vec!["epochs=1"], evaluate: false },
+    ];
+    if wanted("row3") {
+        let config = diginetica_size(&data).to_string_lossy().to_string();
+        cases.push(EndToEnd { name: "row3", what: "row 3: 512 hidden, batch 128, BPR-max, 2048 extra, constrained; Diginetica-size synthetic (900k events, 43k items)", spec: "specs/gru4rec_bprmax.prnn", config: config.clone(), overrides: vec!["epochs=1", "max_batches=400"], evaluate: true });
+    }
+    let mut autograd_cases = Vec::new();
+    if device == tch::Device::Cpu {
+        autograd_cases.push(EndToEnd { name: "row1-autograd", what: "row 1 with `--step autograd`", spec: "specs/gru4rec_xe.prnn", config: yoochoose.clone(), overrides: vec![], evaluate: false });
+        if wanted("row3-autograd") {
+            let config = diginetica_size(&data).to_string_lossy().to_string();
+            autograd_cases.push(EndToEnd { name: "row3-autograd", what: "row 3 with `--step autograd`", spec: "specs/gru4rec_bprmax.prnn", config, overrides: vec!["epochs=1", "max_batches=100"], evaluate: false });
+        }
+    }
+    let mut per_batch = std::collections::HashMap::new();
+    for case in &cases {
+        if !wanted(case.name) {
+            continue;
+        }
+        let (row, _, _) = end_to_end(case, &device_name, scratch.path());
+        eprintln!("{}: {:.1} mini-batches/s", row.name, row.batches_per_second.unwrap_or(0.0));
+        per_batch.insert(row.name.clone(), row.batches_per_second.unwrap_or(f64::NAN));
+        rows.push(row);
+    }
+    for case in &mut autograd_cases {
+        if !wanted(case.name) {
+            continue;
+        }
+        case.overrides.extend(autograd_on_cpu.iter().copied());
+        let (row, _, _) = end_to_end(case, &device_name, scratch.path());
+        eprintln!("{}: {:.1} mini-batches/s", row.name, row.batches_per_second.unwrap_or(0.0));
+        rows.push(row);
+    }
+    if let (Some(id), Some(p)) = (per_batch.get("id-only"), per_batch.get("p-rnn")) {
+        if let Some(row) = rows.iter_mut().find(|r| r.name == "p-rnn") {
+            row.note += &format!("; costs {:.2}x ID-only per mini-batch", id / p);
+        }
+    }
+    rows.extend(scaling_rows(device, &data, &wanted));
+    let body = format!("{}\n\n{}\n", machine(&device_name), table(&rows));
+    println!("{body}");
+    if write {
+        write_section(if device == tch::Device::Cpu { "cpu" } else { "cuda" }, &body);
+    }
+}
