@@ -9,11 +9,13 @@
 //!
 //! - [`gemm`]: products over borrowed `f32` memory.
 //! - [`kernels`]: activations, losses with their gradients, Adagrad.
+//! - [`parallel`]: large loops split over libtorch's OpenMP threads.
 //!
 //! Only the previous hidden state is outside the gradient, as in GRU4Rec: one step of backpropagation.
 
 pub mod gemm;
 pub mod kernels;
+pub mod parallel;
 
 use gemm::{product, Matrix, MatrixMut};
 
@@ -721,28 +723,39 @@ impl FusedStep {
                 continue;
             }
             let gradient = &self.gradients[id];
-            let values = memory_mut(&param.value);
-            let accumulator = memory_mut(&param.state.accumulator);
-            let mut momentum = param.state.momentum.as_ref().map(memory_mut);
+            let values = parallel::Shared(memory_mut(&param.value).as_mut_ptr());
+            let accumulator = parallel::Shared(memory_mut(&param.state.accumulator).as_mut_ptr());
+            let momentum = param.state.momentum.as_ref().map(|m| parallel::Shared(memory_mut(m).as_mut_ptr()));
             let (lr, mu, eps) = (param.learning_rate as f32, adagrad.momentum as f32, adagrad.eps as f32);
-            match self.rows.rows(param.rows) {
-                None => kernels::adagrad(values, accumulator, momentum, gradient, lr, mu, eps),
-                Some(rows) => {
-                    let width = gradient.len() / rows.len().max(1);
-                    for (position, &row) in rows.iter().enumerate() {
-                        let range = row as usize * width..(row as usize + 1) * width;
+            // Blocks of (offset in the parameter, offset in the gradient, length): whole rows, or the whole tensor.
+            let rows: &[i64] = self.rows.rows(param.rows).unwrap_or(&[0]);
+            let width = gradient.len() / rows.len().max(1);
+            let parts = parallel::parts_for(gradient.len());
+            let update = |part: usize| {
+                let (first, last) = (rows.len() * part / parts, rows.len() * (part + 1) / parts);
+                let (start, end) = (gradient.len() * part / parts, gradient.len() * (part + 1) / parts);
+                let blocks: Box<dyn Iterator<Item = (usize, usize, usize)>> = if rows.len() == 1 && width == gradient.len() {
+                    // A dense parameter: split its elements.
+                    Box::new(std::iter::once((start, start, end - start)))
+                } else {
+                    Box::new((first..last).map(|position| (rows[position] as usize * width, position * width, width)))
+                };
+                for (at, from, length) in blocks {
+                    // Safety: parts update disjoint rows (the row list is distinct) or disjoint element ranges.
+                    unsafe {
                         kernels::adagrad(
-                            &mut values[range.clone()],
-                            &mut accumulator[range.clone()],
-                            momentum.as_mut().map(|m| &mut m[range.clone()]),
-                            &gradient[position * width..(position + 1) * width],
+                            std::slice::from_raw_parts_mut(values.get().add(at), length),
+                            std::slice::from_raw_parts_mut(accumulator.get().add(at), length),
+                            momentum.map(|m| std::slice::from_raw_parts_mut(m.get().add(at), length)),
+                            &gradient[from..from + length],
                             lr,
                             mu,
                             eps,
                         );
                     }
                 }
-            }
+            };
+            parallel::for_each_part(parts, &update);
         }
     }
 }
