@@ -242,19 +242,20 @@ fn loss_row(loss: Loss, row: &[f32], target: usize, log_popularity: Option<&[f32
 }
 
 vectorised! {
-    /// The loss of every row of activated scores `outputs` `[rows, columns]` (row r's positive in column r),
-    /// summed, with the gradient of each row written to `gradient`. `weights` is scratch of one row.
+    /// The loss of rows `first_row..` of activated scores, `outputs` `[rows, columns]` (row r's positive in
+    /// column r), summed, with the gradient of each row written to `gradient`. `weights` is scratch of one row.
     pub fn loss_rows(
         loss: Loss,
         outputs: &[f32],
         columns: usize,
+        first_row: usize,
         log_popularity: Option<&[f32]>,
         gradient: &mut [f32],
         weights: &mut [f32],
     ) -> f64 {
         let mut total = 0.0;
         for (r, (row, g)) in outputs.chunks_exact(columns).zip(gradient.chunks_exact_mut(columns)).enumerate() {
-            total += loss_row(loss, row, r, log_popularity, g, weights);
+            total += loss_row(loss, row, first_row + r, log_popularity, g, weights);
         }
         total
     }
@@ -320,6 +321,13 @@ vectorised! {
 }
 
 vectorised! {
+    /// `target[j] += scale · source[j]`.
+    pub fn add_scaled(target: &mut [f32], source: &[f32], scale: f32) {
+        target.iter_mut().zip(source).for_each(|(t, s)| *t += s * scale);
+    }
+}
+
+vectorised! {
     /// Adagrad on one block of values with their gradient, as `lower::optim::Adagrad` computes it in f32.
     pub fn adagrad(values: &mut [f32], accumulator: &mut [f32], momentum: Option<&mut [f32]>, gradient: &[f32], learning_rate: f32, mu: f32, eps: f32) {
         match momentum {
@@ -370,7 +378,7 @@ mod tests {
             let mut rotated = values.to_vec();
             rotated.rotate_left(target);
             let mut g = vec![0.0; columns];
-            let total = loss_rows(loss, &rotated, columns, None, &mut g, &mut vec![0.0; columns]);
+            let total = loss_rows(loss, &rotated, columns, 0, None, &mut g, &mut vec![0.0; columns]);
             g.rotate_right(target);
             gradient.copy_from_slice(&g);
             total

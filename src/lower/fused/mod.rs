@@ -138,6 +138,27 @@ struct SubnetRun {
     path_rows: Vec<Option<(Vec<f32>, Option<Vec<f32>>)>>,
 }
 
+/// Buffers kept from step to step, so that the large ones are not mapped, faulted in and zeroed anew each
+/// time. A buffer comes back with stale contents: every user overwrites it whole.
+#[derive(Default)]
+struct Pool(Vec<Vec<f32>>);
+
+impl Pool {
+    fn take(&mut self, len: usize) -> Vec<f32> {
+        let mut buffer = match self.0.iter().position(|b| b.capacity() >= len) {
+            Some(at) => self.0.swap_remove(at),
+            None => self.0.pop().unwrap_or_default(),
+        };
+        buffer.resize(len, 0.0);
+        buffer.truncate(len);
+        buffer
+    }
+
+    fn give(&mut self, buffer: Vec<f32>) {
+        self.0.push(buffer);
+    }
+}
+
 /// State of the fused step across one epoch's mini-batches.
 pub struct FusedStep {
     /// Each subnet's state `[rows, H]`; None before its first step.
@@ -148,6 +169,7 @@ pub struct FusedStep {
     rows: BatchRows,
     gradients: Vec<Vec<f32>>,
     reached: Vec<bool>,
+    pool: Pool,
 }
 
 /// Rows `items` of a `[_, width]` table, one after another.
@@ -160,7 +182,29 @@ fn gather_rows(table: &[f32], width: usize, items: &[u32]) -> Vec<f32> {
 }
 
 fn add_row(target: &mut [f32], source: &[f32], scale: f32) {
-    target.iter_mut().zip(source).for_each(|(t, s)| *t += s * scale);
+    kernels::add_scaled(target, source, scale);
+}
+
+/// `gradient[positions[j]] += rows[j]` for rows of `width`, split over threads by destination rows so
+/// that no two threads write one row; `fresh` gradients are zeroed first, each part its own rows.
+fn scatter_rows(gradient: &mut [f32], width: usize, positions: &[usize], rows: &[f32], fresh: bool) {
+    let destinations = gradient.len() / width.max(1);
+    let parts = parallel::parts_for(rows.len().max(gradient.len()));
+    let target = parallel::Shared(gradient.as_mut_ptr());
+    parallel::for_each_part(parts, &|part| {
+        let (first, last) = (destinations * part / parts, destinations * (part + 1) / parts);
+        // Safety: this part alone touches rows `first..last` of the gradient.
+        let mine = unsafe { std::slice::from_raw_parts_mut(target.get().add(first * width), (last - first) * width) };
+        if fresh {
+            mine.fill(0.0);
+        }
+        for (j, &position) in positions.iter().enumerate() {
+            if (first..last).contains(&position) {
+                let at = (position - first) * width;
+                kernels::add_scaled(&mut mine[at..at + width], &rows[j * width..(j + 1) * width], 1.0);
+            }
+        }
+    });
 }
 
 impl FusedStep {
@@ -174,6 +218,7 @@ impl FusedStep {
             rows: BatchRows::default(),
             gradients: network.params.iter().map(|_| Vec::new()).collect(),
             reached: vec![false; network.params.len()],
+            pool: Pool::default(),
         }
     }
 
@@ -257,15 +302,20 @@ impl FusedStep {
                     None => fresh_output[k].as_deref().expect("a reused subnet ran in an earlier step"),
                 }
             };
-            let (loss, parts) = self.loss_and_backward(network, inputs, scored, step, &output_of, &runs, &fresh_part);
+            let (loss, mut parts) = self.loss_and_backward(network, inputs, scored, step, &output_of, &runs, &fresh_part);
             last_loss = loss;
             self.apply_adagrad(network, step, adagrad);
             for (k, run) in runs.into_iter().enumerate() {
                 if let Some(run) = run {
                     fresh_output[k] = Some(run.output);
-                    fresh_part[k] = parts[k].clone();
+                    if let Some(old) = std::mem::replace(&mut fresh_part[k], parts[k].take()) {
+                        self.pool.give(old);
+                    }
                 }
             }
+        }
+        for part in fresh_part.into_iter().flatten() {
+            self.pool.give(part);
         }
         for (k, output) in fresh_output.into_iter().enumerate() {
             if output.is_some() {
@@ -368,19 +418,30 @@ impl FusedStep {
     }
 
     /// Gathers an output layer's rows for the scored items: `W[Y]` `[S, H]` and `b[Y]` `[S]`.
-    fn gather_output(network: &Network, output: OutputLayer, scored: &[u32]) -> (Vec<f32>, Vec<f32>) {
+    fn gather_output(&mut self, network: &Network, output: OutputLayer, scored: &[u32]) -> (Vec<f32>, Vec<f32>) {
         let w = memory(&network.params[output.w].value);
         let width = row_width(&network.params[output.w]);
         let b = memory(&network.params[output.b].value);
-        (gather_rows(w, width, scored), scored.iter().map(|&i| b[i as usize]).collect())
+        let mut rows = self.pool.take(scored.len() * width);
+        let parts = parallel::parts_for(rows.len());
+        let target = parallel::Shared(rows.as_mut_ptr());
+        parallel::for_each_part(parts, &|part| {
+            let (first, last) = (scored.len() * part / parts, scored.len() * (part + 1) / parts);
+            // Safety: this part alone writes rows `first..last`.
+            let mine = unsafe { std::slice::from_raw_parts_mut(target.get().add(first * width), (last - first) * width) };
+            for (row, &item) in mine.chunks_exact_mut(width).zip(&scored[first..last]) {
+                row.copy_from_slice(&w[item as usize * width..(item as usize + 1) * width]);
+            }
+        });
+        (rows, scored.iter().map(|&i| b[i as usize]).collect())
     }
 
     /// `state · W[Y]ᵀ + b[Y]` `[B, S]`.
-    fn scores_of(state: &[f32], gathered: &(Vec<f32>, Vec<f32>), rows: usize, width: usize) -> Vec<f32> {
+    fn scores_of(&mut self, state: &[f32], gathered: &(Vec<f32>, Vec<f32>), rows: usize, width: usize) -> Vec<f32> {
         let columns = gathered.1.len();
-        let mut scores: Vec<f32> = Vec::with_capacity(rows * columns);
-        for _ in 0..rows {
-            scores.extend_from_slice(&gathered.1);
+        let mut scores = self.pool.take(rows * columns);
+        for row in scores.chunks_exact_mut(columns.max(1)) {
+            row.copy_from_slice(&gathered.1);
         }
         product(MatrixMut::new(&mut scores, rows, columns), Matrix::new(state, rows, width), Matrix::new(&gathered.0, columns, width).t(), true);
         scores
@@ -400,6 +461,24 @@ impl FusedStep {
             gradient.resize(size, 0.0);
         }
         &mut self.gradients[param]
+    }
+
+    /// A parameter's gradient buffer for a matrix product that writes all of it: returns whether the
+    /// product must add (the gradient was started earlier in this step) or may overwrite (no zeroing).
+    fn product_gradient(&mut self, network: &Network, param: usize) -> (&mut Vec<f32>, bool) {
+        if self.reached[param] {
+            return (&mut self.gradients[param], true);
+        }
+        self.reached[param] = true;
+        let p = &network.params[param];
+        let size = match self.rows.rows(p.rows) {
+            Some(rows) => rows.len() * row_width(p),
+            None => p.value.numel(),
+        };
+        let gradient = &mut self.gradients[param];
+        gradient.resize(size, 0.0);
+        gradient.truncate(size);
+        (gradient, false)
     }
 
     /// Backward of one output layer: `dW[Y] += dScoresᵀ · state`, `db[Y] += Σ_rows dScores`, and the
@@ -424,13 +503,12 @@ impl FusedStep {
         if !trains {
             return;
         }
-        let mut d_rows = vec![0.0f32; columns * width];
+        let mut d_rows = self.pool.take(columns * width);
         product(MatrixMut::new(&mut d_rows, columns, width), Matrix::new(d_scores, rows, columns).t(), Matrix::new(state, rows, width), false);
         let positions = if output.tied { std::mem::take(&mut self.rows.both_scored) } else { std::mem::take(&mut self.rows.scored) };
-        let d_w = self.gradient(network, output.w);
-        for (j, &position) in positions.iter().enumerate() {
-            add_row(&mut d_w[position * width..(position + 1) * width], &d_rows[j * width..(j + 1) * width], 1.0);
-        }
+        let (d_w, started) = self.product_gradient(network, output.w);
+        scatter_rows(d_w, width, &positions, &d_rows, !started);
+        self.pool.give(d_rows);
         if output.tied {
             self.rows.both_scored = positions;
         } else {
@@ -464,7 +542,8 @@ impl FusedStep {
         let hidden_of = |k: usize| network.subnets[k].hidden as usize;
         let owner_trains = |param: usize| step.trains.contains(&network.params[param].owner);
         let mut parts: Vec<Option<Vec<f32>>> = vec![None; count];
-        let mut scores = vec![0.0f32; rows * columns];
+        let mut scores = self.pool.take(rows * columns);
+        scores.fill(0.0);
         // Gathered output rows per scored subnet (or the shared layer), and the state each one scored.
         let mut gathered: Vec<Option<(Vec<f32>, Vec<f32>)>> = (0..count).map(|_| None).collect();
         let mut scored_state: Vec<Option<Vec<f32>>> = vec![None; count];
@@ -484,8 +563,8 @@ impl FusedStep {
                 for &k in &step.loss_on {
                     let part = if runs[k].is_some() {
                         let state = if matches!(network.merge, MergeLayer::Interaction { .. }) { interaction_state(k) } else { output_of(k).to_vec() };
-                        let rows_of_output = Self::gather_output(network, outputs[k], scored);
-                        let part = Self::scores_of(&state, &rows_of_output, rows, hidden_of(k));
+                        let rows_of_output = self.gather_output(network, outputs[k], scored);
+                        let part = self.scores_of(&state, &rows_of_output, rows, hidden_of(k));
                         gathered[k] = Some(rows_of_output);
                         scored_state[k] = Some(state);
                         part
@@ -502,16 +581,16 @@ impl FusedStep {
                 for &k in &step.loss_on {
                     add_row(&mut sum, output_of(k), weights[k] as f32);
                 }
-                let rows_of_output = Self::gather_output(network, *output, scored);
-                scores = Self::scores_of(&sum, &rows_of_output, rows, width);
+                let rows_of_output = self.gather_output(network, *output, scored);
+                self.pool.give(std::mem::take(&mut scores));
+                scores = self.scores_of(&sum, &rows_of_output, rows, width);
                 gathered[0] = Some(rows_of_output);
                 scored_state[0] = Some(sum);
             }
         }
 
         // Loss and its gradient with respect to the scores.
-        let mut activated = vec![0.0f32; scores.len()];
-        kernels::activate(network.activation, &scores, &mut activated);
+        let mut activated = self.pool.take(scores.len());
         let log_popularity: Option<Vec<f32>> = match (network.loss, &network.log_popularity) {
             (Loss::CrossEntropy { logq }, Some(log_p)) if logq > 0.0 => {
                 let log_p = memory(log_p);
@@ -519,13 +598,30 @@ impl FusedStep {
             }
             _ => None,
         };
-        let mut d_scores = vec![0.0f32; rows * columns];
-        let mut scratch = vec![0.0f32; columns];
-        let loss = kernels::loss_rows(network.loss, &activated, columns, log_popularity.as_deref(), &mut d_scores, &mut scratch);
+        let mut d_scores = self.pool.take(rows * columns);
         let nominal = network.batch_size as f32;
-        d_scores.iter_mut().for_each(|g| *g /= nominal);
-        kernels::activation_backward(network.activation, &activated, &scores, &mut d_scores);
-        let loss = loss / f64::from(nominal);
+        let loss_parts = parallel::parts_for(scores.len()).min(rows.max(1));
+        let partial_losses: Vec<std::sync::Mutex<f64>> = (0..loss_parts).map(|_| std::sync::Mutex::new(0.0)).collect();
+        let (activated_at, gradient_at) = (parallel::Shared(activated.as_mut_ptr()), parallel::Shared(d_scores.as_mut_ptr()));
+        let (activation, loss_kind) = (network.activation, network.loss);
+        parallel::for_each_part(loss_parts, &|part| {
+            let (first, last) = (rows * part / loss_parts, rows * (part + 1) / loss_parts);
+            let range = first * columns..last * columns;
+            // Safety: this part alone writes rows `first..last` of both buffers.
+            let (activated, gradient) = unsafe {
+                (
+                    std::slice::from_raw_parts_mut(activated_at.get().add(range.start), range.len()),
+                    std::slice::from_raw_parts_mut(gradient_at.get().add(range.start), range.len()),
+                )
+            };
+            kernels::activate(activation, &scores[range.clone()], activated);
+            let mut scratch = vec![0.0f32; columns];
+            let loss = kernels::loss_rows(loss_kind, activated, columns, first, log_popularity.as_deref(), gradient, &mut scratch);
+            gradient.iter_mut().for_each(|g| *g /= nominal);
+            kernels::activation_backward(activation, activated, &scores[range], gradient);
+            *partial_losses[part].lock().expect("no part panics holding it") = loss;
+        });
+        let loss = partial_losses.iter().map(|l| *l.lock().expect("no part panics holding it")).sum::<f64>() / f64::from(nominal);
 
         // Back through the merge to each subnet's state.
         let subnet_trains = |k: usize| {
@@ -591,6 +687,12 @@ impl FusedStep {
                 }
             }
         }
+        for buffer in [scores, activated, d_scores] {
+            self.pool.give(buffer);
+        }
+        for (rows, _) in gathered.into_iter().flatten() {
+            self.pool.give(rows);
+        }
         (loss, parts)
     }
 
@@ -624,9 +726,9 @@ impl FusedStep {
                     let reset = run.reset[i];
                     dx[r * 3 * h + h + u] = d_reset_state[i] * before[i] * reset * (1.0 - reset);
                 }
-                let d_w = self.gradient(network, subnet.w_hh);
-                product(MatrixMut::columns(d_w, h, 3 * h, 0, h), Matrix::new(&run.mixed, b, h).t(), Matrix::new(&d_n, b, h), true);
-                product(MatrixMut::columns(d_w, h, 3 * h, h, 2 * h), Matrix::new(before, b, h).t(), Matrix::new(&dx, b, 3 * h).columns(h, 2 * h), true);
+                let (d_w, accumulate) = self.product_gradient(network, subnet.w_hh);
+                product(MatrixMut::columns(d_w, h, 3 * h, 0, h), Matrix::new(&run.mixed, b, h).t(), Matrix::new(&d_n, b, h), accumulate);
+                product(MatrixMut::columns(d_w, h, 3 * h, h, 2 * h), Matrix::new(before, b, h).t(), Matrix::new(&dx, b, 3 * h).columns(h, 2 * h), accumulate);
             }
             GruForm::ResetAfterProduct => {
                 // h' = c + z (h - c); c = tanh(x_n + r ⊙ (h W_n + b_hn)); r, z = σ(x + h W_rz).
@@ -646,8 +748,8 @@ impl FusedStep {
                     d_hh[j + h] = d_update;
                     d_hh[j + 2 * h] = dn * reset;
                 }
-                let d_w = self.gradient(network, subnet.w_hh);
-                product(MatrixMut::new(d_w, h, 3 * h), Matrix::new(before, b, h).t(), Matrix::new(&d_hh, b, 3 * h), true);
+                let (d_w, accumulate) = self.product_gradient(network, subnet.w_hh);
+                product(MatrixMut::new(d_w, h, 3 * h), Matrix::new(before, b, h).t(), Matrix::new(&d_hh, b, 3 * h), accumulate);
                 if let Some(b_hn) = subnet.b_hn {
                     let d_b = self.gradient(network, b_hn);
                     for row in d_hh.chunks_exact(3 * h) {
@@ -685,8 +787,8 @@ impl FusedStep {
                 InputPath::Dense { w_in, .. } => {
                     let (rows, _) = gathered.as_ref().expect("a dense path keeps its rows");
                     let width = rows.len() / b;
-                    let d_w = self.gradient(network, *w_in);
-                    product(MatrixMut::new(d_w, width, 3 * h), Matrix::new(rows, b, width).t(), Matrix::new(&dx, b, 3 * h), true);
+                    let (d_w, accumulate) = self.product_gradient(network, *w_in);
+                    product(MatrixMut::new(d_w, width, 3 * h), Matrix::new(rows, b, width).t(), Matrix::new(&dx, b, 3 * h), accumulate);
                 }
                 InputPath::Embedded { table, tied, w_in, .. } => {
                     let (rows, mask) = gathered.as_ref().expect("an embedded path keeps its rows");
@@ -709,8 +811,8 @@ impl FusedStep {
                             self.rows.input = positions;
                         }
                     }
-                    let d_w = self.gradient(network, *w_in);
-                    product(MatrixMut::new(d_w, width, 3 * h), Matrix::new(rows, b, width).t(), Matrix::new(&dx, b, 3 * h), true);
+                    let (d_w, accumulate) = self.product_gradient(network, *w_in);
+                    product(MatrixMut::new(d_w, width, 3 * h), Matrix::new(rows, b, width).t(), Matrix::new(&dx, b, 3 * h), accumulate);
                 }
             }
         }
