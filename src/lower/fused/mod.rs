@@ -307,6 +307,9 @@ impl FusedStep {
             self.apply_adagrad(network, step, adagrad);
             for (k, run) in runs.into_iter().enumerate() {
                 if let Some(run) = run {
+                    for buffer in [run.before, run.reset, run.update, run.candidate, run.mixed] {
+                        self.pool.give(buffer);
+                    }
                     fresh_output[k] = Some(run.output);
                     if let Some(old) = std::mem::replace(&mut fresh_part[k], parts[k].take()) {
                         self.pool.give(old);
@@ -330,9 +333,9 @@ impl FusedStep {
         let (b, h) = (inputs.len(), subnet.hidden as usize);
         let params = &network.params;
         let bias = memory(&params[subnet.bias].value);
-        let mut x: Vec<f32> = Vec::with_capacity(b * 3 * h);
-        for _ in 0..b {
-            x.extend_from_slice(bias);
+        let mut x = self.pool.take(b * 3 * h);
+        for row in x.chunks_exact_mut(3 * h) {
+            row.copy_from_slice(bias);
         }
         let mut path_rows = Vec::with_capacity(subnet.inputs.len());
         for path in &subnet.inputs {
@@ -382,23 +385,25 @@ impl FusedStep {
         }
         let w_hh = Matrix::new(memory(&params[subnet.w_hh].value), h, 3 * h);
         let h_in = Matrix::new(before, b, h);
-        let (mut reset, mut update, mut candidate) = (vec![0.0f32; b * h], vec![0.0f32; b * h], vec![0.0f32; b * h]);
-        let mut next = vec![0.0f32; b * h];
+        let (mut reset, mut update, mut candidate) = (self.pool.take(b * h), self.pool.take(b * h), self.pool.take(b * h));
+        let mut next = self.pool.take(b * h);
         let mixed = match subnet.form {
             GruForm::ResetBeforeProduct => {
                 // x is [n | r | z]; W_hh's blocks likewise.
-                let mut gates = vec![0.0f32; b * 2 * h];
+                let mut gates = self.pool.take(b * 2 * h);
                 product(MatrixMut::new(&mut gates, b, 2 * h), h_in, w_hh.columns(h, 2 * h), false);
-                let mut reset_state = vec![0.0f32; b * h];
+                let mut reset_state = self.pool.take(b * h);
                 kernels::gates_reset_before(&x, &gates, before, h, &mut reset, &mut update, &mut reset_state);
-                let mut n = vec![0.0f32; b * h];
+                let mut n = self.pool.take(b * h);
                 product(MatrixMut::new(&mut n, b, h), Matrix::new(&reset_state, b, h), w_hh.columns(0, h), false);
                 kernels::state_reset_before(&x, &n, before, &update, h, &mut candidate, &mut next);
+                self.pool.give(n);
+                self.pool.give(gates);
                 reset_state
             }
             GruForm::ResetAfterProduct => {
                 // x is [r | z | n]; W_hh's blocks likewise; b_hn sits inside the reset product.
-                let mut hh = vec![0.0f32; b * 3 * h];
+                let mut hh = self.pool.take(b * 3 * h);
                 product(MatrixMut::new(&mut hh, b, 3 * h), h_in, w_hh, false);
                 if let Some(b_hn) = subnet.b_hn {
                     let b_hn = memory(&params[b_hn].value);
@@ -414,7 +419,10 @@ impl FusedStep {
         if let Some(mask) = &dropout {
             next.iter_mut().zip(mask).for_each(|(v, m)| *v *= m);
         }
-        SubnetRun { before: before.to_vec(), reset, update, candidate, mixed, output: next, dropout, path_rows }
+        self.pool.give(x);
+        let mut kept = self.pool.take(before.len());
+        kept.copy_from_slice(before);
+        SubnetRun { before: kept, reset, update, candidate, mixed, output: next, dropout, path_rows }
     }
 
     /// Gathers an output layer's rows for the scored items: `W[Y]` `[S, H]` and `b[Y]` `[S]`.
@@ -703,12 +711,12 @@ impl FusedStep {
         if let Some(mask) = &run.dropout {
             d_next.iter_mut().zip(mask).for_each(|(d, m)| *d *= m);
         }
-        let mut dx = vec![0.0f32; b * 3 * h];
+        let mut dx = self.pool.take(b * 3 * h);
         let before = &run.before;
         match subnet.form {
             GruForm::ResetBeforeProduct => {
                 // h' = h + z (c - h); c = tanh(x_n + (r ⊙ h) W_n); r, z = σ(x + h W_rz).
-                let mut d_n = vec![0.0f32; b * h];
+                let mut d_n = self.pool.take(b * h);
                 for i in 0..b * h {
                     let (r, u) = (i / h, i % h);
                     let (z, c) = (run.update[i], run.candidate[i]);
@@ -719,7 +727,7 @@ impl FusedStep {
                     dx[r * 3 * h + 2 * h + u] = g * (c - before[i]) * z * (1.0 - z);
                 }
                 let w_hh = memory(&params[subnet.w_hh].value);
-                let mut d_reset_state = vec![0.0f32; b * h];
+                let mut d_reset_state = self.pool.take(b * h);
                 product(MatrixMut::new(&mut d_reset_state, b, h), Matrix::new(&d_n, b, h), Matrix::new(w_hh, h, 3 * h).columns(0, h).t(), false);
                 for i in 0..b * h {
                     let (r, u) = (i / h, i % h);
@@ -729,10 +737,12 @@ impl FusedStep {
                 let (d_w, accumulate) = self.product_gradient(network, subnet.w_hh);
                 product(MatrixMut::columns(d_w, h, 3 * h, 0, h), Matrix::new(&run.mixed, b, h).t(), Matrix::new(&d_n, b, h), accumulate);
                 product(MatrixMut::columns(d_w, h, 3 * h, h, 2 * h), Matrix::new(before, b, h).t(), Matrix::new(&dx, b, 3 * h).columns(h, 2 * h), accumulate);
+                self.pool.give(d_n);
+                self.pool.give(d_reset_state);
             }
             GruForm::ResetAfterProduct => {
                 // h' = c + z (h - c); c = tanh(x_n + r ⊙ (h W_n + b_hn)); r, z = σ(x + h W_rz).
-                let mut d_hh = vec![0.0f32; b * 3 * h];
+                let mut d_hh = self.pool.take(b * 3 * h);
                 for i in 0..b * h {
                     let (r, u) = (i / h, i % h);
                     let j = r * 3 * h + u;
@@ -756,6 +766,7 @@ impl FusedStep {
                         add_row(d_b, &row[2 * h..], 1.0);
                     }
                 }
+                self.pool.give(d_hh);
             }
         }
         let d_bias = self.gradient(network, subnet.bias);
@@ -794,7 +805,7 @@ impl FusedStep {
                     let (rows, mask) = gathered.as_ref().expect("an embedded path keeps its rows");
                     let width = rows.len() / b;
                     if owner_trains(*table) {
-                        let mut d_rows = vec![0.0f32; b * width];
+                        let mut d_rows = self.pool.take(b * width);
                         let w = memory(&params[*w_in].value);
                         product(MatrixMut::new(&mut d_rows, b, width), Matrix::new(&dx, b, 3 * h), Matrix::new(w, width, 3 * h).t(), false);
                         if let Some(mask) = mask {
@@ -805,6 +816,7 @@ impl FusedStep {
                         for (row, &position) in d_rows.chunks_exact(width).zip(&positions) {
                             add_row(&mut d_table[position * width..(position + 1) * width], row, 1.0);
                         }
+                        self.pool.give(d_rows);
                         if *tied {
                             self.rows.both_input = positions;
                         } else {
@@ -816,6 +828,7 @@ impl FusedStep {
                 }
             }
         }
+        self.pool.give(dx);
     }
 
     /// Adagrad on every parameter this step reached, over its touched rows only.
