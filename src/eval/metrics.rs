@@ -34,6 +34,41 @@ use tch::{Device, Kind, Tensor};
 
 use crate::config::Ties;
 
+/// [`target_ranks`] for scores in host memory `[rows, n_items]`: one pass per row that counts what
+/// `target_ranks` counts with several tensor operations, rows split over libtorch's CPU threads.
+pub fn target_ranks_host(scores: &[f32], n_items: usize, targets: &[u32], candidates: Option<&[bool]>, ties: Ties) -> Vec<f64> {
+    use crate::lower::fused::{kernels, parallel};
+    assert_eq!(scores.len(), n_items * targets.len(), "scores must be [targets, n_items]");
+    let mut ranks = vec![0.0f64; targets.len()];
+    let n_counted = candidates.map_or(n_items as u64, |mask| mask.iter().filter(|&&m| m).count() as u64);
+    let parts = parallel::parts_for(scores.len()).min(targets.len().max(1));
+    let out = parallel::Shared(ranks.as_mut_ptr());
+    parallel::for_each_part(parts, &|part| {
+        let (first, last) = (targets.len() * part / parts, targets.len() * (part + 1) / parts);
+        for r in first..last {
+            let row = &scores[r * n_items..(r + 1) * n_items];
+            let target = targets[r] as usize;
+            let score = row[target];
+            let target_counted = candidates.map_or(1, |mask| u64::from(mask[target]));
+            let rank = if score.is_nan() {
+                (n_counted + 1 - target_counted) as f64
+            } else {
+                let (at_or_below, equal) = kernels::count_at_or_below(row, score, candidates);
+                let above = (n_counted - at_or_below) as f64;
+                let tied_others = (equal - target_counted) as f64;
+                match ties {
+                    Ties::Standard => above + 1.0,
+                    Ties::Conservative => above + tied_others + 1.0,
+                    Ties::Median => above + 1.0 + tied_others * 0.5,
+                }
+            };
+            // Safety: this part alone writes ranks `first..last`.
+            unsafe { *out.get().add(r) = rank };
+        }
+    });
+    ranks
+}
+
 /// The 1-based rank of each row's target among its competitors (see the module documentation for competitors,
 /// ties and NaN).
 ///
@@ -202,10 +237,16 @@ mod tests {
     }
 
     fn ranks(scores: &Tensor, targets: &[i64], candidates: Option<&[bool]>, ties: Ties) -> Vec<f64> {
-        let candidates = candidates.map(Tensor::from_slice);
-        let ranks = target_ranks(scores, &Tensor::from_slice(targets), candidates.as_ref(), ties);
+        let mask = candidates.map(Tensor::from_slice);
+        let ranks = target_ranks(scores, &Tensor::from_slice(targets), mask.as_ref(), ties);
         assert_eq!(ranks.kind(), Kind::Double);
-        Vec::<f64>::try_from(&ranks).unwrap()
+        let ranks = Vec::<f64>::try_from(&ranks).unwrap();
+        // The host kernel of the CPU evaluation must count exactly what the tensor version counts.
+        let values = Vec::<f32>::try_from(scores.flatten(0, -1)).unwrap();
+        let host_targets: Vec<u32> = targets.iter().map(|&t| t as u32).collect();
+        let host = target_ranks_host(&values, scores.size()[1] as usize, &host_targets, candidates, ties);
+        assert_eq!(host, ranks, "host ranks differ from tensor ranks ({ties:?})");
+        ranks
     }
 
     fn all_modes(scores: &Tensor, targets: &[i64], candidates: Option<&[bool]>) -> [Vec<f64>; 3] {

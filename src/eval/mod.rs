@@ -18,7 +18,7 @@ use crate::lower::network::{item_support, StateCarry};
 use crate::lower::Network;
 use crate::train::batches::SessionBatches;
 pub use metrics::CutoffMetrics;
-use metrics::{most_popular_mask, target_ranks, RankMetrics};
+use metrics::{most_popular_mask, target_ranks, target_ranks_host, RankMetrics};
 
 /// The rank of one test event.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -50,6 +50,10 @@ pub fn evaluate(network: &Network, dataset: &Dataset, settings: &Eval) -> Evalua
     let device = network.device;
     let candidates = (settings.most_popular > 0 && (settings.most_popular as usize) < network.n_items)
         .then(|| most_popular_mask(&item_support(dataset), settings.most_popular as usize, device));
+    // On the CPU, ranks are counted in one pass over each row of scores in host memory.
+    let host_candidates: Option<Vec<bool>> = candidates.as_ref().filter(|_| device == tch::Device::Cpu).map(|mask| {
+        Vec::<i64>::try_from(mask.to_kind(Kind::Int64)).expect("the mask is a vector").into_iter().map(|v| v != 0).collect()
+    });
     let mut metrics = RankMetrics::new(&settings.cutoffs);
     let subnet_count = network.subnet_names().len();
     let mut hidden: Vec<Option<Tensor>> = std::iter::repeat_with(|| None).take(subnet_count).collect();
@@ -63,8 +67,14 @@ pub fn evaluate(network: &Network, dataset: &Dataset, settings: &Eval) -> Evalua
         }
         let frame = network.full_frame(step.inputs);
         let (next, scores) = network.inference_step(&frame, &hidden);
-        let targets: Vec<i64> = step.targets.iter().map(|&t| i64::from(t)).collect();
-        let ranks = target_ranks(&scores, &Tensor::from_slice(&targets).to_device(device), candidates.as_ref(), settings.ties);
+        let ranks = if device == tch::Device::Cpu {
+            let scores = scores.contiguous();
+            let values = crate::lower::fused::host_values(&scores);
+            Tensor::from_slice(&target_ranks_host(values, network.n_items, step.targets, host_candidates.as_deref(), settings.ties))
+        } else {
+            let targets: Vec<i64> = step.targets.iter().map(|&t| i64::from(t)).collect();
+            target_ranks(&scores, &Tensor::from_slice(&targets).to_device(device), candidates.as_ref(), settings.ties)
+        };
         metrics.add(&ranks);
         rank_batches.push(ranks);
         for row in 0..step.inputs.len() {

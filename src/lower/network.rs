@@ -385,7 +385,8 @@ impl Network {
         let index = if output.tied { frame.scored_rows_in_both.as_ref() } else { frame.scored_rows.as_ref() };
         match (index, frame.scored_rows.as_ref()) {
             (Some(w_index), Some(b_index)) => hidden.mm(&w.index_select(0, w_index).tr()) + b.index_select(0, b_index),
-            _ => hidden.mm(&w.tr()) + b,
+            // One product that starts from the bias: no second pass over the `[B, n_items]` scores.
+            _ => b.addmm(hidden, &w.tr()),
         }
     }
 

@@ -321,6 +321,29 @@ vectorised! {
 }
 
 vectorised! {
+    /// How many of `row`'s candidates score at or below `score`, and how many score exactly `score`
+    /// (NaN scores count in neither, so a NaN competitor ranks above the target).
+    pub fn count_at_or_below(row: &[f32], score: f32, candidates: Option<&[bool]>) -> (u64, u64) {
+        let (mut at_or_below, mut equal) = ([0u32; 8], [0u32; 8]);
+        match candidates {
+            None => {
+                for (i, &s) in row.iter().enumerate() {
+                    at_or_below[i % 8] += u32::from(s <= score);
+                    equal[i % 8] += u32::from(s == score);
+                }
+            }
+            Some(mask) => {
+                for (i, (&s, &m)) in row.iter().zip(mask).enumerate() {
+                    at_or_below[i % 8] += u32::from(s <= score && m);
+                    equal[i % 8] += u32::from(s == score && m);
+                }
+            }
+        }
+        (at_or_below.iter().map(|&c| u64::from(c)).sum(), equal.iter().map(|&c| u64::from(c)).sum())
+    }
+}
+
+vectorised! {
     /// `target[j] += scale · source[j]`.
     pub fn add_scaled(target: &mut [f32], source: &[f32], scale: f32) {
         target.iter_mut().zip(source).for_each(|(t, s)| *t += s * scale);

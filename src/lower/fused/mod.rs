@@ -50,6 +50,12 @@ fn memory(tensor: &Tensor) -> &[f32] {
     unsafe { std::slice::from_raw_parts(tensor.data_ptr().cast::<f32>(), tensor.numel()) }
 }
 
+/// The values of a contiguous float32 CPU tensor, for host-side kernels outside the fused step.
+pub fn host_values(tensor: &Tensor) -> &[f32] {
+    assert!(tensor.device() == Device::Cpu && tensor.kind() == Kind::Float && tensor.is_contiguous(), "host values need a contiguous float32 CPU tensor");
+    memory(tensor)
+}
+
 #[allow(clippy::mut_from_ref)]
 fn memory_mut(tensor: &Tensor) -> &mut [f32] {
     // Safety: as `memory`; the caller has `&mut` to the owning parameter, so no other slice is alive.
