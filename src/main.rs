@@ -49,16 +49,6 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    // Training and evaluation allocate buffers of tens of megabytes at every step (scores against the whole
-    // catalogue). glibc maps each one afresh above its mmap threshold and returns it on free, so every step
-    // paid page faults and zero-filling (17% of evaluation time, docs/performance.md); keeping freed memory
-    // in the heap lets the next step reuse it. Peak memory is unchanged.
-    // SAFETY: mallopt only tunes the allocator; called before any thread starts.
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-    }
     // Before anything asks libtorch about CUDA: it caches the first answer.
     #[cfg(feature = "torch")]
     prnn::runtime::cuda::preload();

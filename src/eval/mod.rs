@@ -59,6 +59,9 @@ pub fn evaluate(network: &Network, dataset: &Dataset, settings: &Eval) -> Evalua
     let mut hidden: Vec<Option<Tensor>> = std::iter::repeat_with(|| None).take(subnet_count).collect();
     let mut batches = SessionBatches::new(&dataset.test, settings.batch as usize, 1);
     let mut rank_batches: Vec<Tensor> = Vec::new();
+    // One buffer of scores against the whole catalogue for every step (a view of its first rows when the
+    // batch has shrunk): allocating it anew at each step costs page faults and fragments the heap.
+    let buffer = Tensor::empty([settings.batch as i64, network.n_items as i64], (Kind::Float, device));
     let mut records: Vec<EventRank> = Vec::new();
     while let Some(step) = batches.next_step() {
         let carry = StateCarry::new(&step, device);
@@ -66,7 +69,9 @@ pub fn evaluate(network: &Network, dataset: &Dataset, settings: &Eval) -> Evalua
             *state = Some(carry.apply(state.take(), network.hidden_size(k), device));
         }
         let frame = network.full_frame(step.inputs);
-        let (next, scores) = network.inference_step(&frame, &hidden);
+        let next = network.inference_states(&frame, &hidden);
+        let mut scores = buffer.narrow(0, 0, step.inputs.len() as i64);
+        network.full_scores_into(&next, &mut scores);
         let ranks = if device == tch::Device::Cpu {
             let scores = scores.contiguous();
             let values = crate::lower::fused::host_values(&scores);

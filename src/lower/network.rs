@@ -437,15 +437,54 @@ impl Network {
     /// One inference step of every subnet over a frame of whole tables: the new hidden states and the merged
     /// scores of every item `[B, n_items]`, before the output activation.
     pub fn inference_step(&self, frame: &Frame, hidden: &[Option<Tensor>]) -> (Vec<Option<Tensor>>, Tensor) {
-        let count = self.subnets.len();
-        let next: Vec<Option<Tensor>> =
-            (0..count).map(|k| Some(self.subnet_step(k, frame, hidden[k].as_ref().expect("every subnet has a state"), false))).collect();
-        let parts: Vec<Option<Tensor>> = (0..count)
-            .map(|k| (!self.shares_output()).then(|| self.score_part(k, frame, &next)))
-            .collect();
-        let all: Vec<usize> = (0..count).collect();
-        let scores = self.merged_scores(&all, frame, &next, &parts);
+        let next = self.inference_states(frame, hidden);
+        let rows = next.iter().flatten().next().map_or(0, |h| h.size()[0]);
+        let mut scores = Tensor::empty([rows, self.n_items as i64], (Kind::Float, self.device));
+        self.full_scores_into(&next, &mut scores);
         (next, scores)
+    }
+
+    /// The new hidden state of every subnet, without dropout.
+    pub fn inference_states(&self, frame: &Frame, hidden: &[Option<Tensor>]) -> Vec<Option<Tensor>> {
+        (0..self.subnets.len())
+            .map(|k| Some(self.subnet_step(k, frame, hidden[k].as_ref().expect("every subnet has a state"), false)))
+            .collect()
+    }
+
+    /// The merged scores of every item for the states `hidden`, written into `out` `[B, n_items]` in place:
+    /// evaluation keeps one such buffer for all its steps instead of allocating scores against the whole
+    /// catalogue at every step. Each part is `(w_k h_k) W_kᵀ + w_k b_k`, the weight moved inside the product.
+    pub fn full_scores_into(&self, hidden: &[Option<Tensor>], out: &mut Tensor) {
+        let _guard = tch::no_grad_guard();
+        let state = |k: usize| hidden[k].as_ref().expect("every subnet has a state");
+        let mut first = true;
+        let mut add_part = |input: Tensor, output: OutputLayer, weight: f64| {
+            let (w, b) = (&self.params[output.w].value, &self.params[output.b].value);
+            let (input, bias) = if weight == 1.0 { (input, b.shallow_clone()) } else { (input * weight, b * weight) };
+            if std::mem::take(&mut first) {
+                let _ = out.copy_(&bias.unsqueeze(0).expand_as(out));
+            } else {
+                let _ = out.g_add_(&bias.unsqueeze(0));
+            }
+            let _ = out.addmm_(&input, &w.tr());
+        };
+        match &self.merge {
+            MergeLayer::Parallel { outputs, weights } => {
+                for (k, output) in outputs.iter().enumerate() {
+                    add_part(state(k).shallow_clone(), *output, weights[k]);
+                }
+            }
+            MergeLayer::Interaction { outputs } => {
+                for (k, output) in outputs.iter().enumerate() {
+                    let input = if k == 0 { state(0).shallow_clone() } else { state(k) * state(0) };
+                    add_part(input, *output, 1.0);
+                }
+            }
+            MergeLayer::SharedW { output, weights } => {
+                let sum = (0..self.subnets.len()).map(|k| state(k) * weights[k]).reduce(|a, b| a + b).expect("a model has a subnet");
+                add_part(sum, *output, 1.0);
+            }
+        }
     }
 
     /// The training loss of merged scores, summed over rows and divided by the nominal batch size.
