@@ -3,12 +3,13 @@
 #               spec in specs/ and print its graph, parameters and training plan; feature specs are also
 #               compiled against the data, which makes every shape concrete
 #   make test   the whole test suite (what .ci/run runs)
+#   make bench  the speed and memory table of docs/performance.md (minutes; run on an idle machine)
 # PRNN_TORCH=cuda selects the full CUDA libtorch instead of the CPU-only one (docs/install.md).
 
 CARGO ?= cargo
 PRNN  := target/release/prnn
 
-.PHONY: demo test setup build doctor
+.PHONY: demo test bench setup build doctor
 
 setup:
 	@bash scripts/install-libtorch.sh >/dev/null
@@ -18,6 +19,9 @@ build: setup
 
 test: setup
 	$(CARGO) test --locked
+
+bench: setup
+	$(CARGO) bench --locked --bench performance
 
 demo: build
 	@for config in examples/*.toml; do echo; echo "=== prnn data prepare $$config"; $(PRNN) data prepare $$config || exit $$?; done

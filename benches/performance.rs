@@ -2,7 +2,9 @@
 //! docs/performance.md, written into that file's table for the device measured.
 //!
 //! Usage: `cargo bench --bench performance -- [--device cpu|cuda] [--only NAME ...] [--no-write]`, or
-//! `make bench`. It generates its synthetic data under `target/bench-data/` (once), then:
+//! `make bench`. `PRNN_BIN` and `PRNN_ROOT` name another `prnn` binary and repository root (a GPU machine
+//! that runs binaries built elsewhere, scripts/device-check.sh). It generates its synthetic data under
+//! `target/bench-data/` (once), then:
 //! - end-to-end rows run the `prnn` binary (`prnn train`, `prnn eval`) as child processes, each measured on
 //!   its own: speed from the run folder's `metrics.jsonl` and `eval.json`, peak memory from the child's
 //!   resource usage (`wait4`);
@@ -20,8 +22,14 @@ use prnn::lower::Network;
 use prnn::train::{EpochOptions, Trainer};
 use serde_json::Value;
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-const PRNN: &str = env!("CARGO_BIN_EXE_prnn");
+/// The repository root: `PRNN_ROOT`, else where this harness was built.
+fn root() -> PathBuf {
+    std::env::var_os("PRNN_ROOT").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+}
+
+fn prnn_binary() -> PathBuf {
+    std::env::var_os("PRNN_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_prnn")), PathBuf::from)
+}
 
 /// One measured line of the table.
 struct Row {
@@ -41,9 +49,9 @@ struct Child {
 /// Runs `prnn ARGS`, waiting with `wait4` for the child's own peak resident memory.
 fn run_prnn(args: &[&str], log: &Path) -> Child {
     let file = std::fs::File::create(log).expect("the log is writable");
-    let child = Command::new(PRNN)
+    let child = Command::new(prnn_binary())
         .args(args)
-        .current_dir(ROOT)
+        .current_dir(root())
         .stdout(file.try_clone().expect("log handle"))
         .stderr(file)
         .stdin(Stdio::null())
@@ -178,8 +186,8 @@ fn scaling_rows(device: tch::Device, data: &Path, wanted: &dyn Fn(&str) -> bool)
     }
     let config = prnn::config::parse("[data]\ntrain = \"train.tsv\"\ntest = \"test.tsv\"\n", &dir).expect("config");
     let base = prnn::data::prepare(&config).expect("the synthetic data prepares");
-    let row1 = std::fs::read_to_string(Path::new(ROOT).join("specs/gru4rec_xe.prnn")).expect("row 1 spec");
-    let row3 = std::fs::read_to_string(Path::new(ROOT).join("specs/gru4rec_bprmax.prnn")).expect("row 3 spec");
+    let row1 = std::fs::read_to_string(root().join("specs/gru4rec_xe.prnn")).expect("row 1 spec");
+    let row3 = std::fs::read_to_string(root().join("specs/gru4rec_bprmax.prnn")).expect("row 3 spec");
     let mut rows = Vec::new();
     let mut measure = |name: String, what: String, spec: &str, dataset: &prnn::data::Dataset, batches: u64| {
         if !wanted(&name) {
@@ -247,7 +255,7 @@ fn machine(device: &str) -> String {
         .ok()
         .and_then(|t| t.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<f64>().ok()))
         .map_or(String::new(), |kb| format!(", {:.0} GiB RAM", kb / 1048576.0));
-    let commit = Command::new("git").args(["-C", ROOT, "describe", "--always", "--dirty"]).output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    let commit = Command::new("git").arg("-C").arg(root()).args(["describe", "--always", "--dirty"]).output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
     let torch = prnn::runtime::cuda::loaded_torch_version().unwrap_or_else(|| "unknown".into());
     let date = jiff::Timestamp::now().strftime("%Y-%m-%d %H:%M UTC").to_string();
     format!("Measured {date} on {cpu} ({cores} cores{memory}), device `{device}`, libtorch {torch}, {} threads, commit `{commit}`.", tch::get_num_threads())
@@ -255,7 +263,7 @@ fn machine(device: &str) -> String {
 
 /// Replaces the text between this device's markers in docs/performance.md (appending the section if absent).
 fn write_section(device: &str, body: &str) {
-    let path = Path::new(ROOT).join("docs/performance.md");
+    let path = root().join("docs/performance.md");
     let text = std::fs::read_to_string(&path).unwrap_or_default();
     let (start, end) = (format!("<!-- bench:{device}:start -->"), format!("<!-- bench:{device}:end -->"));
     let section = format!("{start}\n{body}{end}");
@@ -285,9 +293,9 @@ fn main() {
     // The CLI's default: every core (`[run] threads = 0`).
     tch::set_num_threads(std::thread::available_parallelism().map_or(1, |n| n.get()) as i32);
     let wanted = |name: &str| only.is_empty() || only.iter().any(|o| name.starts_with(o.as_str()));
-    let data = Path::new(ROOT).join("target/bench-data");
+    let data = root().join("target/bench-data");
     let scratch = tempfile::tempdir().expect("a scratch folder");
-    let yoochoose = Path::new(ROOT).join("examples/yoochoose-categories.toml").to_string_lossy().to_string();
+    let yoochoose = root().join("examples/yoochoose-categories.toml").to_string_lossy().to_string();
     let autograd_on_cpu = if device == tch::Device::Cpu { vec!["--step", "autograd"] } else { vec![] };
     let mut rows = Vec::new();
     let mut cases = vec![

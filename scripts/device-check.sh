@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU checks, run on a machine with an NVIDIA GPU and a torch 2.11.0 install but no cargo: the binaries are
 # built elsewhere (release, stripped) into target/device/ and copied with the repository.
-#   prnn, train-tests (cargo test --release --test train), step_cost (cargo bench --bench step_cost)
+#   prnn, train-tests (cargo test --release --test train), performance (cargo bench --bench performance --no-run)
 # Usage: scripts/device-check.sh OUT_DIR   (run from the repository root; TORCH_LIB overrides the torch lib folder)
 set -uo pipefail
 out=${1:?OUT_DIR}
@@ -20,6 +20,6 @@ step timeout 120 $bin/prnn train specs/gru4rec_bprmax.prnn --config examples/yoo
 step timeout 60 $bin/prnn eval "$out/row3" --device cuda
 step timeout 120 $bin/prnn train specs/parallel_alt.prnn --config examples/yoochoose-categories.toml --out "$out/parallel_alt" --device cuda epochs=2
 step timeout 60 $bin/prnn eval "$out/parallel_alt" --device cuda
-step timeout 150 $bin/step_cost --device cuda --spec specs/gru4rec_xe.prnn --batches 300
-step timeout 150 $bin/step_cost --device cuda --spec specs/gru4rec_bprmax.prnn --batches 100
+# The speed table of docs/performance.md on this GPU (it generates its synthetic data first).
+step env PRNN_BIN=$bin/prnn PRNN_ROOT=$PWD timeout 420 $bin/performance --device cuda --no-write > "$out/performance-cuda.md"
 rm -f "$out"/*/checkpoint.safetensors  # large; the metrics, evaluations and ranks come back
