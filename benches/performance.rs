@@ -32,6 +32,7 @@ fn prnn_binary() -> PathBuf {
 }
 
 /// One measured line of the table.
+#[derive(Clone)]
 struct Row {
     name: String,
     what: String,
@@ -101,7 +102,7 @@ struct EndToEnd<'a> {
     evaluate: bool,
 }
 
-fn end_to_end(case: &EndToEnd<'_>, device: &str, scratch: &Path) -> (Row, Value, Option<Value>) {
+fn end_to_end(case: &EndToEnd<'_>, device: &str, scratch: &Path, evaluate: bool) -> Row {
     let run = scratch.join(case.name);
     let _ = std::fs::remove_dir_all(&run);
     let run_text = run.to_string_lossy().to_string();
@@ -109,7 +110,7 @@ fn end_to_end(case: &EndToEnd<'_>, device: &str, scratch: &Path) -> (Row, Value,
     args.extend(case.overrides.iter().copied());
     let train = run_prnn(&args, &scratch.join(format!("{}.train.log", case.name)));
     let epoch = last_epoch(&run);
-    let (evaluation, eval_peak) = if case.evaluate {
+    let (evaluation, eval_peak) = if evaluate {
         let child = run_prnn(&["eval", &run_text, "--device", device], &scratch.join(format!("{}.eval.log", case.name)));
         (Some(json(&run.join("eval.json"))), child.peak_bytes)
     } else {
@@ -124,7 +125,7 @@ fn end_to_end(case: &EndToEnd<'_>, device: &str, scratch: &Path) -> (Row, Value,
             e["events"], e["candidates"], e["seconds"].as_f64().unwrap_or(0.0), at20["recall"].as_f64().unwrap_or(f64::NAN), at20["mrr"].as_f64().unwrap_or(f64::NAN)
         );
     }
-    let row = Row {
+    Row {
         name: case.name.to_string(),
         what: case.what.to_string(),
         batches_per_second: epoch["batches_per_second"].as_f64(),
@@ -132,8 +133,34 @@ fn end_to_end(case: &EndToEnd<'_>, device: &str, scratch: &Path) -> (Row, Value,
         eval_per_second: evaluation.as_ref().and_then(|e| e["events_per_second"].as_f64()),
         peak_gb: Some(train.peak_bytes.max(eval_peak) as f64 / 1e9),
         note,
-    };
-    (row, epoch, evaluation)
+    }
+}
+
+/// Training runs of each end-to-end row, interleaved so that a slow minute of the machine spreads over
+/// every row instead of falling on one.
+const REPEATS: usize = 3;
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// The repeats of one row as one: the median speed (with the range in the notes), the evaluation of the
+/// last run, the largest peak memory.
+fn combine(runs: &[Row]) -> Row {
+    let speeds: Vec<f64> = runs.iter().filter_map(|r| r.batches_per_second).collect();
+    let middle = median(speeds.clone());
+    let typical = runs.iter().find(|r| r.batches_per_second == Some(middle)).expect("the median is one of the runs");
+    let last = runs.last().expect("at least one run");
+    let (low, high) = (speeds.iter().copied().fold(f64::INFINITY, f64::min), speeds.iter().copied().fold(0.0, f64::max));
+    Row {
+        events_per_second: typical.events_per_second,
+        batches_per_second: Some(middle),
+        eval_per_second: last.eval_per_second,
+        peak_gb: runs.iter().filter_map(|r| r.peak_gb).reduce(f64::max),
+        note: format!("median of {} runs ({} to {} mini-batches/s); last run: {}", runs.len(), figure(Some(low)), figure(Some(high)), last.note),
+        ..last.clone()
+    }
 }
 
 /// A spec with `hidden`, `batch`, `loss` and negatives replaced.
@@ -315,30 +342,27 @@ fn main() {
             autograd_cases.push(EndToEnd { name: "row3-autograd", what: "row 3 with `--step autograd`", spec: "specs/gru4rec_bprmax.prnn", config, overrides: vec!["epochs=1", "max_batches=100"], evaluate: false });
         }
     }
-    let mut per_batch = std::collections::HashMap::new();
-    for case in &cases {
-        if !wanted(case.name) {
-            continue;
-        }
-        let (row, _, _) = end_to_end(case, &device_name, scratch.path());
-        eprintln!("{}: {:.1} mini-batches/s", row.name, row.batches_per_second.unwrap_or(0.0));
-        per_batch.insert(row.name.clone(), row.batches_per_second.unwrap_or(f64::NAN));
-        rows.push(row);
-    }
     for case in &mut autograd_cases {
-        if !wanted(case.name) {
-            continue;
-        }
         case.overrides.extend(autograd_on_cpu.iter().copied());
-        let (row, _, _) = end_to_end(case, &device_name, scratch.path());
-        eprintln!("{}: {:.1} mini-batches/s", row.name, row.batches_per_second.unwrap_or(0.0));
-        rows.push(row);
     }
-    if let (Some(id), Some(p)) = (per_batch.get("id-only"), per_batch.get("p-rnn")) {
-        if let Some(row) = rows.iter_mut().find(|r| r.name == "p-rnn") {
-            row.note += &format!("; costs {:.2}x ID-only per mini-batch", id / p);
+    let active: Vec<&EndToEnd<'_>> = cases.iter().chain(&autograd_cases).filter(|c| wanted(c.name)).collect();
+    let mut runs: Vec<Vec<Row>> = vec![Vec::new(); active.len()];
+    for repeat in 0..REPEATS {
+        for (i, case) in active.iter().enumerate() {
+            let row = end_to_end(case, &device_name, scratch.path(), case.evaluate && repeat + 1 == REPEATS);
+            eprintln!("{} (run {}): {:.1} mini-batches/s", row.name, repeat + 1, row.batches_per_second.unwrap_or(0.0));
+            runs[i].push(row);
         }
     }
+    let mut combined: Vec<Row> = runs.iter().map(|r| combine(r)).collect();
+    // The p-RNN's cost relative to ID-only, from runs made one right after the other.
+    let position = |name: &str| active.iter().position(|c| c.name == name);
+    if let (Some(id), Some(p)) = (position("id-only"), position("p-rnn")) {
+        let ratios: Vec<f64> = runs[id].iter().zip(&runs[p]).filter_map(|(a, b)| Some(a.batches_per_second? / b.batches_per_second?)).collect();
+        let text = ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(", ");
+        combined[p].note = format!("costs {:.2}x ID-only per mini-batch (median of the runs' ratios {text}); {}", median(ratios), combined[p].note);
+    }
+    rows.extend(combined);
     rows.extend(scaling_rows(device, &data, &wanted));
     let body = format!("{}\n\n{}\n", machine(&device_name), table(&rows));
     println!("{body}");
