@@ -48,6 +48,7 @@ struct Child {
 }
 
 /// Runs `prnn ARGS`, waiting with `wait4` for the child's own peak resident memory.
+#[allow(clippy::zombie_processes)] // wait4 reaps the child
 fn run_prnn(args: &[&str], log: &Path) -> Child {
     let file = std::fs::File::create(log).expect("the log is writable");
     let child = Command::new(prnn_binary())

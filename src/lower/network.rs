@@ -462,7 +462,7 @@ impl Network {
             let (w, b) = (&self.params[output.w].value, &self.params[output.b].value);
             let (input, bias) = if weight == 1.0 { (input, b.shallow_clone()) } else { (input * weight, b * weight) };
             if std::mem::take(&mut first) {
-                let _ = out.copy_(&bias.unsqueeze(0).expand_as(out));
+                out.copy_(&bias.unsqueeze(0).expand_as(out));
             } else {
                 let _ = out.g_add_(&bias.unsqueeze(0));
             }

@@ -47,13 +47,7 @@ pub fn exp(x: f32) -> f32 {
     const LN2_LOW: f32 = -2.121_944_4e-4;
     // Adding 1.5 · 2^23 rounds to an integer and leaves it in the low mantissa bits.
     const ROUNDER: f32 = 12_582_912.0;
-    let x = if x < -87.0 {
-        -87.0
-    } else if x > 88.0 {
-        88.0
-    } else {
-        x
-    };
+    let x = x.clamp(-87.0, 88.0);
     let shifted = x * LOG2_E + ROUNDER;
     let n = shifted - ROUNDER;
     let r = x - n * LN2_HIGH - n * LN2_LOW;

@@ -128,6 +128,9 @@ impl BatchRows {
     }
 }
 
+/// An input path's rows `[B, width]` and its embedding-dropout mask.
+type PathRows = (Vec<f32>, Option<Vec<f32>>);
+
 /// One subnet's forward pass on a mini-batch, kept for its backward pass.
 struct SubnetRun {
     /// The state before the step `[B, H]`.
@@ -141,7 +144,7 @@ struct SubnetRun {
     output: Vec<f32>,
     dropout: Option<Vec<f32>>,
     /// Per input path with a matrix product: its rows `[B, width]` (after embedding dropout) and the mask.
-    path_rows: Vec<Option<(Vec<f32>, Option<Vec<f32>>)>>,
+    path_rows: Vec<Option<PathRows>>,
 }
 
 /// Buffers kept from step to step, so that the large ones are not mapped, faulted in and zeroed anew each
