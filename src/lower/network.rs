@@ -645,21 +645,11 @@ impl FrameIndexer {
         let both_unique = upload(&d.rows, device);
         let input_items: Vec<i64> = inputs.iter().map(|&i| i64::from(i)).collect();
         let scored_items: Vec<i64> = scored.iter().map(|&i| i64::from(i)).collect();
-        self.vocabulary.resize_with(network.features.len(), Dedup::default);
-        let bags = network
-            .features
-            .iter()
-            .zip(&mut self.vocabulary)
-            .map(|(feature, d)| match feature {
-                FeatureRows::Dense(_) => None,
-                FeatureRows::Sparse(sparse) => {
-                    d.start(sparse.width);
-                    let (indices, offsets, weights) = bag_rows(sparse, inputs, |column| d.position(column));
-                    let unique = upload(&d.rows, device);
-                    Some((Bag { indices: upload(&indices, device), offsets: upload(&offsets, device), weights: weights_tensor(&weights, device) }, unique))
-                }
-            })
-            .collect();
+        let bags = index_sparse(&network.features, &mut self.vocabulary, |sparse, d| {
+            let (indices, offsets, weights) = bag_rows(sparse, inputs, |column| d.position(column));
+            let unique = upload(&d.rows, device);
+            (Bag { indices: upload(&indices, device), offsets: upload(&offsets, device), weights: weights_tensor(&weights, device) }, unique)
+        });
         BatchIndex {
             input_items: upload(&input_items, device),
             input_rows: upload(&input_rows, device),
@@ -679,9 +669,26 @@ fn weights_tensor(weights: &[f32], device: Device) -> Tensor {
     Tensor::from_slice(weights).to_device(device)
 }
 
+/// `index(feature, its row positions)` for every sparse feature (None for dense ones); the positions are
+/// started afresh for the step and their buffers reused across steps.
+pub(crate) fn index_sparse<T>(features: &[FeatureRows], vocabulary: &mut Vec<Dedup>, mut index: impl FnMut(&SparseFeature, &mut Dedup) -> T) -> Vec<Option<T>> {
+    vocabulary.resize_with(features.len(), Dedup::default);
+    features
+        .iter()
+        .zip(vocabulary.iter_mut())
+        .map(|(feature, d)| match feature {
+            FeatureRows::Dense(_) => None,
+            FeatureRows::Sparse(sparse) => {
+                d.start(sparse.width);
+                Some(index(sparse, d))
+            }
+        })
+        .collect()
+}
+
 /// The embedding_bag triple of the items' sparse rows; `column_index` maps a vocabulary column to its
 /// index in the table the bag reads.
-fn bag_rows(sparse: &SparseFeature, items: &[u32], mut column_index: impl FnMut(u32) -> i64) -> (Vec<i64>, Vec<i64>, Vec<f32>) {
+pub(crate) fn bag_rows(sparse: &SparseFeature, items: &[u32], mut column_index: impl FnMut(u32) -> i64) -> (Vec<i64>, Vec<i64>, Vec<f32>) {
     let mut indices = Vec::new();
     let mut weights = Vec::new();
     let mut offsets = Vec::with_capacity(items.len());

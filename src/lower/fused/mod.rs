@@ -20,7 +20,7 @@ pub mod parallel;
 use gemm::{product, Matrix, MatrixMut};
 
 use super::gru::GruForm;
-use super::network::{Dedup, FeatureRows, InputPath, MergeLayer, Network, OutputLayer, Parameter, RowSpace};
+use super::network::{bag_rows, index_sparse, Dedup, FeatureRows, InputPath, MergeLayer, Network, OutputLayer, Parameter, RowSpace};
 use crate::check::Loss;
 use crate::ir::graph::Owner;
 use crate::train::batches::Step;
@@ -262,29 +262,13 @@ impl FusedStep {
         rows.both_input = inputs.iter().map(|&i| d.position(i) as usize).collect();
         rows.both_scored = scored.iter().map(|&i| d.position(i) as usize).collect();
         rows.both_rows = std::mem::take(&mut d.rows);
-        rows.bags = network
-            .features
-            .iter()
-            .zip(&mut self.vocabulary)
-            .map(|(feature, d)| match feature {
-                FeatureRows::Dense(_) => None,
-                FeatureRows::Sparse(sparse) => {
-                    d.start(sparse.width);
-                    let mut bag = Bag { offsets: Vec::with_capacity(inputs.len() + 1), positions: Vec::new(), weights: Vec::new(), rows: Vec::new() };
-                    for &item in inputs {
-                        bag.offsets.push(bag.positions.len());
-                        let range = sparse.indptr[item as usize] as usize..sparse.indptr[item as usize + 1] as usize;
-                        for (&column, &value) in sparse.indices[range.clone()].iter().zip(&sparse.values[range]) {
-                            bag.positions.push(d.position(column) as usize);
-                            bag.weights.push(value);
-                        }
-                    }
-                    bag.offsets.push(bag.positions.len());
-                    bag.rows = std::mem::take(&mut d.rows);
-                    Some(bag)
-                }
-            })
-            .collect();
+        rows.bags = index_sparse(&network.features, &mut self.vocabulary, |sparse, d| {
+            let (positions, offsets, weights) = bag_rows(sparse, inputs, |column| d.position(column));
+            let as_index = |values: Vec<i64>| values.into_iter().map(|v| v as usize).collect::<Vec<_>>();
+            let mut offsets = as_index(offsets);
+            offsets.push(positions.len());
+            Bag { offsets, positions: as_index(positions), weights, rows: std::mem::take(&mut d.rows) }
+        });
     }
 
     /// Runs the plan's steps on one mini-batch (hidden states already carried): forward, backward and
@@ -466,18 +450,11 @@ impl FusedStep {
 
     /// Starts the gradient of a parameter for this step (zeros), once.
     fn gradient(&mut self, network: &Network, param: usize) -> &mut Vec<f32> {
-        if !self.reached[param] {
-            self.reached[param] = true;
-            let p = &network.params[param];
-            let size = match self.rows.rows(p.rows) {
-                Some(rows) => rows.len() * row_width(p),
-                None => p.value.numel(),
-            };
-            let gradient = &mut self.gradients[param];
-            gradient.clear();
-            gradient.resize(size, 0.0);
+        let (gradient, started) = self.product_gradient(network, param);
+        if !started {
+            gradient.fill(0.0);
         }
-        &mut self.gradients[param]
+        gradient
     }
 
     /// A parameter's gradient buffer for a matrix product that writes all of it: returns whether the
