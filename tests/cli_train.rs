@@ -49,6 +49,19 @@ fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 #[test]
+fn the_autograd_step_is_chosen_on_the_command_line_and_recorded() {
+    let (data, spec) = setup(200);
+    let run = data.dir.path().join("autograd");
+    let output = prnn().arg("train").arg(&spec).arg("--config").arg(&data.config).arg("--out").arg(&run).arg("--step").arg("autograd").arg("epochs=1").output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stderr(&output).contains("on cpu, autograd step"), "{}", stderr(&output));
+    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(record["step"], serde_json::json!("autograd"));
+    let output = prnn().arg("train").arg(&spec).arg("--config").arg(&data.config).arg("--step").arg("symbolic").output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "an unknown step is a usage error: {}", stderr(&output));
+}
+
+#[test]
 fn train_then_eval_leaves_a_complete_run_folder() {
     let (data, spec) = setup(400);
     let run = data.dir.path().join("run");
@@ -60,6 +73,7 @@ fn train_then_eval_leaves_a_complete_run_folder() {
     assert_eq!(std::fs::read_to_string(run.join("spec.prnn")).unwrap(), SPEC);
     let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
     assert_eq!(record["overrides"], serde_json::json!(["epochs=2"]));
+    assert_eq!(record["step"], serde_json::json!("fused"), "the CPU trains with the fused step by default");
     assert_eq!(record["spec_hash"], serde_json::json!(blake3::hash(SPEC.as_bytes()).to_hex().to_string()));
     assert_eq!(record["model"]["train"]["schedule"]["epochs"], serde_json::json!(2));
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();

@@ -37,8 +37,7 @@ pub struct StepPlan {
 }
 
 /// How a training step executes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepKind {
     /// Hand-derived gradients in Rust loops over CPU memory (`lower::fused`).
     Fused,
@@ -117,11 +116,6 @@ impl<'a> Trainer<'a> {
         let support = item_support(dataset);
         let kind = if fused::unsupported(&network).is_none() { StepKind::Fused } else { StepKind::Autograd };
         Trainer { network, model, plan, dataset, support, indexer: FrameIndexer::default(), kind }
-    }
-
-    /// The step in use: fused on the CPU, autograd elsewhere, unless set.
-    pub fn step_kind(&self) -> StepKind {
-        self.kind
     }
 
     /// Chooses the step; `Err` says why the fused step cannot run this network.
