@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU checks, run on a machine with an NVIDIA GPU and a torch 2.11.0 install but no cargo: the binaries are
-# built elsewhere (release, stripped) into target/device/ and copied with the repository.
+# built elsewhere (release, stripped) into target/device/ by scripts/device-build.sh and copied with the repository.
 #   prnn, train-tests (cargo test --release --test train), performance (cargo bench --bench performance --no-run)
 # Usage: scripts/device-check.sh OUT_DIR   (run from the repository root; TORCH_LIB overrides the torch lib folder)
 set -uo pipefail
