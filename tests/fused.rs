@@ -153,3 +153,13 @@ fn parallel_interleaving_reuses_the_other_subnets_scores() {
         " schedule = interleaving(epochs = 1, order = [b, a])",
     ));
 }
+
+#[test]
+fn a_batch_of_one_row_updates_that_row() {
+    // One input row per step: every row-indexed matrix has a single touched row.
+    let spec = "model m {\n input id : item_id\n input category : sparse\n subnet a = gru(id, category, hidden = 6)\n \
+                output = scores(activation = tanh)\n loss = bpr_max\n}\n\
+                train {\n optimizer = adagrad(lr = 0.1, momentum = 0.2)\n batch = 1\n \
+                negatives = in_batch(extra = 8, alpha = 0.5)\n schedule = simultaneous(epochs = 1)\n}\n";
+    same_training(spec);
+}

@@ -829,17 +829,17 @@ impl FusedStep {
             let momentum = param.state.momentum.as_ref().map(|m| parallel::Shared(memory_mut(m).as_mut_ptr()));
             let (lr, mu, eps) = (param.learning_rate as f32, adagrad.momentum as f32, adagrad.eps as f32);
             // Blocks of (offset in the parameter, offset in the gradient, length): whole rows, or the whole tensor.
-            let rows: &[i64] = self.rows.rows(param.rows).unwrap_or(&[0]);
+            let touched = self.rows.rows(param.rows);
+            let rows: &[i64] = touched.unwrap_or(&[]);
             let width = gradient.len() / rows.len().max(1);
             let parts = parallel::parts_for(gradient.len());
             let update = |part: usize| {
                 let (first, last) = (rows.len() * part / parts, rows.len() * (part + 1) / parts);
                 let (start, end) = (gradient.len() * part / parts, gradient.len() * (part + 1) / parts);
-                let blocks: Box<dyn Iterator<Item = (usize, usize, usize)>> = if rows.len() == 1 && width == gradient.len() {
+                let blocks: Box<dyn Iterator<Item = (usize, usize, usize)>> = match touched {
                     // A dense parameter: split its elements.
-                    Box::new(std::iter::once((start, start, end - start)))
-                } else {
-                    Box::new((first..last).map(|position| (rows[position] as usize * width, position * width, width)))
+                    None => Box::new(std::iter::once((start, start, end - start))),
+                    Some(_) => Box::new((first..last).map(|position| (rows[position] as usize * width, position * width, width))),
                 };
                 for (at, from, length) in blocks {
                     // Safety: parts update disjoint rows (the row list is distinct) or disjoint element ranges.
