@@ -259,14 +259,12 @@ vectorised! {
     /// GRU4Rec's gates, reset before the product: `r`, `z` from `x_r + a_r`, `x_z + a_z`, and `r ⊙ h`.
     /// `x` is `[B, 3H]` as `[n | r | z]`, `a` is `h W_rz` `[B, 2H]`.
     pub fn gates_reset_before(x: &[f32], a: &[f32], before: &[f32], hidden: usize, reset: &mut [f32], update: &mut [f32], reset_state: &mut [f32]) {
-        for (r, (((x, a), h), ((reset, update), rh))) in x
+        for (((x, a), h), ((reset, update), rh)) in x
             .chunks_exact(3 * hidden)
             .zip(a.chunks_exact(2 * hidden))
             .zip(before.chunks_exact(hidden))
             .zip(reset.chunks_exact_mut(hidden).zip(update.chunks_exact_mut(hidden)).zip(reset_state.chunks_exact_mut(hidden)))
-            .enumerate()
         {
-            let _ = r;
             for u in 0..hidden {
                 reset[u] = sigmoid(x[hidden + u] + a[u]);
                 update[u] = sigmoid(x[2 * hidden + u] + a[hidden + u]);
