@@ -22,6 +22,8 @@
 //! Nothing in `syntax`, `check` or `ir` touches files or libtorch; `lower`, `train` and `eval` need the
 //! `torch` feature. The CLI (src/main.rs, src/cli) wires the stages together.
 
+#[cfg(feature = "torch")]
+pub mod baseline;
 pub mod check;
 pub mod config;
 pub mod data;
@@ -29,6 +31,8 @@ pub mod diagnostic;
 #[cfg(feature = "torch")]
 pub mod eval;
 pub mod ir;
+#[cfg(feature = "torch")]
+pub mod report;
 #[cfg(feature = "torch")]
 pub mod lower;
 #[cfg(feature = "torch")]

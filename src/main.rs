@@ -37,6 +37,13 @@ enum Command {
     /// Evaluate a trained run: Recall@K and MRR@K on its test set, and the rank of every test event.
     #[cfg(feature = "torch")]
     Eval(cli::eval::Args),
+    /// Run an experiment: train specs over seeds and a sweep, tune on a validation split, fit baselines,
+    /// and write the results table, a plot and a paired bootstrap against a base model.
+    #[cfg(feature = "torch")]
+    Run(cli::experiment::Args),
+    /// Fit a baseline (popularity, item-kNN, session-kNN) and evaluate it like a trained run.
+    #[cfg(feature = "torch")]
+    Baseline(cli::baseline::Args),
     /// Show the libtorch in use, whether CUDA is available, and test each device.
     #[cfg(feature = "torch")]
     Doctor,
@@ -64,6 +71,10 @@ fn main() -> ExitCode {
         Command::Train(args) => cli::train::run(args, &reporter),
         #[cfg(feature = "torch")]
         Command::Eval(args) => cli::eval::run(args, &reporter),
+        #[cfg(feature = "torch")]
+        Command::Run(args) => cli::experiment::run(args, &reporter),
+        #[cfg(feature = "torch")]
+        Command::Baseline(args) => cli::baseline::run(args, &reporter),
         #[cfg(feature = "torch")]
         Command::Doctor => cli::doctor::run(),
     });

@@ -22,6 +22,9 @@ pub struct Args {
     /// `auto`, `cpu`, `cuda` or `cuda:N`; overrides the config's `[run] device`.
     #[arg(long, value_name = "DEVICE")]
     pub device: Option<String>,
+    /// CPU threads; overrides the config's `[run] threads` (0 = every core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<u64>,
 }
 
 pub const EVAL_FILE: &str = "eval.json";
@@ -44,7 +47,10 @@ fn eval(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
         }
         None => (own_config, args.run.join(CONFIG_FILE), record.config_dir.clone()),
     };
-    let prepared = session::prepare(spec, config_text, &config_path, &config_dir, &record.overrides, reporter)?;
+    let mut prepared = session::prepare(spec, config_text, &config_path, &config_dir, &record.overrides, record.validation, reporter)?;
+    if let Some(threads) = args.threads {
+        prepared.config.run.threads = threads;
+    }
     let device = session::device(args.device.as_deref(), &prepared.config, reporter)?;
     let mut network = Network::new(&prepared.compiled.model, &prepared.dataset, device);
     let checkpoint_path = args.run.join(checkpoint::FILE_NAME);
@@ -61,33 +67,55 @@ fn eval(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
     })?;
     let settings = &prepared.config.eval;
     let evaluation = evaluate(&network, &prepared.dataset, settings);
-    let ties = serde_json::to_value(settings.ties).expect("ties serialise");
-    let summary = serde_json::json!({
-        "model": prepared.compiled.model.name,
-        "epochs_trained": info.epoch,
-        "device": session::device_name(device),
-        "ties": ties,
-        "candidates": evaluation.candidates,
-        "events": evaluation.events,
-        "sessions": evaluation.sessions,
-        "seconds": evaluation.seconds,
-        "events_per_second": evaluation.events_per_second,
-        "metrics": evaluation.metrics,
-    });
-    let eval_path = args.run.join(EVAL_FILE);
-    std::fs::write(&eval_path, serde_json::to_string_pretty(&summary).expect("json") + "\n").map_err(|e| {
-        reporter.error(&format!("cannot write `{}`: {e}", eval_path.display()), None);
-        Exit::Io
-    })?;
-    write_ranks(&args.run.join(RANKS_FILE), &prepared.dataset, &evaluation).map_err(|e| {
-        reporter.error(&format!("cannot write `{}`: {e}", args.run.join(RANKS_FILE).display()), None);
-        Exit::Io
-    })?;
-    print_table(&prepared.compiled.model.name, info.epoch, &evaluation, ties.as_str().unwrap_or(""));
+    let extra = serde_json::json!({ "epochs_trained": info.epoch, "device": session::device_name(device) });
+    write_results(&args.run, &prepared.compiled.model.name, extra, settings, &prepared.dataset, &evaluation, reporter)?;
+    print_table(&format!("{} after {} epoch{}", prepared.compiled.model.name, info.epoch, if info.epoch == 1 { "" } else { "s" }), &evaluation, settings);
     Ok(())
 }
 
-fn write_ranks(path: &std::path::Path, dataset: &prnn::data::Dataset, evaluation: &Evaluation) -> std::io::Result<()> {
+/// Writes `eval.json` (the summary, with `extra` fields after the model's name) and `ranks.tsv` into a run folder.
+pub fn write_results(
+    run: &std::path::Path,
+    name: &str,
+    extra: serde_json::Value,
+    settings: &prnn::config::Eval,
+    dataset: &prnn::data::Dataset,
+    evaluation: &Evaluation,
+    reporter: &Reporter,
+) -> Result<(), Exit> {
+    let mut summary = serde_json::json!({ "model": name });
+    let fields = summary.as_object_mut().expect("an object");
+    if let serde_json::Value::Object(extra) = extra {
+        fields.extend(extra);
+    }
+    fields.extend(
+        serde_json::json!({
+            "ties": settings.ties,
+            "candidates": evaluation.candidates,
+            "events": evaluation.events,
+            "sessions": evaluation.sessions,
+            "seconds": evaluation.seconds,
+            "events_per_second": evaluation.events_per_second,
+            "metrics": evaluation.metrics,
+        })
+        .as_object()
+        .expect("an object")
+        .clone(),
+    );
+    let eval_path = run.join(EVAL_FILE);
+    let ranks_path = run.join(RANKS_FILE);
+    write_ranks(&ranks_path, dataset, evaluation).map_err(|e| {
+        reporter.error(&format!("cannot write `{}`: {e}", ranks_path.display()), None);
+        Exit::Io
+    })?;
+    // Last, so that a folder with `eval.json` always has its ranks.
+    std::fs::write(&eval_path, serde_json::to_string_pretty(&summary).expect("json") + "\n").map_err(|e| {
+        reporter.error(&format!("cannot write `{}`: {e}", eval_path.display()), None);
+        Exit::Io
+    })
+}
+
+pub fn write_ranks(path: &std::path::Path, dataset: &prnn::data::Dataset, evaluation: &Evaluation) -> std::io::Result<()> {
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
     writeln!(out, "SessionId\tPosition\tItemId\tRank")?;
     for rank in &evaluation.ranks {
@@ -97,13 +125,14 @@ fn write_ranks(path: &std::path::Path, dataset: &prnn::data::Dataset, evaluation
     out.flush()
 }
 
-fn print_table(model: &str, epochs: u64, evaluation: &Evaluation, ties: &str) {
+pub fn print_table(what: &str, evaluation: &Evaluation, settings: &prnn::config::Eval) {
+    let ties = serde_json::to_value(settings.ties).expect("ties serialise");
     println!(
-        "{model} after {epochs} epoch{}: {} test events in {} sessions, ranked against {} items ({ties} ties)",
-        if epochs == 1 { "" } else { "s" },
+        "{what}: {} test events in {} sessions, ranked against {} items ({} ties)",
         evaluation.events,
         evaluation.sessions,
-        evaluation.candidates
+        evaluation.candidates,
+        ties.as_str().unwrap_or("")
     );
     println!("{:>8}  {:>8}  {:>8}", "cutoff", "recall", "mrr");
     for metric in &evaluation.metrics {

@@ -1,5 +1,7 @@
 //! The command line: one module per subcommand, exit codes, and how diagnostics reach the terminal.
 
+#[cfg(feature = "torch")]
+pub mod baseline;
 pub mod check;
 pub mod compile;
 pub mod data;
@@ -7,6 +9,8 @@ pub mod data;
 pub mod doctor;
 #[cfg(feature = "torch")]
 pub mod eval;
+#[cfg(feature = "torch")]
+pub mod experiment;
 #[cfg(feature = "torch")]
 pub mod session;
 #[cfg(feature = "torch")]

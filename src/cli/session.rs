@@ -34,6 +34,9 @@ pub struct RunRecord {
     #[serde(default)]
     pub step: String,
     pub parameters: i64,
+    /// Trained and evaluated on the validation split (`--validation`) instead of train and test.
+    #[serde(default)]
+    pub validation: bool,
     /// The model after defaults and overrides: what actually trains.
     pub model: serde_json::Value,
 }
@@ -53,9 +56,22 @@ pub struct Prepared {
     pub max_batches: Option<u64>,
 }
 
+/// The keys `key=value` overrides take.
+pub const OVERRIDE_KEYS: &str = "seed, batch, lr, momentum, eps, epochs, extra, alpha, max_batches";
+const KEYS: &str = OVERRIDE_KEYS;
+
+/// An error naming the closest key when `key` is not an override key.
+pub fn check_override_key(key: &str) -> Result<(), String> {
+    let names: Vec<&str> = KEYS.split(", ").collect();
+    if names.contains(&key) {
+        return Ok(());
+    }
+    let hint = prnn::diagnostic::closest(key, names).map(|b| format!(" (did you mean `{b}`?)")).unwrap_or_default();
+    Err(format!("unknown override `{key}`{hint}; keys: {KEYS}"))
+}
+
 /// Applies `key=value` overrides to the spec's training settings. Returns the run-only `max_batches`.
 pub fn apply_overrides(model: &mut Model, overrides: &[String]) -> Result<Option<u64>, String> {
-    const KEYS: &str = "seed, batch, lr, momentum, eps, epochs, extra, alpha, max_batches";
     let mut max_batches = None;
     for text in overrides {
         let (key, value) = text.split_once('=').ok_or_else(|| format!("override `{text}` is not `key=value` (keys: {KEYS})"))?;
@@ -87,11 +103,7 @@ pub fn apply_overrides(model: &mut Model, overrides: &[String]) -> Result<Option
                     Schedule::Residual { phases } => phases.iter_mut().for_each(|p| p.epochs = epochs),
                 }
             }
-            _ => {
-                let names: Vec<&str> = KEYS.split(", ").collect();
-                let hint = prnn::diagnostic::closest(key, names).map(|b| format!(" (did you mean `{b}`?)")).unwrap_or_default();
-                return Err(format!("unknown override `{key}`{hint}; keys: {KEYS}"));
-            }
+            _ => return Err(check_override_key(key).expect_err("every known key has an arm above")),
         }
     }
     if model.train.batch == 1 && model.train.negatives.extra == 0 {
@@ -107,6 +119,7 @@ pub fn prepare(
     config_path: &Path,
     config_dir: &Path,
     overrides: &[String],
+    validation: bool,
     reporter: &Reporter,
 ) -> Result<Prepared, Exit> {
     let mut model = match prnn::check_source(&spec) {
@@ -129,9 +142,24 @@ pub fn prepare(
         reporter.error(&message, None);
         Exit::Usage
     })?;
-    let (dataset, _) = prnn::data::load(&config, true).map_err(|error| super::data::report_data_error(&error, reporter))?;
+    let dataset = load_data(&config, validation, reporter)?;
     let compiled = Compiled::new(model);
     Ok(Prepared { spec, config_text, config, compiled, dataset, max_batches })
+}
+
+/// The config's dataset, or its validation split (the training set's last sessions held out as the test set).
+pub fn load_data(config: &RunConfig, validation: bool, reporter: &Reporter) -> Result<Dataset, Exit> {
+    let (dataset, _) = prnn::data::load(config, true).map_err(|error| super::data::report_data_error(&error, reporter))?;
+    if !validation {
+        return Ok(dataset);
+    }
+    prnn::data::validation::validation_split(&dataset).ok_or_else(|| {
+        reporter.error(
+            "the validation split leaves no session to evaluate",
+            Some("the training set's last sessions share no item with the rest; train without `--validation`"),
+        );
+        Exit::Data
+    })
 }
 
 /// Reads a run folder's record and the spec and config it keeps.
@@ -155,13 +183,18 @@ pub fn hash(text: &str) -> String {
     blake3::hash(text.as_bytes()).to_hex().to_string()
 }
 
-/// Resolves the device: the command line's, else the config's; reports an unusable one.
-pub fn device(flag: Option<&str>, config: &RunConfig, reporter: &Reporter) -> Result<tch::Device, Exit> {
+/// Sets libtorch's CPU thread count from `[run] threads` (0: every core this process may use).
+pub fn set_threads(config: &RunConfig) {
     let threads = match config.run.threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n as usize,
     };
     tch::set_num_threads(threads as i32);
+}
+
+/// Resolves the device: the command line's, else the config's; reports an unusable one.
+pub fn device(flag: Option<&str>, config: &RunConfig, reporter: &Reporter) -> Result<tch::Device, Exit> {
+    set_threads(config);
     let name = flag.unwrap_or(config.run.device.get_ref().as_str());
     prnn::lower::device(name).map_err(|message| {
         reporter.error(&message, Some("use `--device cpu`, or `auto` to take CUDA only when it is there"));

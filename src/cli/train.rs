@@ -30,6 +30,17 @@ pub struct Args {
     /// The run folder to create (default: `<[run] out>/<model>-<date>-<time>`); it must not exist yet.
     #[arg(long, value_name = "DIR", conflicts_with = "resume")]
     pub out: Option<PathBuf>,
+    /// Train on the training set minus its last sessions and evaluate on those (as many sessions as the
+    /// test set has), for tuning without looking at the test set; recorded in the run folder.
+    #[arg(long, conflicts_with = "resume")]
+    pub validation: bool,
+    /// CPU threads for libtorch; overrides the config's `[run] threads` (0 = every core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<u64>,
+    /// Evaluate on the test (or validation) set after every epoch and record Recall and MRR in
+    /// `metrics.jsonl`, for plots of metrics per epoch.
+    #[arg(long)]
+    pub eval_every_epoch: bool,
     /// Continue a stopped or killed run from its last checkpoint, with its own spec, config and overrides.
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["spec", "config", "overrides"])]
     pub resume: Option<PathBuf>,
@@ -76,7 +87,7 @@ fn io_error(what: &str, path: &Path, error: std::io::Error, reporter: &Reporter)
 }
 
 /// A new run folder under `out`, named after the model and the time.
-fn new_run_dir(out: &Path, model: &str) -> PathBuf {
+pub fn new_run_dir(out: &Path, model: &str) -> PathBuf {
     let stamp = jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S").to_string();
     let base = out.join(format!("{model}-{stamp}"));
     let mut candidate = base.clone();
@@ -89,10 +100,10 @@ fn new_run_dir(out: &Path, model: &str) -> PathBuf {
 }
 
 fn train(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
-    let (prepared, record, run_dir) = match &args.resume {
+    let (mut prepared, record, run_dir) = match &args.resume {
         Some(dir) => {
             let (record, spec, config_text) = session::read_run(dir, reporter)?;
-            let prepared = session::prepare(spec, config_text, &record.config_path, &record.config_dir, &record.overrides, reporter)?;
+            let prepared = session::prepare(spec, config_text, &record.config_path, &record.config_dir, &record.overrides, record.validation, reporter)?;
             let model_json = serde_json::to_string(&prepared.compiled.model).expect("models serialise");
             if session::hash(&model_json) != record.model_hash {
                 reporter.error(
@@ -109,7 +120,7 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
             let spec = read_file(spec_path, "spec", reporter)?;
             let config_text = read_file(config_path, "run config", reporter)?.text;
             let config_dir = absolute(config_path.parent().unwrap_or(Path::new(".")));
-            let prepared = session::prepare(spec, config_text, config_path, &config_dir, &args.overrides, reporter)?;
+            let prepared = session::prepare(spec, config_text, config_path, &config_dir, &args.overrides, args.validation, reporter)?;
             let run_dir = match &args.out {
                 Some(out) => {
                     if out.exists() && std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(true) {
@@ -139,11 +150,15 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
                 device: String::new(),
                 step: String::new(),
                 parameters: 0,
+                validation: args.validation,
                 model: serde_json::to_value(&prepared.compiled.model).expect("models serialise"),
             };
             (prepared, record, run_dir)
         }
     };
+    if let Some(threads) = args.threads {
+        prepared.config.run.threads = threads;
+    }
     let device = session::device(args.device.as_deref().or((!record.device.is_empty()).then_some(record.device.as_str())), &prepared.config, reporter)?;
     let network = Network::new(&prepared.compiled.model, &prepared.dataset, device);
     let recorded_step = match record.step.as_str() {
@@ -254,7 +269,8 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
                 return Err(Exit::Diverged);
             }
         };
-        append_metrics(&run_dir.join(METRICS_FILE), &summary).map_err(|e| io_error("metrics", &run_dir, e, reporter))?;
+        let evaluation = args.eval_every_epoch.then(|| prnn::eval::evaluate(&trainer.network, &prepared.dataset, &prepared.config.eval));
+        append_metrics(&run_dir.join(METRICS_FILE), &summary, evaluation.as_ref()).map_err(|e| io_error("metrics", &run_dir, e, reporter))?;
         let info = CheckpointInfo {
             epoch,
             prnn_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -272,14 +288,23 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
             summary.events_per_second,
             summary.batches_per_second
         );
+        if let Some(evaluation) = &evaluation {
+            let line: Vec<String> = evaluation.metrics.iter().map(|m| format!("Recall@{0} {1:.4}  MRR@{0} {2:.4}", m.cutoff, m.recall, m.mrr)).collect();
+            eprintln!("epoch {epoch}/{epochs}  {}", line.join("  "));
+        }
     }
     eprintln!("done; evaluate with: prnn eval {}", run_dir.display());
     Ok(())
 }
 
-fn append_metrics(path: &Path, summary: &EpochSummary) -> std::io::Result<()> {
+/// One line per epoch; with `--eval-every-epoch` the line also holds the epoch's `eval` metrics.
+fn append_metrics(path: &Path, summary: &EpochSummary, evaluation: Option<&prnn::eval::Evaluation>) -> std::io::Result<()> {
     let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-    writeln!(file, "{}", serde_json::to_string(summary).expect("summaries serialise"))?;
+    let mut line = serde_json::to_value(summary).expect("summaries serialise");
+    if let (Some(evaluation), Some(fields)) = (evaluation, line.as_object_mut()) {
+        fields.insert("eval".into(), serde_json::to_value(&evaluation.metrics).expect("metrics serialise"));
+    }
+    writeln!(file, "{line}")?;
     file.sync_all()
 }
 

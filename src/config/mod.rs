@@ -26,6 +26,12 @@ pub struct RunConfig {
     pub eval: Eval,
     #[serde(default)]
     pub run: Run,
+    /// Settings of the baselines `prnn baseline` and `prnn run` evaluate.
+    #[serde(default)]
+    pub baselines: Baselines,
+    /// What `prnn run` trains and compares (ignored by the other commands).
+    #[serde(default)]
+    pub experiment: Experiment,
 }
 
 /// Where the sessions are: a shipped train/test split, or one file that preprocessing splits by time.
@@ -496,11 +502,178 @@ fn validate(config: &RunConfig, errors: &mut Vec<Diagnostic>) {
     if config.eval.batch == 0 {
         range_error("`[eval] batch`", "give a positive batch size, e.g. `batch = 512`");
     }
+    validate_baselines_and_experiment(config, errors);
     if config.eval.cutoffs.is_empty() || config.eval.cutoffs.contains(&0) {
         errors.push(
             Diagnostic::error(Code::ConfigSyntax, "`[eval] cutoffs` must list positive cut-offs")
                 .help("e.g. `cutoffs = [5, 10, 20]`"),
         );
+    }
+}
+
+/// `[baselines]`: the settings of each non-neural recommender.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Baselines {
+    pub item_knn: ItemKnnSettings,
+    pub sknn: SessionKnnSettings,
+}
+
+/// `[baselines.item_knn]`: GRU4Rec's item-kNN (docs/baselines.md).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ItemKnnSettings {
+    /// Regularises the support of rare items in the similarity's denominator.
+    pub lambda: f64,
+    /// The weight of the query item's support in the denominator (0.5: symmetric, like cosine).
+    pub alpha: f64,
+    /// Similar items kept per item.
+    pub neighbours: u64,
+    /// Count supports and co-occurrences over `sessions` (each session once) or over `events`, as the
+    /// official code's `baselines.py` does.
+    pub counting: KnnCounting,
+}
+
+impl Default for ItemKnnSettings {
+    fn default() -> Self {
+        ItemKnnSettings { lambda: 20.0, alpha: 0.5, neighbours: 100, counting: KnnCounting::Sessions }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum KnnCounting {
+    Sessions,
+    Events,
+}
+
+/// `[baselines.sknn]`: session-kNN as session-rec defines it (docs/baselines.md).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionKnnSettings {
+    /// Neighbour sessions whose items are scored.
+    pub k: u64,
+    /// Candidate neighbours: the most recent training sessions sharing an item with the current one.
+    pub sample: u64,
+}
+
+impl Default for SessionKnnSettings {
+    fn default() -> Self {
+        SessionKnnSettings { k: 50, sample: 500 }
+    }
+}
+
+/// `[experiment]`: what `prnn run` trains and how it compares the results (docs/experiments.md).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Experiment {
+    /// Every trained cell runs once per seed.
+    pub seeds: Vec<u64>,
+    /// `popularity`, `item_knn`, `sknn`.
+    pub baselines: Vec<String>,
+    /// The row the table's change column is relative to: a baseline or a model name (default `item_knn`
+    /// when it is run).
+    pub reference: Option<String>,
+    /// The model every other trained model is tested against with a paired bootstrap.
+    pub compare_to: Option<String>,
+    /// The cut-off of the table's Recall and MRR; one of `[eval] cutoffs`.
+    pub cutoff: u64,
+    /// Bootstrap resamples of the test sessions.
+    pub bootstrap: u64,
+    /// Cells trained at the same time, each in its own process with `threads / jobs` threads.
+    pub jobs: u64,
+    /// Evaluate after every epoch, for the plot of metrics per epoch.
+    pub eval_every_epoch: bool,
+    /// A grid of `key = [values]` overrides: every spec runs once per combination.
+    pub sweep: IndexMap<String, Vec<toml::Value>>,
+    pub tune: Tune,
+}
+
+impl Default for Experiment {
+    fn default() -> Self {
+        Experiment {
+            seeds: vec![1],
+            baselines: Vec::new(),
+            reference: None,
+            compare_to: None,
+            cutoff: 20,
+            bootstrap: 10_000,
+            jobs: 1,
+            eval_every_epoch: true,
+            sweep: IndexMap::new(),
+            tune: Tune::default(),
+        }
+    }
+}
+
+/// `[experiment.tune]`: a grid searched on the validation split for some models; the best value (by MRR at
+/// the cut-off) is then used to train them on all the training data.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tune {
+    /// Model names (as the specs name them).
+    pub models: Vec<String>,
+    pub grid: IndexMap<String, Vec<toml::Value>>,
+}
+
+/// The baselines prnn implements.
+pub const BASELINE_NAMES: [&str; 3] = ["popularity", "item_knn", "sknn"];
+
+/// A TOML scalar as an override value (`lr = [0.05]` → `0.05`).
+pub fn override_text(value: &toml::Value) -> Option<String> {
+    match value {
+        toml::Value::Integer(n) => Some(n.to_string()),
+        toml::Value::Float(x) => Some(x.to_string()),
+        toml::Value::String(text) => Some(text.clone()),
+        toml::Value::Boolean(flag) => Some(flag.to_string()),
+        _ => None,
+    }
+}
+
+fn validate_baselines_and_experiment(config: &RunConfig, errors: &mut Vec<Diagnostic>) {
+    let mut problem = |message: String, help: &str| errors.push(Diagnostic::error(Code::ConfigSyntax, message).help(help.to_string()));
+    let knn = &config.baselines.item_knn;
+    if !(knn.lambda.is_finite() && knn.lambda >= 0.0) {
+        problem("`[baselines.item_knn] lambda` must be a number ≥ 0".into(), "GRU4Rec's value is 20");
+    }
+    if !(0.0..=1.0).contains(&knn.alpha) {
+        problem("`[baselines.item_knn] alpha` must lie in [0, 1]".into(), "0.5 weighs both supports equally");
+    }
+    if knn.neighbours == 0 {
+        problem("`[baselines.item_knn] neighbours` must be at least 1".into(), "GRU4Rec keeps 100");
+    }
+    let sknn = &config.baselines.sknn;
+    if sknn.k == 0 || sknn.sample == 0 {
+        problem("`[baselines.sknn] k` and `sample` must be at least 1".into(), "session-rec uses k = 50 among a sample of 500");
+    }
+    let experiment = &config.experiment;
+    for name in &experiment.baselines {
+        if !BASELINE_NAMES.contains(&name.as_str()) {
+            let hint = closest(name, BASELINE_NAMES).map(|b| format!(" (did you mean `{b}`?)")).unwrap_or_default();
+            problem(format!("`[experiment] baselines` names an unknown baseline `{name}`{hint}"), "the baselines are `popularity`, `item_knn` and `sknn`");
+        }
+    }
+    if experiment.seeds.is_empty() {
+        problem("`[experiment] seeds` lists no seed".into(), "e.g. `seeds = [1, 2, 3]`");
+    }
+    if experiment.jobs == 0 {
+        problem("`[experiment] jobs` must be at least 1".into(), "1 trains one cell at a time");
+    }
+    if !config.eval.cutoffs.contains(&experiment.cutoff) {
+        problem(format!("`[experiment] cutoff = {}` is not one of `[eval] cutoffs`", experiment.cutoff), "add it to `[eval] cutoffs`, or pick one of them");
+    }
+    for (what, grid) in [("sweep", &experiment.sweep), ("tune.grid", &experiment.tune.grid)] {
+        for (key, values) in grid {
+            if values.is_empty() || values.iter().any(|v| override_text(v).is_none()) {
+                problem(format!("`[experiment.{what}] {key}` must list one or more numbers"), "e.g. `lr = [0.05, 0.1, 0.2]`");
+            }
+        }
+    }
+    if let Some(key) = experiment.sweep.keys().find(|key| experiment.tune.grid.contains_key(*key)) {
+        problem(format!("`{key}` is both swept and tuned"), "keep it in `[experiment.sweep]` or in `[experiment.tune.grid]`, not both");
+    }
+    if !experiment.tune.models.is_empty() && experiment.tune.grid.is_empty() {
+        problem("`[experiment.tune] models` are given but `grid` is empty".into(), "e.g. `grid = { lr = [0.02, 0.05, 0.1] }`");
     }
 }
 

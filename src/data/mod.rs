@@ -4,6 +4,7 @@
 //! - [`prepare`]: the paper's filters and time split, item renumbering and features, into a [`Dataset`].
 //! - [`features`]: dense vectors, TF-IDF text and categories as one row per item.
 //! - [`cache`]: the prepared dataset on disk, keyed by the content hash of everything that went in.
+//! - [`validation`]: the last training sessions held out for tuning.
 //! - [`synth`]: synthetic sessions with a planted feature signal, for scale benchmarks and tests.
 
 pub mod cache;
@@ -14,6 +15,7 @@ pub mod prepare;
 pub mod sessions;
 pub mod synth;
 pub mod table;
+pub mod validation;
 
 use std::path::PathBuf;
 

@@ -75,7 +75,7 @@ pub struct Step {
 }
 
 /// Everything `prnn data prepare` and `prnn data stats` print.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// `train` and `test` as read (for a time split: `sessions`, the one file).
     pub read: IndexMap<String, Counts>,

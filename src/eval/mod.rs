@@ -6,6 +6,7 @@
 //! saturation from turning distinct scores into ties. Unlike GRU4Rec's evaluation loop, which stops once a
 //! single session is left, every test event is scored.
 
+pub mod bootstrap;
 pub mod metrics;
 
 use std::time::Instant;

@@ -106,3 +106,30 @@ pub fn build(input: &str, binding: &InputBinding, items: &Interner) -> Result<(F
         }
     }
 }
+
+impl Feature {
+    /// The rows of `rows`, in that order: the feature of a dataset whose items were renumbered.
+    pub fn select_rows(&self, rows: &[usize]) -> Feature {
+        match self {
+            Feature::Dense(dense) => {
+                let mut values = Vec::with_capacity(rows.len() * dense.dim);
+                for &row in rows {
+                    values.extend_from_slice(&dense.values[row * dense.dim..(row + 1) * dense.dim]);
+                }
+                Feature::Dense(DenseFeature { dim: dense.dim, values })
+            }
+            Feature::Sparse(sparse) => {
+                let mut indptr = Vec::with_capacity(rows.len() + 1);
+                indptr.push(0u64);
+                let (mut indices, mut values) = (Vec::new(), Vec::new());
+                for &row in rows {
+                    let (from, to) = (sparse.indptr[row] as usize, sparse.indptr[row + 1] as usize);
+                    indices.extend_from_slice(&sparse.indices[from..to]);
+                    values.extend_from_slice(&sparse.values[from..to]);
+                    indptr.push(indices.len() as u64);
+                }
+                Feature::Sparse(SparseFeature { width: sparse.width, indptr, indices, values, vocabulary: sparse.vocabulary.clone() })
+            }
+        }
+    }
+}

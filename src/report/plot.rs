@@ -1,0 +1,89 @@
+//! The plot of an experiment's metrics per epoch: MRR and Recall at the cut-off, one line per model, baselines flat.
+
+use plotters::prelude::*;
+
+/// One model's metrics after each epoch (means over its seeds).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochSeries {
+    pub label: String,
+    /// `(epoch, recall, mrr)`.
+    pub points: Vec<(u32, f64, f64)>,
+}
+
+/// A baseline drawn as a dashed level: `(label, recall, mrr)`.
+pub type Level = (String, f64, f64);
+
+/// Two panels (MRR left, Recall right) as an SVG document. Fails only on a plotting-library error.
+pub fn epochs_svg(series: &[EpochSeries], levels: &[Level], cutoff: u64, title: &str) -> Result<String, String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (1200, 520)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let root = root.titled(title, ("sans-serif", 20)).map_err(|e| e.to_string())?;
+        let (left, right) = root.split_horizontally(600);
+        let last_epoch = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).max().unwrap_or(1).max(2);
+        for (area, name, pick) in [(&left, "MRR", 2usize), (&right, "Recall", 1usize)] {
+            let value = |point: &(u32, f64, f64)| if pick == 1 { point.1 } else { point.2 };
+            let level_value = |level: &Level| if pick == 1 { level.1 } else { level.2 };
+            let all: Vec<f64> = series.iter().flat_map(|s| s.points.iter().map(value)).chain(levels.iter().map(level_value)).collect();
+            let top = all.iter().copied().fold(0.0f64, f64::max);
+            let bottom = all.iter().copied().fold(top, f64::min);
+            let pad = ((top - bottom) * 0.08).max(0.005);
+            let mut chart = ChartBuilder::on(area)
+                .margin(12)
+                .x_label_area_size(36)
+                .y_label_area_size(56)
+                .caption(format!("{name}@{cutoff} per epoch"), ("sans-serif", 16))
+                .build_cartesian_2d(1u32..last_epoch, (bottom - pad).max(0.0)..(top + pad))
+                .map_err(|e| e.to_string())?;
+            chart.configure_mesh().x_desc("epoch").y_desc(format!("{name}@{cutoff}")).y_label_formatter(&|v| format!("{v:.3}")).draw().map_err(|e| e.to_string())?;
+            for (k, line) in series.iter().enumerate() {
+                let colour = Palette99::pick(k).to_rgba();
+                chart
+                    .draw_series(LineSeries::new(line.points.iter().map(|p| (p.0, value(p))), colour.stroke_width(2)))
+                    .map_err(|e| e.to_string())?
+                    .label(line.label.clone())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+            }
+            for (k, level) in levels.iter().enumerate() {
+                let colour = Palette99::pick(series.len() + k).to_rgba();
+                let y = level_value(level);
+                chart
+                    .draw_series(DashedLineSeries::new([(1u32, y), (last_epoch, y)], 6, 4, colour.stroke_width(1)))
+                    .map_err(|e| e.to_string())?
+                    .label(level.0.clone())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(1)));
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::LowerRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK.mix(0.4))
+                .label_font(("sans-serif", 11))
+                .draw()
+                .map_err(|e| e.to_string())?;
+        }
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_model_and_baseline_is_drawn_and_labelled() {
+        let series = vec![
+            EpochSeries { label: "id_only".into(), points: vec![(1, 0.55, 0.20), (2, 0.60, 0.24), (3, 0.61, 0.25)] },
+            EpochSeries { label: "parallel_alt".into(), points: vec![(1, 0.50, 0.18), (2, 0.62, 0.26)] },
+        ];
+        let svg = epochs_svg(&series, &[("item_knn".into(), 0.49, 0.22)], 20, "yoochoose-cat").expect("plots");
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        for label in ["id_only", "parallel_alt", "item_knn", "MRR@20 per epoch", "Recall@20 per epoch", "yoochoose-cat"] {
+            assert!(svg.contains(label), "the plot lacks `{label}`");
+        }
+        // Two panels, each with two model lines and one dashed level.
+        assert!(svg.matches("<polyline").count() >= 4, "{}", svg.matches("<polyline").count());
+    }
+}
