@@ -1,7 +1,8 @@
 # The two commands of the README, and the steps they share. Each installs what it needs the first time.
-#   make demo   prepare the shipped datasets (before/after table, features, cache), then compile every paper
-#               spec in specs/ and print its graph, parameters and training plan; feature specs are also
-#               compiled against the data, which makes every shape concrete
+#   make demo   prepare the shipped datasets (before/after table, features, cache), compile every paper spec
+#               in specs/ and print its graph, parameters and training plan, check GRU4Rec row 1 against the
+#               official code's figure, then train five of the paper's models on data/yoochoose-cat and print
+#               their table against item-kNN, session-kNN and popularity (examples/demo.toml)
 #   make test   the whole test suite (what .ci/run runs)
 #   make bench  the speed and memory table of docs/performance.md (minutes; run on an idle machine)
 # PRNN_TORCH=cuda selects the full CUDA libtorch instead of the CPU-only one (docs/install.md).
@@ -33,6 +34,8 @@ demo: build
 	@$(PRNN) compile specs/parallel_id_image_text.prnn --config examples/amazon-id-image-text.toml
 	@echo; echo "=== GRU4Rec row 1 (specs/gru4rec_xe.prnn) on data/yoochoose-cat: train one epoch, evaluate"
 	@PRNN=$(PRNN) scripts/gru4rec-row1.sh
+	@echo; echo "=== prnn run --config examples/demo.toml: five models against the baselines on data/yoochoose-cat"
+	@$(PRNN) run --config examples/demo.toml
 
 doctor: build
 	$(PRNN) doctor

@@ -41,6 +41,9 @@ enum Command {
     /// and write the results table, a plot and a paired bootstrap against a base model.
     #[cfg(feature = "torch")]
     Run(cli::experiment::Args),
+    /// The top-K next items for a session prefix, from a trained run or a baseline.
+    #[cfg(feature = "torch")]
+    Recommend(cli::recommend::Args),
     /// Fit a baseline (popularity, item-kNN, session-kNN) and evaluate it like a trained run.
     #[cfg(feature = "torch")]
     Baseline(cli::baseline::Args),
@@ -73,6 +76,8 @@ fn main() -> ExitCode {
         Command::Eval(args) => cli::eval::run(args, &reporter),
         #[cfg(feature = "torch")]
         Command::Run(args) => cli::experiment::run(args, &reporter),
+        #[cfg(feature = "torch")]
+        Command::Recommend(args) => cli::recommend::run(args, &reporter),
         #[cfg(feature = "torch")]
         Command::Baseline(args) => cli::baseline::run(args, &reporter),
         #[cfg(feature = "torch")]

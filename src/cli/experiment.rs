@@ -27,8 +27,8 @@ use super::{read_file, Exit, Reporter};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The specs to train; each model name may appear once.
-    #[arg(value_name = "SPEC", required = true)]
+    /// The specs to train (default: `[experiment] specs`); each model name may appear once.
+    #[arg(value_name = "SPEC")]
     pub specs: Vec<PathBuf>,
     /// The run config: data, evaluation, `[baselines]` and `[experiment]` (seeds, sweep, tuning, jobs).
     #[arg(long, value_name = "RUN.TOML")]
@@ -164,7 +164,12 @@ fn experiment(args: &Args, reporter: &Reporter) -> Result<Exit, Exit> {
 
     // Specs: checked and bound to the config now, so a typo fails before hours of training.
     let mut specs: Vec<Spec> = Vec::new();
-    for path in &args.specs {
+    let spec_paths = if args.specs.is_empty() { &settings.specs } else { &args.specs };
+    if spec_paths.is_empty() && settings.baselines.is_empty() {
+        reporter.error("the experiment has nothing to run", Some("name specs on the command line or in `[experiment] specs`, or baselines in `[experiment] baselines`"));
+        return Err(Exit::Usage);
+    }
+    for path in spec_paths {
         let source = read_file(path, "spec", reporter)?;
         let model = prnn::check_source(&source).map_err(|error| {
             reporter.diagnostics(&source, &error.diagnostics);

@@ -12,6 +12,8 @@ pub mod eval;
 #[cfg(feature = "torch")]
 pub mod experiment;
 #[cfg(feature = "torch")]
+pub mod recommend;
+#[cfg(feature = "torch")]
 pub mod session;
 #[cfg(feature = "torch")]
 pub mod train;

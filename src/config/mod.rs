@@ -385,6 +385,7 @@ pub fn parse(text: &str, base: &Path) -> Result<RunConfig, Vec<Diagnostic>> {
         binding.get_mut().paths_mut().into_iter().for_each(resolve);
     }
     resolve(&mut config.run.out);
+    config.experiment.specs.iter_mut().for_each(resolve);
     Ok(config)
 }
 
@@ -567,6 +568,8 @@ impl Default for SessionKnnSettings {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Experiment {
+    /// The specs to train when the command line names none (relative to the config's folder).
+    pub specs: Vec<PathBuf>,
     /// Every trained cell runs once per seed.
     pub seeds: Vec<u64>,
     /// `popularity`, `item_knn`, `sknn`.
@@ -592,6 +595,7 @@ pub struct Experiment {
 impl Default for Experiment {
     fn default() -> Self {
         Experiment {
+            specs: Vec::new(),
             seeds: vec![1],
             baselines: Vec::new(),
             reference: None,

@@ -189,6 +189,7 @@ mod tests {
         });
         let mut failed = row("interaction_sim", false, 0, 0.0);
         failed.failures.push("seed 1 diverged".into());
+        (failed.recall_change, failed.mrr_change, failed.seconds, failed.events_per_second) = (None, None, None, None);
         let tuning = [TuningRow { model: "id_only".into(), setting: "lr=0.1".into(), recall: 0.6, mrr: 0.25, chosen: true }];
         let rows = [row("item_knn", true, 0, 0.24), model, failed];
         insta::assert_snapshot!(markdown(&rows, &tuning, 20, Some("item_knn")));

@@ -13,14 +13,22 @@ pub struct EpochSeries {
 /// A baseline drawn as a dashed level: `(label, recall, mrr)`.
 pub type Level = (String, f64, f64);
 
-/// Two panels (MRR left, Recall right) as an SVG document. Fails only on a plotting-library error.
+/// Pixels per legend entry; the legend column lists every line, so the plot grows with their number.
+const LEGEND_ROW: u32 = 18;
+const LEGEND_WIDTH: u32 = 260;
+
+/// Two panels (MRR left, Recall right) and a legend column, as an SVG document. Fails only on a plotting-library
+/// error.
 pub fn epochs_svg(series: &[EpochSeries], levels: &[Level], cutoff: u64, title: &str) -> Result<String, String> {
     let mut svg = String::new();
+    let entries = (series.len() + levels.len()) as u32;
+    let height = (80 + entries * LEGEND_ROW).max(520);
     {
-        let root = SVGBackend::with_string(&mut svg, (1200, 520)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, (1100 + LEGEND_WIDTH, height)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let root = root.titled(title, ("sans-serif", 20)).map_err(|e| e.to_string())?;
-        let (left, right) = root.split_horizontally(600);
+        let (plots, legend) = root.split_horizontally(1100);
+        let (left, right) = plots.split_horizontally(550);
         let last_epoch = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).max().unwrap_or(1).max(2);
         for (area, name, pick) in [(&left, "MRR", 2usize), (&right, "Recall", 1usize)] {
             let value = |point: &(u32, f64, f64)| if pick == 1 { point.1 } else { point.2 };
@@ -41,27 +49,27 @@ pub fn epochs_svg(series: &[EpochSeries], levels: &[Level], cutoff: u64, title: 
                 let colour = Palette99::pick(k).to_rgba();
                 chart
                     .draw_series(LineSeries::new(line.points.iter().map(|p| (p.0, value(p))), colour.stroke_width(2)))
-                    .map_err(|e| e.to_string())?
-                    .label(line.label.clone())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+                    .map_err(|e| e.to_string())?;
             }
             for (k, level) in levels.iter().enumerate() {
                 let colour = Palette99::pick(series.len() + k).to_rgba();
                 let y = level_value(level);
                 chart
                     .draw_series(DashedLineSeries::new([(1u32, y), (last_epoch, y)], 6, 4, colour.stroke_width(1)))
-                    .map_err(|e| e.to_string())?
-                    .label(level.0.clone())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(1)));
+                    .map_err(|e| e.to_string())?;
             }
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.4))
-                .label_font(("sans-serif", 11))
-                .draw()
-                .map_err(|e| e.to_string())?;
+        }
+        // The legend has its own column: with the paper's 17 models it would cover the lines inside a panel.
+        let labels = series.iter().map(|s| (s.label.as_str(), 2)).chain(levels.iter().map(|l| (l.0.as_str(), 1)));
+        for (k, (label, width)) in labels.enumerate() {
+            let colour = Palette99::pick(k).to_rgba();
+            let y = 60 + k as i32 * LEGEND_ROW as i32;
+            let line = if width == 2 { vec![(8, y), (34, y)] } else { vec![(8, y), (16, y)] };
+            legend.draw(&PathElement::new(line, colour.stroke_width(width))).map_err(|e| e.to_string())?;
+            if width == 1 {
+                legend.draw(&PathElement::new(vec![(24, y), (34, y)], colour.stroke_width(1))).map_err(|e| e.to_string())?;
+            }
+            legend.draw(&Text::new(label.to_string(), (42, y - 7), ("sans-serif", 13))).map_err(|e| e.to_string())?;
         }
         root.present().map_err(|e| e.to_string())?;
     }

@@ -1,0 +1,186 @@
+//! `prnn baseline`, `prnn run` and `prnn recommend` from the command line.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+fn prnn() -> Command {
+    let mut command = Command::cargo_bin("prnn").unwrap();
+    command.arg("--color").arg("never");
+    command
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn metric(eval_json: &Path, cutoff: u64) -> (f64, f64) {
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(eval_json).unwrap()).unwrap();
+    let m = summary["metrics"].as_array().unwrap().iter().find(|m| m["cutoff"] == cutoff).unwrap();
+    (m["recall"].as_f64().unwrap(), m["mrr"].as_f64().unwrap())
+}
+
+fn repository() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn item_knn_on_yoochoose_cat_gives_the_reference_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("run.toml");
+    let data = repository().join("data/yoochoose-cat");
+    std::fs::write(
+        &config,
+        format!(
+            "[data]\ntrain = \"{}\"\ntest = \"{}\"\n[eval]\ncutoffs = [20]\nties = \"conservative\"\n[run]\nout = \"{}\"\n",
+            data.join("train.tsv.gz").display(),
+            data.join("test.tsv.gz").display(),
+            dir.path().join("runs").display()
+        ),
+    )
+    .unwrap();
+    let run = dir.path().join("knn");
+    let output = prnn().args(["baseline", "item_knn", "--config"]).arg(&config).arg("--out").arg(&run).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    // reference-notes.md: counted over sessions, conservative ties, every training item ranked.
+    let (recall, mrr) = metric(&run.join("eval.json"), 20);
+    assert!((recall - 0.4859).abs() < 0.001 && (mrr - 0.2256).abs() < 0.001, "Recall@20 {recall}, MRR@20 {mrr}");
+    let ranks = std::fs::read_to_string(run.join("ranks.tsv")).unwrap();
+    // 14,462 test events in 3,685 sessions; those whose item is unseen in training dropped, every event after a
+    // session's first is predicted: the same 10,157 predictions a trained model is scored on.
+    assert_eq!(ranks.lines().count(), 1 + 10157);
+    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("baseline.json")).unwrap()).unwrap();
+    assert_eq!(record["settings"]["neighbours"], 100);
+
+    let output = prnn().args(["baseline", "item_kn", "--config"]).arg(&config).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("did you mean `item_knn`?"), "{}", stderr(&output));
+}
+
+const SPEC_ID: &str = "model ids {
+  input id : item_id
+  subnet id_net = gru(id, hidden = 16)
+}
+train {
+  optimizer = adagrad(lr = 0.1)
+  batch     = 16
+  schedule  = simultaneous(epochs = 2)
+}
+";
+
+const SPEC_PARALLEL: &str = "model both {
+  input id       : item_id
+  input category : sparse
+  subnet id_net       = gru(id, hidden = 16)
+  subnet category_net = gru(category, hidden = 16)
+  merge = parallel(id_net, category_net)
+}
+train {
+  optimizer = adagrad(lr = 0.1)
+  batch     = 16
+  schedule  = alternating(epochs = 2, order = [id_net, category_net])
+}
+";
+
+#[test]
+fn an_experiment_tunes_trains_seeds_compares_and_continues_where_it_stopped() {
+    let data = common::synthetic(prnn::data::synth::SynthConfig { sessions: 300, items: 120, clusters: 6, dim: 4, ..Default::default() });
+    let root = data.dir.path();
+    std::fs::write(root.join("ids.prnn"), SPEC_ID).unwrap();
+    std::fs::write(root.join("both.prnn"), SPEC_PARALLEL).unwrap();
+    let mut config = std::fs::read_to_string(&data.config).unwrap();
+    config += "\n[experiment]\nspecs = [\"ids.prnn\", \"both.prnn\"]\nseeds = [1, 2]\nbaselines = [\"popularity\", \"item_knn\", \"sknn\"]\n\
+               compare_to = \"ids\"\nbootstrap = 200\n\n[experiment.tune]\nmodels = [\"ids\"]\ngrid = { lr = [0.05, 0.2] }\n";
+    let config_path = root.join("experiment.toml");
+    std::fs::write(&config_path, &config).unwrap();
+    let out = root.join("experiment");
+    let run = || prnn().arg("run").arg("--config").arg(&config_path).arg("--out").arg(&out).args(["--sweep", "batch=8,16"]).current_dir(root).output().unwrap();
+
+    let output = run();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let table = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert_eq!(stdout(&output).trim_end(), table.trim_end(), "the table printed is the table written");
+    for row in ["| popularity |", "| item_knn |", "| sknn |", "| ids batch=8 |", "| ids batch=16 |", "| both batch=8 |", "| both batch=16 |"] {
+        assert!(table.contains(row), "no row `{row}` in\n{table}");
+    }
+    // Each p-RNN row is tested against the ID-only row of the same sweep setting.
+    assert!(table.contains("(vs ids batch=8)") && table.contains("(vs ids batch=16)"), "{table}");
+    // The tuned learning rate reaches the full-data cells of the tuned model only.
+    let chosen = table.lines().find(|l| l.starts_with("| ids | lr=") && l.ends_with("| yes |")).expect("a chosen setting");
+    let lr = chosen.split('|').nth(2).unwrap().trim().to_string();
+    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("cells/ids-batch8-seed2/run.json")).unwrap()).unwrap();
+    assert_eq!(record["overrides"], serde_json::json!(["batch=8", lr, "seed=2"]));
+    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("cells/both-batch16-seed1/run.json")).unwrap()).unwrap();
+    assert_eq!(record["overrides"], serde_json::json!(["batch=16", "seed=1"]));
+    let tuned: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("tune/ids-lr0.05/run.json")).unwrap()).unwrap();
+    assert_eq!(tuned["validation"], true);
+    // Two seeds differ, so each trained row has a spread.
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 3 + 4);
+    let svg = std::fs::read_to_string(out.join("epochs.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("both batch=16"), "the plot names every trained row");
+    let metrics = std::fs::read_to_string(out.join("cells/both-batch8-seed1/metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().filter(|l| l.contains("\"eval\":")).count(), 2, "evaluated after each epoch");
+
+    // Interrupted: one cell lost its evaluation, another never started. Only those two run again.
+    std::fs::remove_file(out.join("cells/ids-batch16-seed1/eval.json")).unwrap();
+    std::fs::remove_dir_all(out.join("cells/both-batch8-seed2")).unwrap();
+    let output = run();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let log = stderr(&output);
+    assert_eq!(log.matches("finished earlier").count(), 3 + 2 + 8 - 2, "{log}");
+    assert!(log.contains("cells/ids-batch16-seed1: done") && log.contains("cells/both-batch8-seed2: done"), "{log}");
+
+    // Another config in the same folder would mix results: refused, nothing touched.
+    std::fs::write(&config_path, config.replace("bootstrap = 200", "bootstrap = 300")).unwrap();
+    let output = run();
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    assert!(stderr(&output).contains("made with another run config"), "{}", stderr(&output));
+
+    // A trained cell recommends; unknown items are noted and skipped.
+    let cell = out.join("cells/ids-batch8-seed1");
+    let test = std::fs::read_to_string(root.join("test.tsv")).unwrap();
+    let item = test.lines().nth(1).unwrap().split('\t').nth(1).unwrap().to_string();
+    let output = prnn().arg("recommend").arg(&cell).args(["--session", &format!("no-such-item,{item}"), "-k", "5"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stderr(&output).contains("item `no-such-item` does not occur in the training data"), "{}", stderr(&output));
+    let printed = stdout(&output);
+    let listed: Vec<&str> = printed.lines().skip(2).collect();
+    assert_eq!(listed.len(), 5, "{}", stdout(&output));
+    let scores: Vec<f64> = listed.iter().map(|l| l.split_whitespace().nth(2).unwrap().parse().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "highest first: {scores:?}");
+    let output = prnn().arg("recommend").arg(out.join("cells/item_knn")).args(["--session", &item, "-k", "3"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stdout(&output).contains("item_knn"), "{}", stdout(&output));
+    let output = prnn().arg("recommend").arg(&cell).args(["--session", "nothing,known"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+}
+
+#[test]
+fn experiment_settings_are_checked_before_anything_runs() {
+    let data = common::synthetic(prnn::data::synth::SynthConfig { sessions: 100, items: 50, clusters: 5, dim: 4, ..Default::default() });
+    let root = data.dir.path();
+    std::fs::write(root.join("ids.prnn"), SPEC_ID).unwrap();
+    let base = std::fs::read_to_string(&data.config).unwrap();
+    let cases = [
+        ("[experiment]\nbaselines = [\"itemknn\"]\n", 4, "did you mean `item_knn`?"),
+        ("[experiment]\ncutoff = 10\n", 4, "`[experiment] cutoff = 10` is not one of `[eval] cutoffs`"),
+        ("[experiment]\ncompare_to = \"gru\"\n", 4, "neither a model of the given specs nor a baseline"),
+        ("[experiment.tune]\nmodels = [\"ids\"]\ngrid = { rate = [0.1] }\n", 4, "unknown override `rate`"),
+        ("[experiment.sweep]\nseed = [1, 2]\n", 4, "`seed` cannot be swept"),
+    ];
+    for (section, code, message) in cases {
+        let config = root.join("bad.toml");
+        std::fs::write(&config, format!("{base}\n{section}")).unwrap();
+        let output = prnn().arg("run").arg(root.join("ids.prnn")).arg("--config").arg(&config).arg("--out").arg(root.join("never")).output().unwrap();
+        assert_eq!(output.status.code(), Some(code), "{section}: {}", stderr(&output));
+        assert!(stderr(&output).contains(message), "{section}: {}", stderr(&output));
+        assert!(!root.join("never").exists(), "{section}: nothing is written for a bad experiment");
+    }
+}
