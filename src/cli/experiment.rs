@@ -142,6 +142,7 @@ fn experiment(args: &Args, reporter: &Reporter) -> Result<Exit, Exit> {
         config.experiment.jobs = jobs.max(1);
     }
     let settings = config.experiment.clone();
+    let cutoff = config.experiment_cutoff();
     let mut sweep = grid_of(&settings.sweep);
     for text in &args.sweep {
         let (key, values) = parse_sweep(text).map_err(|m| {
@@ -277,12 +278,11 @@ fn experiment(args: &Args, reporter: &Reporter) -> Result<Exit, Exit> {
     let mut chosen: HashMap<String, Vec<(String, String)>> = HashMap::new();
     for model in &settings.tune.models {
         let mut best: Option<(f64, usize)> = None;
-        let start = tuning_rows.len();
         for (cell_model, combination, name) in &tuning_cells {
             if cell_model != model {
                 continue;
             }
-            let Some(metrics) = read_eval(&out.join(name), settings.cutoff) else { continue };
+            let Some(metrics) = read_eval(&out.join(name), cutoff) else { continue };
             if best.is_none_or(|(mrr, _)| metrics.mrr > mrr) {
                 best = Some((metrics.mrr, tuning_rows.len()));
             }
@@ -296,7 +296,6 @@ fn experiment(args: &Args, reporter: &Reporter) -> Result<Exit, Exit> {
         } else if !args.plan {
             reporter.error(&format!("no tuning run of `{model}` finished; it is trained with its spec's settings"), Some("see the logs in the experiment's `logs/` folder"));
         }
-        let _ = start;
     }
 
     // Phase 2: every spec × sweep setting × seed.
@@ -324,14 +323,14 @@ fn experiment(args: &Args, reporter: &Reporter) -> Result<Exit, Exit> {
     runner.run_all(&second, &specs, settings.jobs as usize, reporter)?;
 
     // The report.
-    let report = Report { out: &out, cutoff: settings.cutoff, bootstrap: settings.bootstrap };
+    let report = Report { out: &out, cutoff, bootstrap: settings.bootstrap };
     let all_cells: Vec<&Cell> = first.iter().filter(|c| matches!(c.work, Work::Baseline(_))).chain(second.iter()).collect();
     let rows = report.rows(&row_order, &all_cells, reference.as_deref(), settings.compare_to.as_deref(), &sweep);
-    let markdown = prnn::report::markdown(&rows, &tuning_rows, settings.cutoff, reference.as_deref());
+    let markdown = prnn::report::markdown(&rows, &tuning_rows, cutoff, reference.as_deref());
     let json = serde_json::json!({
         "config": args.config,
         "command_line": std::env::args().collect::<Vec<_>>(),
-        "cutoff": settings.cutoff,
+        "cutoff": cutoff,
         "reference": reference,
         "compare_to": settings.compare_to,
         "seeds": settings.seeds,
@@ -342,7 +341,7 @@ fn experiment(args: &Args, reporter: &Reporter) -> Result<Exit, Exit> {
     let svg = report.plot(&row_order, &second, &rows, &title);
     let files = [
         (RESULTS_MD, markdown.clone()),
-        (RESULTS_CSV, prnn::report::csv(&rows, settings.cutoff)),
+        (RESULTS_CSV, prnn::report::csv(&rows, cutoff)),
         (RESULTS_JSON, serde_json::to_string_pretty(&json).expect("json") + "\n"),
         (PLOT_SVG, svg.unwrap_or_else(|e| format!("<!-- the plot failed: {e} -->\n"))),
     ];
@@ -423,7 +422,6 @@ impl Runner {
                 });
             }
         });
-        let _ = reporter;
         Ok(())
     }
 

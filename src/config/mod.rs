@@ -370,6 +370,7 @@ pub fn parse(text: &str, base: &Path) -> Result<RunConfig, Vec<Diagnostic>> {
     let mut config: RunConfig = toml::from_str(text).map_err(|error| vec![toml_diagnostic(&error)])?;
     let mut errors = Vec::new();
     validate(&config, &mut errors);
+    validate_baselines_and_experiment(&config, text, &mut errors);
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -503,7 +504,6 @@ fn validate(config: &RunConfig, errors: &mut Vec<Diagnostic>) {
     if config.eval.batch == 0 {
         range_error("`[eval] batch`", "give a positive batch size, e.g. `batch = 512`");
     }
-    validate_baselines_and_experiment(config, errors);
     if config.eval.cutoffs.is_empty() || config.eval.cutoffs.contains(&0) {
         errors.push(
             Diagnostic::error(Code::ConfigSyntax, "`[eval] cutoffs` must list positive cut-offs")
@@ -579,8 +579,8 @@ pub struct Experiment {
     pub reference: Option<String>,
     /// The model every other trained model is tested against with a paired bootstrap.
     pub compare_to: Option<String>,
-    /// The cut-off of the table's Recall and MRR; one of `[eval] cutoffs`.
-    pub cutoff: u64,
+    /// The cut-off of the table's Recall and MRR; one of `[eval] cutoffs` (default: the largest).
+    pub cutoff: Option<u64>,
     /// Bootstrap resamples of the test sessions.
     pub bootstrap: u64,
     /// Cells trained at the same time, each in its own process with `threads / jobs` threads.
@@ -600,7 +600,7 @@ impl Default for Experiment {
             baselines: Vec::new(),
             reference: None,
             compare_to: None,
-            cutoff: 20,
+            cutoff: None,
             bootstrap: 10_000,
             jobs: 1,
             eval_every_epoch: true,
@@ -620,6 +620,13 @@ pub struct Tune {
     pub grid: IndexMap<String, Vec<toml::Value>>,
 }
 
+impl RunConfig {
+    /// The cut-off of `prnn run`'s table: `[experiment] cutoff`, else the largest of `[eval] cutoffs`.
+    pub fn experiment_cutoff(&self) -> u64 {
+        self.experiment.cutoff.or_else(|| self.eval.cutoffs.iter().copied().max()).unwrap_or(20)
+    }
+}
+
 /// The baselines prnn implements.
 pub const BASELINE_NAMES: [&str; 3] = ["popularity", "item_knn", "sknn"];
 
@@ -634,50 +641,83 @@ pub fn override_text(value: &toml::Value) -> Option<String> {
     }
 }
 
-fn validate_baselines_and_experiment(config: &RunConfig, errors: &mut Vec<Diagnostic>) {
-    let mut problem = |message: String, help: &str| errors.push(Diagnostic::error(Code::ConfigSyntax, message).help(help.to_string()));
+/// The span of `key = ...` inside the table `[table]` of `text`, else of the table's header: where an error
+/// about a setting of `[baselines]` or `[experiment]` points. A line scan, enough for the keys these tables
+/// hold (one per line, or inline in a `key = { ... }` of the parent table).
+fn key_span(text: &str, table: &str, key: &str) -> Option<Span> {
+    let mut offset = 0;
+    let mut in_table = false;
+    let mut header = None;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            let name = trimmed.trim_start_matches('[').split(']').next().unwrap_or("").trim();
+            in_table = name == table;
+            if in_table {
+                header = Some(Span::new(offset, offset + line.trim_end().len()));
+            }
+        } else if in_table && trimmed.split('=').next().is_some_and(|k| k.trim() == key) {
+            let start = offset + (line.len() - line.trim_start().len());
+            return Some(Span::new(start, offset + line.trim_end().len()));
+        }
+        offset += line.len();
+    }
+    header
+}
+
+fn validate_baselines_and_experiment(config: &RunConfig, text: &str, errors: &mut Vec<Diagnostic>) {
+    let mut problem = |table: &str, key: &str, message: String, help: &str| {
+        let mut diagnostic = Diagnostic::error(Code::ConfigSyntax, message);
+        if let Some(at) = key_span(text, table, key) {
+            diagnostic = diagnostic.at(at, format!("in `[{table}]`"));
+        }
+        errors.push(diagnostic.help(help.to_string()));
+    };
     let knn = &config.baselines.item_knn;
     if !(knn.lambda.is_finite() && knn.lambda >= 0.0) {
-        problem("`[baselines.item_knn] lambda` must be a number ≥ 0".into(), "GRU4Rec's value is 20");
+        problem("baselines.item_knn", "lambda", "`[baselines.item_knn] lambda` must be a number ≥ 0".into(), "GRU4Rec's value is 20");
     }
     if !(0.0..=1.0).contains(&knn.alpha) {
-        problem("`[baselines.item_knn] alpha` must lie in [0, 1]".into(), "0.5 weighs both supports equally");
+        problem("baselines.item_knn", "alpha", "`[baselines.item_knn] alpha` must lie in [0, 1]".into(), "0.5 weighs both supports equally");
     }
     if knn.neighbours == 0 {
-        problem("`[baselines.item_knn] neighbours` must be at least 1".into(), "GRU4Rec keeps 100");
+        problem("baselines.item_knn", "neighbours", "`[baselines.item_knn] neighbours` must be at least 1".into(), "GRU4Rec keeps 100");
     }
     let sknn = &config.baselines.sknn;
-    if sknn.k == 0 || sknn.sample == 0 {
-        problem("`[baselines.sknn] k` and `sample` must be at least 1".into(), "session-rec uses k = 50 among a sample of 500");
+    for (key, value) in [("k", sknn.k), ("sample", sknn.sample)] {
+        if value == 0 {
+            problem("baselines.sknn", key, format!("`[baselines.sknn] {key}` must be at least 1"), "session-rec uses k = 50 among a sample of 500");
+        }
     }
     let experiment = &config.experiment;
     for name in &experiment.baselines {
         if !BASELINE_NAMES.contains(&name.as_str()) {
             let hint = closest(name, BASELINE_NAMES).map(|b| format!(" (did you mean `{b}`?)")).unwrap_or_default();
-            problem(format!("`[experiment] baselines` names an unknown baseline `{name}`{hint}"), "the baselines are `popularity`, `item_knn` and `sknn`");
+            problem("experiment", "baselines", format!("`[experiment] baselines` names an unknown baseline `{name}`{hint}"), "the baselines are `popularity`, `item_knn` and `sknn`");
         }
     }
     if experiment.seeds.is_empty() {
-        problem("`[experiment] seeds` lists no seed".into(), "e.g. `seeds = [1, 2, 3]`");
+        problem("experiment", "seeds", "`[experiment] seeds` lists no seed".into(), "e.g. `seeds = [1, 2, 3]`");
     }
     if experiment.jobs == 0 {
-        problem("`[experiment] jobs` must be at least 1".into(), "1 trains one cell at a time");
+        problem("experiment", "jobs", "`[experiment] jobs` must be at least 1".into(), "1 trains one cell at a time");
     }
-    if !config.eval.cutoffs.contains(&experiment.cutoff) {
-        problem(format!("`[experiment] cutoff = {}` is not one of `[eval] cutoffs`", experiment.cutoff), "add it to `[eval] cutoffs`, or pick one of them");
+    if let Some(cutoff) = experiment.cutoff.filter(|c| !config.eval.cutoffs.contains(c)) {
+        problem("experiment", "cutoff", format!("`[experiment] cutoff = {cutoff}` is not one of `[eval] cutoffs`"), "add it to `[eval] cutoffs`, or pick one of them");
     }
-    for (what, grid) in [("sweep", &experiment.sweep), ("tune.grid", &experiment.tune.grid)] {
+    for (table, grid) in [("experiment.sweep", &experiment.sweep), ("experiment.tune", &experiment.tune.grid)] {
         for (key, values) in grid {
             if values.is_empty() || values.iter().any(|v| override_text(v).is_none()) {
-                problem(format!("`[experiment.{what}] {key}` must list one or more numbers"), "e.g. `lr = [0.05, 0.1, 0.2]`");
+                let at = if table == "experiment.tune" { "grid" } else { key.as_str() };
+                problem(table, at, format!("`[{table}{}] {key}` must list one or more numbers", if table == "experiment.tune" { ".grid" } else { "" }), "e.g. `lr = [0.05, 0.1, 0.2]`");
             }
         }
     }
     if let Some(key) = experiment.sweep.keys().find(|key| experiment.tune.grid.contains_key(*key)) {
-        problem(format!("`{key}` is both swept and tuned"), "keep it in `[experiment.sweep]` or in `[experiment.tune.grid]`, not both");
+        problem("experiment.sweep", key, format!("`{key}` is both swept and tuned"), "keep it in `[experiment.sweep]` or in `[experiment.tune.grid]`, not both");
     }
     if !experiment.tune.models.is_empty() && experiment.tune.grid.is_empty() {
-        problem("`[experiment.tune] models` are given but `grid` is empty".into(), "e.g. `grid = { lr = [0.02, 0.05, 0.1] }`");
+        problem("experiment.tune", "models", "`[experiment.tune] models` are given but `grid` is empty".into(), "e.g. `grid = { lr = [0.02, 0.05, 0.1] }`");
     }
 }
 

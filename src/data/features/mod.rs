@@ -133,3 +133,24 @@ impl Feature {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selected_rows_keep_their_values_in_the_new_order() {
+        let sparse = Feature::Sparse(SparseFeature {
+            width: 4,
+            indptr: vec![0, 2, 2, 3],
+            indices: vec![0, 3, 1],
+            values: vec![0.5, 0.25, 1.0],
+            vocabulary: vec!["a".into(), "b".into(), "c".into(), "d".into()],
+        });
+        let Feature::Sparse(picked) = sparse.select_rows(&[2, 0]) else { panic!("sparse stays sparse") };
+        assert_eq!((picked.indptr, picked.indices, picked.values), (vec![0, 1, 3], vec![1, 0, 3], vec![1.0, 0.5, 0.25]));
+        assert_eq!(picked.width, 4);
+        let dense = Feature::Dense(DenseFeature { dim: 2, values: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0] });
+        assert_eq!(dense.select_rows(&[2, 1]), Feature::Dense(DenseFeature { dim: 2, values: vec![5.0, 6.0, 3.0, 4.0] }));
+    }
+}
