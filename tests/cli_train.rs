@@ -5,17 +5,8 @@ mod common;
 use std::path::Path;
 use std::process::Stdio;
 
-use assert_cmd::Command;
 
-fn prnn() -> Command {
-    let mut command = Command::cargo_bin("prnn").unwrap();
-    command.arg("--color").arg("never");
-    command
-}
-
-fn stderr(output: &std::process::Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
+use common::{prnn, stderr};
 
 const SPEC: &str = "model small {
   input id       : item_id

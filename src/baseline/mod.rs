@@ -367,17 +367,9 @@ pub fn metrics_of(ranks: &[EventRank], cutoffs: &[u64]) -> Vec<CutoffMetrics> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::sessions::{Event, SessionKeys};
 
     fn sessions(list: &[&[u32]]) -> Sessions {
-        let mut events = Vec::new();
-        let mut offsets = vec![0u32];
-        for session in list {
-            events.extend(session.iter().map(|&item| Event { item, offset: 0.0 }));
-            offsets.push(events.len() as u32);
-        }
-        let n = list.len();
-        Sessions { events, offsets, start: (0..n).map(|s| s as f64).collect(), key: (0..n as u64).collect(), keys: SessionKeys::Numeric }
+        Sessions::from_items(list)
     }
 
     fn close(a: f32, b: f64) -> bool {

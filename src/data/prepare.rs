@@ -137,17 +137,7 @@ pub fn prepare(config: &RunConfig) -> Result<Dataset, DataError> {
     for event in &train.events {
         in_train[event.item as usize] = true;
     }
-    let before = test.event_count();
-    test.retain_events(|_, session, i| in_train[session[i].item as usize]);
-    steps.push(Step { what: "test events whose item is unseen in training".into(), events: (before - test.event_count()) as u64, sessions: 0, items: 0 });
-    let before = (test.len(), test.event_count());
-    test.retain_sessions(|_, events| events.len() >= 2);
-    steps.push(Step {
-        what: "test sessions left with fewer than 2 events".into(),
-        events: (before.1 - test.event_count()) as u64,
-        sessions: (before.0 - test.len()) as u64,
-        items: 0,
-    });
+    keep_predictable(&mut test, &in_train, "test", &mut steps);
 
     if test.is_empty() {
         let test_file = config.data.test.as_ref().or(config.data.sessions.as_ref()).expect("a config names its sessions");
@@ -174,6 +164,23 @@ pub fn prepare(config: &RunConfig) -> Result<Dataset, DataError> {
     }
     let report = Report { read, skipped, steps, train: Counts::of(&train), test: Counts::of(&test), features: feature_reports };
     Ok(Dataset { items, train, test, features, report })
+}
+
+/// Drops the events of `sessions` (a test or validation side) whose item is not `in_train`, then the sessions
+/// left with fewer than 2 events, recording both steps: a model can only rank items it has seen, and a session
+/// needs a next event to predict.
+pub(crate) fn keep_predictable(sessions: &mut Sessions, in_train: &[bool], side: &str, steps: &mut Vec<Step>) {
+    let before = sessions.event_count();
+    sessions.retain_events(|_, session, i| in_train[session[i].item as usize]);
+    steps.push(Step { what: format!("{side} events whose item is unseen in training"), events: (before - sessions.event_count()) as u64, sessions: 0, items: 0 });
+    let before = (sessions.len(), sessions.event_count());
+    sessions.retain_sessions(|_, events| events.len() >= 2);
+    steps.push(Step {
+        what: format!("{side} sessions left with fewer than 2 events"),
+        events: (before.1 - sessions.event_count()) as u64,
+        sessions: (before.0 - sessions.len()) as u64,
+        items: 0,
+    });
 }
 
 /// The filters that shape the training data (and, for a time split, all of it).

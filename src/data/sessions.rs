@@ -83,6 +83,24 @@ impl Sessions {
         self.events.capacity() * 8 + self.offsets.capacity() * 4 + self.start.capacity() * 8 + self.key.capacity() * 8 + keys
     }
 
+    /// Sessions holding exactly these items, in this order, starting one second apart (for tests).
+    #[cfg(test)]
+    pub fn from_items(items: &[&[u32]]) -> Sessions {
+        let mut events = Vec::new();
+        let mut offsets = vec![0u32];
+        for session in items {
+            events.extend(session.iter().map(|&item| Event { item, offset: 0.0 }));
+            offsets.push(events.len() as u32);
+        }
+        Sessions {
+            events,
+            offsets,
+            start: (0..items.len()).map(|s| s as f64).collect(),
+            key: (0..items.len() as u64).collect(),
+            keys: SessionKeys::Numeric,
+        }
+    }
+
     /// Keeps the sessions for which `keep` is true, in order, moving events down in place.
     pub fn retain_sessions(&mut self, mut keep: impl FnMut(usize, &[Event]) -> bool) {
         let mut write_event = 0usize;

@@ -7,7 +7,7 @@
 //! Items are renumbered over the remaining training sessions, so a model never ranks an item it cannot have
 //! learnt, and every feature keeps the rows of the items that stay.
 
-use super::prepare::{Counts, Dataset, Step};
+use super::prepare::{keep_predictable, Counts, Dataset};
 
 /// `dataset` with its training set cut in two: the earlier sessions train, the last `dataset.test.len()`
 /// sessions (at most all but one) become the test set. Returns `None` when nothing would be left to evaluate.
@@ -28,22 +28,7 @@ pub fn validation_split(dataset: &Dataset) -> Option<Dataset> {
         in_train[event.item as usize] = true;
     }
     let mut steps = dataset.report.steps.clone();
-    let before = validation.event_count();
-    validation.retain_events(|_, session, i| in_train[session[i].item as usize]);
-    steps.push(Step {
-        what: format!("validation: the last {held_out} training sessions held out; their events whose item is unseen in the rest"),
-        events: (before - validation.event_count()) as u64,
-        sessions: 0,
-        items: 0,
-    });
-    let before = (validation.len(), validation.event_count());
-    validation.retain_sessions(|_, events| events.len() >= 2);
-    steps.push(Step {
-        what: "validation sessions left with fewer than 2 events".into(),
-        events: (before.1 - validation.event_count()) as u64,
-        sessions: (before.0 - validation.len()) as u64,
-        items: 0,
-    });
+    keep_predictable(&mut validation, &in_train, &format!("validation (the last {held_out} training sessions)"), &mut steps);
     if validation.is_empty() {
         return None;
     }
@@ -67,17 +52,10 @@ mod tests {
     use crate::data::features::{DenseFeature, Feature};
     use crate::data::intern::Interner;
     use crate::data::prepare::Report;
-    use crate::data::sessions::{Event, SessionKeys, Sessions};
+    use crate::data::sessions::Sessions;
 
     fn sessions(list: &[&[u32]]) -> Sessions {
-        let mut events = Vec::new();
-        let mut offsets = vec![0u32];
-        for session in list {
-            events.extend(session.iter().map(|&item| Event { item, offset: 0.0 }));
-            offsets.push(events.len() as u32);
-        }
-        let n = list.len();
-        Sessions { events, offsets, start: (0..n).map(|s| s as f64).collect(), key: (0..n as u64).collect(), keys: SessionKeys::Numeric }
+        Sessions::from_items(list)
     }
 
     #[test]

@@ -249,23 +249,9 @@ impl<'a> SessionBatches<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::sessions::{Event, SessionKeys};
 
-    /// Sessions holding exactly these items, in this order.
     fn sessions_of(items: &[&[u32]]) -> Sessions {
-        let mut events = Vec::new();
-        let mut offsets = vec![0u32];
-        for session in items {
-            events.extend(session.iter().map(|&item| Event { item, offset: 0.0 }));
-            offsets.push(events.len() as u32);
-        }
-        Sessions {
-            events,
-            offsets,
-            start: (0..items.len()).map(|s| s as f64).collect(),
-            key: (0..items.len() as u64).collect(),
-            keys: SessionKeys::Numeric,
-        }
+        Sessions::from_items(items)
     }
 
     /// An owned copy of a step, for comparing whole epochs.

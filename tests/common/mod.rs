@@ -61,3 +61,14 @@ pub fn compile(spec: &str, config: &prnn::config::RunConfig) -> prnn::ir::Compil
     let model = prnn::config::bind(config, &model, "test.prnn").unwrap_or_else(|e| panic!("{e:?}"));
     prnn::ir::Compiled::new(model)
 }
+
+/// The `prnn` binary under test, with plain (uncoloured) diagnostics.
+pub fn prnn() -> assert_cmd::Command {
+    let mut command = assert_cmd::Command::cargo_bin("prnn").unwrap();
+    command.arg("--color").arg("never");
+    command
+}
+
+pub fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
