@@ -174,4 +174,10 @@ fn experiment_settings_are_checked_before_anything_runs() {
         assert!(stderr(&output).contains(message), "{section}: {}", stderr(&output));
         assert!(!root.join("never").exists(), "{section}: nothing is written for a bad experiment");
     }
+    // `--plan` lists the cells and writes nothing.
+    let output = prnn().arg("run").arg(root.join("ids.prnn")).arg("--config").arg(&data.config).arg("--out").arg(root.join("plan")).args(["--seeds", "1,2", "--plan"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let plan = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(plan.contains("to run   cells/ids-seed1") && plan.contains("to run   cells/ids-seed2"), "{plan}");
+    assert!(!root.join("plan").exists(), "--plan creates nothing");
 }

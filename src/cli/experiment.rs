@@ -212,10 +212,13 @@ fn experiment(args: &Args, reporter: &Reporter) -> Result<Exit, Exit> {
         let stem = args.config.file_stem().map_or("experiment".into(), |s| s.to_string_lossy().to_string());
         config.run.out.join("experiments").join(stem)
     });
-    std::fs::create_dir_all(out.join("logs")).map_err(|e| {
-        reporter.error(&format!("cannot create the experiment folder `{}`: {e}", out.display()), None);
-        Exit::Io
-    })?;
+    // `--plan` only looks: it creates nothing.
+    if !args.plan {
+        std::fs::create_dir_all(out.join("logs")).map_err(|e| {
+            reporter.error(&format!("cannot create the experiment folder `{}`: {e}", out.display()), None);
+            Exit::Io
+        })?;
+    }
     let experiment_config = out.join("config.toml");
     match std::fs::read_to_string(&experiment_config) {
         Ok(existing) if existing != config_text => {
@@ -226,6 +229,7 @@ fn experiment(args: &Args, reporter: &Reporter) -> Result<Exit, Exit> {
             return Err(Exit::Config);
         }
         Ok(_) => {}
+        Err(_) if args.plan => {}
         Err(_) => std::fs::write(&experiment_config, &config_text).map_err(|e| {
             reporter.error(&format!("cannot write `{}`: {e}", experiment_config.display()), None);
             Exit::Io
