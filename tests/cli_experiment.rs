@@ -133,6 +133,15 @@ fn an_experiment_tunes_trains_seeds_compares_and_continues_where_it_stopped() {
     let output = run();
     assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
     assert!(stderr(&output).contains("made with another run config"), "{}", stderr(&output));
+    // So is a cell whose overrides are not the ones the experiment would give it now.
+    std::fs::write(&config_path, &config).unwrap();
+    let record_path = out.join("cells/both-batch8-seed1/run.json");
+    let record = std::fs::read_to_string(&record_path).unwrap();
+    std::fs::write(&record_path, record.replace("\"batch=8\"", "\"batch=9\"")).unwrap();
+    let output = run();
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    assert!(stderr(&output).contains("cells/both-batch8-seed1` was made with other overrides"), "{}", stderr(&output));
+    std::fs::write(&record_path, record).unwrap();
 
     // A trained cell recommends; unknown items are noted and skipped.
     let cell = out.join("cells/ids-batch8-seed1");
@@ -165,6 +174,7 @@ fn experiment_settings_are_checked_before_anything_runs() {
         ("[experiment]\ncompare_to = \"gru\"\n", 4, "neither a model of the given specs nor a baseline"),
         ("[experiment.tune]\nmodels = [\"ids\"]\ngrid = { rate = [0.1] }\n", 4, "unknown override `rate`"),
         ("[experiment.sweep]\nseed = [1, 2]\n", 4, "`seed` cannot be swept"),
+        ("[experiment.tune]\nmodels = [\"gru\"]\ngrid = { lr = [0.1] }\n", 4, "names `gru`, which no given spec defines"),
     ];
     for (section, code, message) in cases {
         let config = root.join("bad.toml");
@@ -174,6 +184,14 @@ fn experiment_settings_are_checked_before_anything_runs() {
         assert!(stderr(&output).contains(message), "{section}: {}", stderr(&output));
         assert!(!root.join("never").exists(), "{section}: nothing is written for a bad experiment");
     }
+    // Two specs defining one model would share rows and folders; no spec and no baseline is nothing to run.
+    let output = prnn().arg("run").arg(root.join("ids.prnn")).arg(root.join("ids.prnn")).arg("--config").arg(&data.config).arg("--out").arg(root.join("never")).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("both define the model `ids`"), "{}", stderr(&output));
+    let output = prnn().arg("run").arg("--config").arg(&data.config).arg("--out").arg(root.join("never")).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("the experiment has nothing to run"), "{}", stderr(&output));
+    assert!(!root.join("never").exists());
     // `--plan` lists the cells and writes nothing.
     let output = prnn().arg("run").arg(root.join("ids.prnn")).arg("--config").arg(&data.config).arg("--out").arg(root.join("plan")).args(["--seeds", "1,2", "--plan"]).output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
