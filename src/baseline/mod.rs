@@ -308,7 +308,7 @@ pub fn evaluate(baseline: &Baseline, dataset: &Dataset, settings: &Eval) -> Eval
     }
     let mut scores = vec![0.0f32; ROWS_PER_BLOCK * n_items];
     let threads = tch::get_num_threads().max(1) as usize;
-    let mut scratches: Vec<std::sync::Mutex<Scratch>> = (0..threads).map(|_| std::sync::Mutex::new(baseline.scratch())).collect();
+    let scratches: Vec<std::sync::Mutex<Scratch>> = (0..threads).map(|_| std::sync::Mutex::new(baseline.scratch())).collect();
     let mut prefix_items: Vec<u32> = Vec::new();
     for block in predictions.chunks_mut(ROWS_PER_BLOCK) {
         let rows = block.len();
@@ -334,7 +334,6 @@ pub fn evaluate(baseline: &Baseline, dataset: &Dataset, settings: &Eval) -> Eval
             prediction.rank = rank;
         }
     }
-    scratches.clear();
     let metrics = metrics_of(&predictions, &settings.cutoffs);
     let seconds = started.elapsed().as_secs_f64();
     Evaluation {
