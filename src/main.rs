@@ -11,7 +11,8 @@ use cli::{Color, Exit, Reporter};
 /// prnn compiles parallel-RNN session-based recommender specs (Hidasi et al., RecSys 2016).
 ///
 /// Exit codes: 0 success, 1 internal failure, 2 bad command line, 3 spec errors, 4 run-config errors,
-/// 5 missing or unreadable file, 6 bad data, 7 training diverged (NaN or infinite loss).
+/// 5 missing or unreadable file, 6 bad data, 7 training diverged (NaN or infinite loss) or, for
+/// `prnn run`, a cell did not finish.
 #[derive(Debug, Parser)]
 #[command(name = "prnn", version, about, long_about)]
 struct Cli {
