@@ -10,7 +10,7 @@ use std::time::Instant;
 use crate::config::{Eval, ItemKnnSettings, KnnCounting, SessionKnnSettings};
 use crate::data::sessions::Sessions;
 use crate::data::Dataset;
-use crate::eval::metrics::{target_ranks_host, CutoffMetrics};
+use crate::eval::metrics::{most_popular, target_ranks_host, RankMetrics};
 use crate::eval::{EventRank, Evaluation};
 use crate::lower::fused::parallel;
 use crate::lower::network::item_support;
@@ -292,14 +292,8 @@ pub fn evaluate(baseline: &Baseline, dataset: &Dataset, settings: &Eval) -> Eval
     let started = Instant::now();
     let n_items = dataset.items.len();
     let test = &dataset.test;
-    let candidates: Option<Vec<bool>> = (settings.most_popular > 0 && (settings.most_popular as usize) < n_items).then(|| {
-        let support = item_support(dataset);
-        let mut order: Vec<usize> = (0..n_items).collect();
-        order.sort_by(|&a, &b| support[b].cmp(&support[a]).then(a.cmp(&b)));
-        let mut mask = vec![false; n_items];
-        order[..settings.most_popular as usize].iter().for_each(|&i| mask[i] = true);
-        mask
-    });
+    let candidates: Option<Vec<bool>> = (settings.most_popular > 0 && (settings.most_popular as usize) < n_items)
+        .then(|| most_popular(&item_support(dataset), settings.most_popular as usize));
     let mut predictions: Vec<EventRank> = Vec::with_capacity(test.event_count());
     for s in 0..test.len() {
         for (position, event) in test.session(s).iter().enumerate().skip(1) {
@@ -307,9 +301,10 @@ pub fn evaluate(baseline: &Baseline, dataset: &Dataset, settings: &Eval) -> Eval
         }
     }
     let mut scores = vec![0.0f32; ROWS_PER_BLOCK * n_items];
+    let mut metrics = RankMetrics::new(&settings.cutoffs);
     let threads = tch::get_num_threads().max(1) as usize;
     let scratches: Vec<std::sync::Mutex<Scratch>> = (0..threads).map(|_| std::sync::Mutex::new(baseline.scratch())).collect();
-    let mut prefix_items: Vec<u32> = Vec::new();
+    let mut targets: Vec<u32> = Vec::new();
     for block in predictions.chunks_mut(ROWS_PER_BLOCK) {
         let rows = block.len();
         let parts = threads.min(rows);
@@ -327,14 +322,15 @@ pub fn evaluate(baseline: &Baseline, dataset: &Dataset, settings: &Eval) -> Eval
                 baseline.score(&prefix, row, &mut scratch);
             }
         });
-        prefix_items.clear();
-        prefix_items.extend(block.iter().map(|p| p.item));
-        let ranks = target_ranks_host(&scores[..rows * n_items], n_items, &prefix_items, candidates.as_deref(), settings.ties);
+        targets.clear();
+        targets.extend(block.iter().map(|p| p.item));
+        let ranks = target_ranks_host(&scores[..rows * n_items], n_items, &targets, candidates.as_deref(), settings.ties);
+        metrics.add(&tch::Tensor::from_slice(&ranks));
         for (prediction, rank) in block.iter_mut().zip(ranks) {
             prediction.rank = rank;
         }
     }
-    let metrics = metrics_of(&predictions, &settings.cutoffs);
+    let metrics = metrics.finish();
     let seconds = started.elapsed().as_secs_f64();
     Evaluation {
         metrics,
@@ -345,22 +341,6 @@ pub fn evaluate(baseline: &Baseline, dataset: &Dataset, settings: &Eval) -> Eval
         events_per_second: predictions.len() as f64 / seconds.max(1e-9),
         ranks: predictions,
     }
-}
-
-/// Recall and MRR at each cut-off from ranks in host memory (float64 sums).
-pub fn metrics_of(ranks: &[EventRank], cutoffs: &[u64]) -> Vec<CutoffMetrics> {
-    let events = ranks.len().max(1) as f64;
-    cutoffs
-        .iter()
-        .map(|&cutoff| {
-            let (mut hits, mut reciprocal) = (0.0f64, 0.0f64);
-            for rank in ranks.iter().map(|r| r.rank).filter(|&rank| rank <= cutoff as f64) {
-                hits += 1.0;
-                reciprocal += 1.0 / rank;
-            }
-            CutoffMetrics { cutoff, recall: hits / events, mrr: reciprocal / events }
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -432,13 +412,5 @@ mod tests {
         let baseline = Baseline::SessionKnn(knn);
         baseline.score(&[4, 5, 4], &mut scores, &mut scratch);
         assert!(close(scores[4], 1.0) && close(scores[5], 1.0) && scores[0] == 0.0, "{scores:?}");
-    }
-
-    #[test]
-    fn metrics_count_ranks_within_each_cutoff() {
-        let rank = |rank| EventRank { session: 0, position: 1, item: 0, rank };
-        let metrics = metrics_of(&[rank(1.0), rank(4.0), rank(30.0)], &[5, 20]);
-        assert!((metrics[0].recall - 2.0 / 3.0).abs() < 1e-12 && (metrics[0].mrr - 1.25 / 3.0).abs() < 1e-12);
-        assert_eq!(metrics[1].recall, metrics[0].recall);
     }
 }

@@ -235,12 +235,11 @@ fn experiment(args: &Args, reporter: &Reporter) -> Result<Exit, Exit> {
             Exit::Io
         })?,
     }
-    // Children read the copy, with paths resolved against the original's folder.
-    let config_dir = std::path::absolute(args.config.parent().unwrap_or(Path::new("."))).unwrap_or_default();
+    // Children run in this process's folder and read the config given here, so its relative paths and the
+    // specs' resolve as they do for this command.
     let runner = Runner {
         out: out.clone(),
         config_path: args.config.clone(),
-        config_dir,
         config_hash: session::hash(&config_text),
         threads: {
             let all = match config.run.threads {
@@ -390,7 +389,6 @@ fn print_plan(runner: &Runner, cells: &[Cell], title: &str) {
 struct Runner {
     out: PathBuf,
     config_path: PathBuf,
-    config_dir: PathBuf,
     config_hash: String,
     threads: u64,
     device: Option<String>,
@@ -463,7 +461,7 @@ impl Runner {
 
     fn command(&self) -> Command {
         let mut command = Command::new(&self.exe);
-        command.arg("--color").arg("never").current_dir(std::env::current_dir().unwrap_or_else(|_| self.config_dir.clone()));
+        command.arg("--color").arg("never");
         command
     }
 

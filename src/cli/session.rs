@@ -57,8 +57,7 @@ pub struct Prepared {
 }
 
 /// The keys `key=value` overrides take.
-pub const OVERRIDE_KEYS: &str = "seed, batch, lr, momentum, eps, epochs, extra, alpha, max_batches";
-const KEYS: &str = OVERRIDE_KEYS;
+const KEYS: &str = "seed, batch, lr, momentum, eps, epochs, extra, alpha, max_batches";
 
 /// An error naming the closest key when `key` is not an override key.
 pub fn check_override_key(key: &str) -> Result<(), String> {

@@ -217,6 +217,11 @@ fn to_host(sums: &Tensor) -> Vec<f64> {
 /// `n` must be positive: an empty mask would rank every target first against no competitors. Rank against
 /// every item by passing no mask to [`target_ranks`] instead (`most_popular = 0` in the config).
 pub fn most_popular_mask(support: &[u64], n: usize, device: Device) -> Tensor {
+    Tensor::from_slice(&most_popular(support, n)).to_device(device)
+}
+
+/// [`most_popular_mask`] in host memory, for [`target_ranks_host`].
+pub fn most_popular(support: &[u64], n: usize) -> Vec<bool> {
     assert!(n > 0, "a most-popular mask needs at least one item; pass no mask to rank against every item");
     let mut by_popularity: Vec<usize> = (0..support.len()).collect();
     by_popularity.sort_unstable_by_key(|&item| (std::cmp::Reverse(support[item]), item));
@@ -224,7 +229,7 @@ pub fn most_popular_mask(support: &[u64], n: usize, device: Device) -> Tensor {
     for &item in by_popularity.iter().take(n) {
         mask[item] = true;
     }
-    Tensor::from_slice(&mask).to_device(device)
+    mask
 }
 
 #[cfg(test)]
