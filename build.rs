@@ -19,9 +19,7 @@ fn main() {
     let version = std::fs::read_to_string(torch_dir.join("version.py"))
         .ok()
         .and_then(|text| {
-            text.lines()
-                .find_map(|line| line.strip_prefix("__version__ = "))
-                .map(|quoted| quoted.trim().trim_matches('\'').to_string())
+            text.lines().find_map(|line| line.strip_prefix("__version__ = ")).map(|quoted| quoted.trim().trim_matches('\'').to_string())
         })
         .or_else(|| std::fs::read_to_string(torch_dir.join("build-version")).ok().map(|v| v.trim().to_string()));
     if let Some(version) = version {

@@ -83,14 +83,26 @@ fn last_epoch(run: &Path) -> Value {
 /// training events over 43k items; 16.0k test sessions with 60.9k predictions).
 fn diginetica_size(data: &Path) -> PathBuf {
     let dir = data.join("diginetica-size");
-    let settings = SynthConfig { sessions: 208_000, items: 43_000, clusters: 430, dim: 4, mean_length: 4.8, days: 13, seed: 11, ..SynthConfig::default() };
+    let settings = SynthConfig {
+        sessions: 208_000,
+        items: 43_000,
+        clusters: 430,
+        dim: 4,
+        mean_length: 4.8,
+        days: 13,
+        seed: 11,
+        ..SynthConfig::default()
+    };
     if !dir.join("README.md").exists() {
         std::fs::create_dir_all(&dir).expect("bench data folder");
         write_dataset(&settings, &dir, true).expect("synthetic data is written");
     }
     let config = dir.join("run.toml");
-    std::fs::write(&config, "[data]\ntrain = \"train.tsv\"\ntest = \"test.tsv\"\n\n[eval]\ncutoffs = [20]\nties = \"conservative\"\n\n[run]\nout = \"runs\"\n")
-        .expect("config written");
+    std::fs::write(
+        &config,
+        "[data]\ntrain = \"train.tsv\"\ntest = \"test.tsv\"\n\n[eval]\ncutoffs = [20]\nties = \"conservative\"\n\n[run]\nout = \"runs\"\n",
+    )
+    .expect("config written");
     config
 }
 
@@ -123,7 +135,11 @@ fn end_to_end(case: &EndToEnd<'_>, device: &str, scratch: &Path, evaluate: bool)
         let at20 = e["metrics"].as_array().and_then(|m| m.iter().find(|m| m["cutoff"] == 20)).cloned().unwrap_or(Value::Null);
         note += &format!(
             "; eval of {} predictions against {} items in {:.1} s: Recall@20 {:.4}, MRR@20 {:.4}",
-            e["events"], e["candidates"], e["seconds"].as_f64().unwrap_or(0.0), at20["recall"].as_f64().unwrap_or(f64::NAN), at20["mrr"].as_f64().unwrap_or(f64::NAN)
+            e["events"],
+            e["candidates"],
+            e["seconds"].as_f64().unwrap_or(0.0),
+            at20["recall"].as_f64().unwrap_or(f64::NAN),
+            at20["mrr"].as_f64().unwrap_or(f64::NAN)
         );
     }
     Row {
@@ -159,7 +175,13 @@ fn combine(runs: &[Row]) -> Row {
         batches_per_second: Some(middle),
         eval_per_second: last.eval_per_second,
         peak_gb: runs.iter().filter_map(|r| r.peak_gb).reduce(f64::max),
-        note: format!("median of {} runs ({} to {} mini-batches/s); last run: {}", runs.len(), figure(Some(low)), figure(Some(high)), last.note),
+        note: format!(
+            "median of {} runs ({} to {} mini-batches/s); last run: {}",
+            runs.len(),
+            figure(Some(low)),
+            figure(Some(high)),
+            last.note
+        ),
         ..last.clone()
     }
 }
@@ -189,7 +211,9 @@ fn step_rate(spec_text: &str, dataset: &prnn::data::Dataset, device: tch::Device
     let parameters = network.parameter_count();
     let mut trainer = Trainer::new(network, &compiled.model, &compiled.plan, dataset);
     trainer.epoch(1, EpochOptions { max_batches: Some((batches / 5).max(5)), ..EpochOptions::default() }, |_| {}).expect("warm-up trains");
-    let summary = trainer.epoch(2.min(compiled.plan.epochs), EpochOptions { max_batches: Some(batches), ..EpochOptions::default() }, |_| {}).expect("trains");
+    let summary = trainer
+        .epoch(2.min(compiled.plan.epochs), EpochOptions { max_batches: Some(batches), ..EpochOptions::default() }, |_| {})
+        .expect("trains");
     (summary.batches_per_second, summary.events_per_second, parameters)
 }
 
@@ -257,7 +281,9 @@ fn figure(value: Option<f64>) -> String {
 }
 
 fn table(rows: &[Row]) -> String {
-    let mut text = String::from("| row | configuration | mini-batches/s | events/s | eval events/s | peak memory (GB) | notes |\n|---|---|---|---|---|---|---|\n");
+    let mut text = String::from(
+        "| row | configuration | mini-batches/s | events/s | eval events/s | peak memory (GB) | notes |\n|---|---|---|---|---|---|---|\n",
+    );
     for row in rows {
         text += &format!(
             "| `{}` | {} | {} | {} | {} | {} | {} |\n",
@@ -276,17 +302,29 @@ fn table(rows: &[Row]) -> String {
 fn machine(device: &str) -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|text| text.lines().find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())))
+        .and_then(|text| {
+            text.lines().find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string()))
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let memory = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|t| t.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<f64>().ok()))
         .map_or(String::new(), |kb| format!(", {:.0} GiB RAM", kb / 1048576.0));
-    let commit = Command::new("git").arg("-C").arg(root()).args(["describe", "--always", "--dirty"]).output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
+    let commit = Command::new("git")
+        .arg("-C")
+        .arg(root())
+        .args(["describe", "--always", "--dirty"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
     let torch = prnn::runtime::cuda::loaded_torch_version().unwrap_or_else(|| "unknown".into());
     let date = jiff::Timestamp::now().strftime("%Y-%m-%d %H:%M UTC").to_string();
-    format!("Measured {date} on {cpu} ({cores} cores{memory}), device `{device}`, libtorch {torch}, {} threads, commit `{commit}`.", tch::get_num_threads())
+    format!(
+        "Measured {date} on {cpu} ({cores} cores{memory}), device `{device}`, libtorch {torch}, {} threads, commit `{commit}`.",
+        tch::get_num_threads()
+    )
 }
 
 /// Replaces the text between this device's markers in docs/performance.md (appending the section if absent).
@@ -327,20 +365,62 @@ fn main() {
     let autograd_on_cpu = if device == tch::Device::Cpu { vec!["--step", "autograd"] } else { vec![] };
     let mut rows = Vec::new();
     let mut cases = vec![
-        EndToEnd { name: "row1", what: "row 1: 100 hidden, batch 50, cross-entropy, in-batch negatives; `yoochoose-cat`, 1 epoch", spec: "specs/gru4rec_xe.prnn", config: yoochoose.clone(), overrides: vec![], evaluate: true },
-        EndToEnd { name: "id-only", what: "ID-only GRU, 100 hidden, TOP1, batch 50; `yoochoose-cat`, 1 epoch", spec: "specs/id_only.prnn", config: yoochoose.clone(), overrides: vec!["epochs=1"], evaluate: false },
-        EndToEnd { name: "p-rnn", what: "p-RNN parallel ID + category/price, 100+100, TOP1, batch 50; `yoochoose-cat`, 1 epoch", spec: "specs/parallel_sim.prnn", config: yoochoose.clone(), overrides: vec!["epochs=1"], evaluate: false },
+        EndToEnd {
+            name: "row1",
+            what: "row 1: 100 hidden, batch 50, cross-entropy, in-batch negatives; `yoochoose-cat`, 1 epoch",
+            spec: "specs/gru4rec_xe.prnn",
+            config: yoochoose.clone(),
+            overrides: vec![],
+            evaluate: true,
+        },
+        EndToEnd {
+            name: "id-only",
+            what: "ID-only GRU, 100 hidden, TOP1, batch 50; `yoochoose-cat`, 1 epoch",
+            spec: "specs/id_only.prnn",
+            config: yoochoose.clone(),
+            overrides: vec!["epochs=1"],
+            evaluate: false,
+        },
+        EndToEnd {
+            name: "p-rnn",
+            what: "p-RNN parallel ID + category/price, 100+100, TOP1, batch 50; `yoochoose-cat`, 1 epoch",
+            spec: "specs/parallel_sim.prnn",
+            config: yoochoose.clone(),
+            overrides: vec!["epochs=1"],
+            evaluate: false,
+        },
     ];
     if wanted("row3") {
         let config = diginetica_size(&data).to_string_lossy().to_string();
-        cases.push(EndToEnd { name: "row3", what: "row 3: 512 hidden, batch 128, BPR-max, 2048 extra, constrained; Diginetica-size synthetic (900k events, 43k items)", spec: "specs/gru4rec_bprmax.prnn", config: config.clone(), overrides: vec!["epochs=1", "max_batches=400"], evaluate: true });
+        cases.push(EndToEnd {
+            name: "row3",
+            what: "row 3: 512 hidden, batch 128, BPR-max, 2048 extra, constrained; Diginetica-size synthetic (900k events, 43k items)",
+            spec: "specs/gru4rec_bprmax.prnn",
+            config: config.clone(),
+            overrides: vec!["epochs=1", "max_batches=400"],
+            evaluate: true,
+        });
     }
     let mut autograd_cases = Vec::new();
     if device == tch::Device::Cpu {
-        autograd_cases.push(EndToEnd { name: "row1-autograd", what: "row 1 with `--step autograd`", spec: "specs/gru4rec_xe.prnn", config: yoochoose.clone(), overrides: vec![], evaluate: false });
+        autograd_cases.push(EndToEnd {
+            name: "row1-autograd",
+            what: "row 1 with `--step autograd`",
+            spec: "specs/gru4rec_xe.prnn",
+            config: yoochoose.clone(),
+            overrides: vec![],
+            evaluate: false,
+        });
         if wanted("row3-autograd") {
             let config = diginetica_size(&data).to_string_lossy().to_string();
-            autograd_cases.push(EndToEnd { name: "row3-autograd", what: "row 3 with `--step autograd`", spec: "specs/gru4rec_bprmax.prnn", config, overrides: vec!["epochs=1", "max_batches=100"], evaluate: false });
+            autograd_cases.push(EndToEnd {
+                name: "row3-autograd",
+                what: "row 3 with `--step autograd`",
+                spec: "specs/gru4rec_bprmax.prnn",
+                config,
+                overrides: vec!["epochs=1", "max_batches=100"],
+                evaluate: false,
+            });
         }
     }
     for case in &mut autograd_cases {
@@ -359,9 +439,11 @@ fn main() {
     // The p-RNN's cost relative to ID-only, from runs made one right after the other.
     let position = |name: &str| active.iter().position(|c| c.name == name);
     if let (Some(id), Some(p)) = (position("id-only"), position("p-rnn")) {
-        let ratios: Vec<f64> = runs[id].iter().zip(&runs[p]).filter_map(|(a, b)| Some(a.batches_per_second? / b.batches_per_second?)).collect();
+        let ratios: Vec<f64> =
+            runs[id].iter().zip(&runs[p]).filter_map(|(a, b)| Some(a.batches_per_second? / b.batches_per_second?)).collect();
         let text = ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(", ");
-        combined[p].note = format!("costs {:.2}x ID-only per mini-batch (median of the runs' ratios {text}); {}", median(ratios), combined[p].note);
+        combined[p].note =
+            format!("costs {:.2}x ID-only per mini-batch (median of the runs' ratios {text}); {}", median(ratios), combined[p].note);
     }
     rows.extend(combined);
     rows.extend(scaling_rows(device, &data, &wanted));

@@ -196,11 +196,7 @@ impl Diagnostic {
         for (span, label) in &self.secondary {
             labels.push(Label::secondary((), span.start..span.end).with_message(label));
         }
-        Report::error()
-            .with_code(self.code.as_str())
-            .with_message(&self.message)
-            .with_labels(labels)
-            .with_notes(notes)
+        Report::error().with_code(self.code.as_str()).with_message(&self.message).with_labels(labels).with_notes(notes)
     }
 }
 
@@ -247,8 +243,7 @@ pub fn render_plain(source: &Source, diagnostics: &[Diagnostic]) -> String {
 pub fn render_to(writer: &mut dyn WriteColor, source: &Source, diagnostics: &[Diagnostic]) -> std::io::Result<()> {
     let file = SimpleFile::new(source.name.as_str(), source.text.as_str());
     for diagnostic in diagnostics {
-        term::emit_to_write_style(writer, &render_config(), &file, &diagnostic.to_report(&source.name))
-            .map_err(std::io::Error::other)?;
+        term::emit_to_write_style(writer, &render_config(), &file, &diagnostic.to_report(&source.name)).map_err(std::io::Error::other)?;
     }
     Ok(())
 }

@@ -32,9 +32,9 @@ pub mod diagnostic;
 pub mod eval;
 pub mod ir;
 #[cfg(feature = "torch")]
-pub mod report;
-#[cfg(feature = "torch")]
 pub mod lower;
+#[cfg(feature = "torch")]
+pub mod report;
 #[cfg(feature = "torch")]
 pub mod runtime;
 pub mod syntax;

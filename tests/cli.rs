@@ -30,10 +30,7 @@ fn help_lists_every_command_and_the_exit_codes() {
 
 #[test]
 fn check_accepts_every_paper_spec() {
-    let specs: Vec<_> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/specs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let specs: Vec<_> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/specs")).unwrap().map(|e| e.unwrap().path()).collect();
     let output = prnn().arg("check").args(&specs).output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(stdout(&output).contains(&format!("checked {n} specs: {n} ok, 0 failed", n = specs.len())));
@@ -82,8 +79,7 @@ fn compile_prints_text_dot_and_json() {
 
 #[test]
 fn compile_with_a_config_decides_feature_kinds_and_concrete_shapes() {
-    let output =
-        prnn().args(["compile", "specs/parallel_res.prnn", "--config", "examples/amazon-image-vectors.toml"]).output().unwrap();
+    let output = prnn().args(["compile", "specs/parallel_res.prnn", "--config", "examples/amazon-image-vectors.toml"]).output().unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
     // 1,585 training items and 512-d vectors in data/amazon-scientific-small.
@@ -155,8 +151,7 @@ fn bad_data_exits_with_6_and_names_file_and_line() {
 
 #[test]
 fn config_errors_exit_with_4_and_name_the_config() {
-    let output =
-        prnn().args(["compile", "specs/parallel_res.prnn", "--config", "tests/bad-config/unknown_key.toml"]).output().unwrap();
+    let output = prnn().args(["compile", "specs/parallel_res.prnn", "--config", "tests/bad-config/unknown_key.toml"]).output().unwrap();
     assert_eq!(output.status.code(), Some(4));
     let err = stderr(&output);
     assert!(err.contains("tests/bad-config/unknown_key.toml:7:1"), "{err}");

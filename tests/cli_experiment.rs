@@ -4,7 +4,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-
 use common::{prnn, stderr};
 
 fn stdout(output: &std::process::Output) -> String {
@@ -86,18 +85,32 @@ fn an_experiment_tunes_trains_seeds_compares_and_continues_where_it_stopped() {
     std::fs::write(root.join("ids.prnn"), SPEC_ID).unwrap();
     std::fs::write(root.join("both.prnn"), SPEC_PARALLEL).unwrap();
     let mut config = std::fs::read_to_string(&data.config).unwrap();
-    config += "\n[experiment]\nspecs = [\"ids.prnn\", \"both.prnn\"]\nseeds = [1, 2]\nbaselines = [\"popularity\", \"item_knn\", \"sknn\"]\n\
+    config +=
+        "\n[experiment]\nspecs = [\"ids.prnn\", \"both.prnn\"]\nseeds = [1, 2]\nbaselines = [\"popularity\", \"item_knn\", \"sknn\"]\n\
                compare_to = \"ids\"\nbootstrap = 200\n\n[experiment.tune]\nmodels = [\"ids\"]\ngrid = { lr = [0.05, 0.2] }\n";
     let config_path = root.join("experiment.toml");
     std::fs::write(&config_path, &config).unwrap();
     let out = root.join("experiment");
-    let run = || prnn().arg("run").arg("--config").arg(&config_path).arg("--out").arg(&out).args(["--sweep", "batch=8,16"]).current_dir(root).output().unwrap();
+    let run = || {
+        prnn()
+            .arg("run")
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--out")
+            .arg(&out)
+            .args(["--sweep", "batch=8,16"])
+            .current_dir(root)
+            .output()
+            .unwrap()
+    };
 
     let output = run();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let table = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert_eq!(stdout(&output).trim_end(), table.trim_end(), "the table printed is the table written");
-    for row in ["| popularity |", "| item_knn |", "| sknn |", "| ids batch=8 |", "| ids batch=16 |", "| both batch=8 |", "| both batch=16 |"] {
+    for row in
+        ["| popularity |", "| item_knn |", "| sknn |", "| ids batch=8 |", "| ids batch=16 |", "| both batch=8 |", "| both batch=16 |"]
+    {
         assert!(table.contains(row), "no row `{row}` in\n{table}");
     }
     // Each p-RNN row is tested against the ID-only row of the same sweep setting.
@@ -105,9 +118,11 @@ fn an_experiment_tunes_trains_seeds_compares_and_continues_where_it_stopped() {
     // The tuned learning rate reaches the full-data cells of the tuned model only.
     let chosen = table.lines().find(|l| l.starts_with("| ids | lr=") && l.ends_with("| yes |")).expect("a chosen setting");
     let lr = chosen.split('|').nth(2).unwrap().trim().to_string();
-    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("cells/ids-batch8-seed2/run.json")).unwrap()).unwrap();
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("cells/ids-batch8-seed2/run.json")).unwrap()).unwrap();
     assert_eq!(record["overrides"], serde_json::json!(["batch=8", lr, "seed=2"]));
-    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("cells/both-batch16-seed1/run.json")).unwrap()).unwrap();
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("cells/both-batch16-seed1/run.json")).unwrap()).unwrap();
     assert_eq!(record["overrides"], serde_json::json!(["batch=16", "seed=1"]));
     let tuned: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("tune/ids-lr0.05/run.json")).unwrap()).unwrap();
     assert_eq!(tuned["validation"], true);
@@ -179,13 +194,30 @@ fn experiment_settings_are_checked_before_anything_runs() {
     for (section, code, message) in cases {
         let config = root.join("bad.toml");
         std::fs::write(&config, format!("{base}\n{section}")).unwrap();
-        let output = prnn().arg("run").arg(root.join("ids.prnn")).arg("--config").arg(&config).arg("--out").arg(root.join("never")).output().unwrap();
+        let output = prnn()
+            .arg("run")
+            .arg(root.join("ids.prnn"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--out")
+            .arg(root.join("never"))
+            .output()
+            .unwrap();
         assert_eq!(output.status.code(), Some(code), "{section}: {}", stderr(&output));
         assert!(stderr(&output).contains(message), "{section}: {}", stderr(&output));
         assert!(!root.join("never").exists(), "{section}: nothing is written for a bad experiment");
     }
     // Two specs defining one model would share rows and folders; no spec and no baseline is nothing to run.
-    let output = prnn().arg("run").arg(root.join("ids.prnn")).arg(root.join("ids.prnn")).arg("--config").arg(&data.config).arg("--out").arg(root.join("never")).output().unwrap();
+    let output = prnn()
+        .arg("run")
+        .arg(root.join("ids.prnn"))
+        .arg(root.join("ids.prnn"))
+        .arg("--config")
+        .arg(&data.config)
+        .arg("--out")
+        .arg(root.join("never"))
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stderr(&output).contains("both define the model `ids`"), "{}", stderr(&output));
     let output = prnn().arg("run").arg("--config").arg(&data.config).arg("--out").arg(root.join("never")).output().unwrap();
@@ -193,7 +225,16 @@ fn experiment_settings_are_checked_before_anything_runs() {
     assert!(stderr(&output).contains("the experiment has nothing to run"), "{}", stderr(&output));
     assert!(!root.join("never").exists());
     // `--plan` lists the cells and writes nothing.
-    let output = prnn().arg("run").arg(root.join("ids.prnn")).arg("--config").arg(&data.config).arg("--out").arg(root.join("plan")).args(["--seeds", "1,2", "--plan"]).output().unwrap();
+    let output = prnn()
+        .arg("run")
+        .arg(root.join("ids.prnn"))
+        .arg("--config")
+        .arg(&data.config)
+        .arg("--out")
+        .arg(root.join("plan"))
+        .args(["--seeds", "1,2", "--plan"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let plan = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(plan.contains("to run   cells/ids-seed1") && plan.contains("to run   cells/ids-seed2"), "{plan}");

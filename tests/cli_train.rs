@@ -5,7 +5,6 @@ mod common;
 use std::path::Path;
 use std::process::Stdio;
 
-
 use common::{prnn, stderr};
 
 const SPEC: &str = "model small {
@@ -43,7 +42,18 @@ fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
 fn the_autograd_step_is_chosen_on_the_command_line_and_recorded() {
     let (data, spec) = setup(200);
     let run = data.dir.path().join("autograd");
-    let output = prnn().arg("train").arg(&spec).arg("--config").arg(&data.config).arg("--out").arg(&run).arg("--step").arg("autograd").arg("epochs=1").output().unwrap();
+    let output = prnn()
+        .arg("train")
+        .arg(&spec)
+        .arg("--config")
+        .arg(&data.config)
+        .arg("--out")
+        .arg(&run)
+        .arg("--step")
+        .arg("autograd")
+        .arg("epochs=1")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(stderr(&output).contains("on cpu, autograd step"), "{}", stderr(&output));
     let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
@@ -134,7 +144,8 @@ fn a_run_killed_at_any_moment_resumes_to_the_weights_of_an_uninterrupted_run() {
         assert!(x == y, "`{name}` differs between the resumed and the uninterrupted run");
     }
     let metrics = std::fs::read_to_string(killed.join("metrics.jsonl")).unwrap();
-    let epochs: Vec<u64> = metrics.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["epoch"].as_u64().unwrap()).collect();
+    let epochs: Vec<u64> =
+        metrics.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["epoch"].as_u64().unwrap()).collect();
     assert_eq!(epochs, [1, 2, 3, 4], "one metrics line per epoch, none repeated");
 
     // A finished run has nothing left to do.
@@ -170,7 +181,8 @@ fn bad_overrides_and_devices_are_usage_errors() {
         (vec!["--device", "tpu"], "unknown device `tpu`"),
     ] {
         let run = data.dir.path().join("never");
-        let output = prnn().arg("train").arg(&spec).arg("--config").arg(&data.config).arg("--out").arg(&run).args(&arguments).output().unwrap();
+        let output =
+            prnn().arg("train").arg(&spec).arg("--config").arg(&data.config).arg("--out").arg(&run).args(&arguments).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{arguments:?}: {}", stderr(&output));
         assert!(stderr(&output).contains(expected), "{arguments:?}: {}", stderr(&output));
         assert!(!run.exists(), "nothing is written for a bad command line");

@@ -16,8 +16,7 @@ fn display_name(path: &Path) -> String {
 fn every_paper_spec_compiles_to_its_reviewed_graph_and_plan() {
     insta::glob!("../specs", "*.prnn", |path| {
         let source = Source::new(display_name(path), std::fs::read_to_string(path).unwrap());
-        let compiled = prnn::compile_source(&source)
-            .unwrap_or_else(|error| panic!("{}", render_plain(&source, &error.diagnostics)));
+        let compiled = prnn::compile_source(&source).unwrap_or_else(|error| panic!("{}", render_plain(&source, &error.diagnostics)));
         insta::assert_snapshot!(render::text(&compiled));
     });
 }
@@ -73,8 +72,10 @@ fn dot_and_json_renderings_cover_every_node() {
 
 #[test]
 fn declaration_order_does_not_change_the_graph() {
-    let forward = "model m {\n input id : item_id\n input image : dense\n subnet a = gru(id)\n subnet b = gru(image)\n merge = parallel(a, b)\n}\n";
-    let shuffled = "model m {\n input image : dense\n subnet b = gru(image)\n merge = parallel(a, b)\n input id : item_id\n subnet a = gru(id)\n}\n";
+    let forward =
+        "model m {\n input id : item_id\n input image : dense\n subnet a = gru(id)\n subnet b = gru(image)\n merge = parallel(a, b)\n}\n";
+    let shuffled =
+        "model m {\n input image : dense\n subnet b = gru(image)\n merge = parallel(a, b)\n input id : item_id\n subnet a = gru(id)\n}\n";
     let first = render::text(&prnn::compile("a", forward).unwrap());
     let second = render::text(&prnn::compile("b", shuffled).unwrap());
     assert_eq!(first, second);

@@ -26,7 +26,10 @@ fn config_with_out(path: &Path, out: &Path) -> RunConfig {
 /// The "- train: 112088 sessions, 414561 events, 10874 items" lines of a dataset README.
 fn readme_counts(readme: &Path, side: &str) -> (u64, u64, u64) {
     let text = std::fs::read_to_string(readme).unwrap();
-    let line = text.lines().find(|l| l.starts_with(&format!("- {side}:"))).unwrap_or_else(|| panic!("no `- {side}:` line in {}", readme.display()));
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("- {side}:")))
+        .unwrap_or_else(|| panic!("no `- {side}:` line in {}", readme.display()));
     let mut sessions = None;
     let mut events = None;
     let mut items = None;
@@ -137,7 +140,8 @@ fn the_cache_is_written_once_and_then_loaded() {
 }
 
 fn bad_cases() -> Vec<PathBuf> {
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(root().join("tests/bad-data")).unwrap().map(|e| e.unwrap().path().join("run.toml")).collect();
+    let mut cases: Vec<PathBuf> =
+        std::fs::read_dir(root().join("tests/bad-data")).unwrap().map(|e| e.unwrap().path().join("run.toml")).collect();
     cases.sort();
     cases
 }
@@ -211,7 +215,11 @@ fn prepared_features_carry_the_planted_signal_of_synthetic_data() {
     for i in 0..50 {
         for j in (i + 1)..50 {
             let d = distance(row(i), row(j));
-            if cluster_of_row(i) == cluster_of_row(j) { same.push(d) } else { other.push(d) }
+            if cluster_of_row(i) == cluster_of_row(j) {
+                same.push(d)
+            } else {
+                other.push(d)
+            }
         }
     }
     let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;

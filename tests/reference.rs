@@ -284,11 +284,7 @@ fn logq_changes_cross_entropy() {
     let fixture: LossFixture = fixture("loss.json");
     for case in &fixture.cases {
         let values: Vec<f64> = case.losses.iter().filter(|r| r.loss == "cross_entropy").map(|r| r.value).collect();
-        assert!(
-            values.len() >= 2 && values.windows(2).all(|w| (w[0] - w[1]).abs() > 1e-2),
-            "{}: {values:?}",
-            case.name
-        );
+        assert!(values.len() >= 2 && values.windows(2).all(|w| (w[0] - w[1]).abs() > 1e-2), "{}: {values:?}", case.name);
     }
 }
 
@@ -420,8 +416,7 @@ fn adagrad_sparse_without_momentum_is_dense_on_touched_rows() {
         // Dense Adagrad with a gradient that is zero off the rows: the same numbers everywhere.
         let dense_want: Matrix = values(&dense_value).chunks(fixture.value[0].len()).map(<[f64]>::to_vec).collect();
         assert_matrix(&sparse_value, &dense_want, &format!("{what}: against dense"));
-        let dense_acc: Matrix =
-            values(&dense.accumulator).chunks(fixture.value[0].len()).map(<[f64]>::to_vec).collect();
+        let dense_acc: Matrix = values(&dense.accumulator).chunks(fixture.value[0].len()).map(<[f64]>::to_vec).collect();
         assert_matrix(&sparse.accumulator, &dense_acc, &format!("{what}: accumulator against dense"));
     }
     assert_bitwise(sparse.momentum.as_ref().unwrap(), &sparse_value.zeros_like(), "momentum at μ = 0");

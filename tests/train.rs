@@ -99,10 +99,8 @@ fn a_cpu_run_repeats_bit_for_bit() {
     let _serial = common::serial();
     let data = small();
     // Dropout and sampled negatives draw random numbers: both must come from the seeded streams.
-    let text = spec("parallel(a, b)", "simultaneous(epochs = 2)", "").replace(
-        "subnet a = gru(id, hidden = 16)",
-        "subnet a = gru(id, hidden = 16, dropout = 0.3)",
-    );
+    let text = spec("parallel(a, b)", "simultaneous(epochs = 2)", "")
+        .replace("subnet a = gru(id, hidden = 16)", "subnet a = gru(id, hidden = 16, dropout = 0.3)");
     let text = text.replace("batch = 20", "batch = 20\n negatives = in_batch(extra = 10, alpha = 0.5)");
     // On the CPU, whatever device the other tests use: CUDA's atomic adds need not repeat bit for bit.
     common::device();

@@ -11,7 +11,7 @@ use crate::config::{Eval, ItemKnnSettings, KnnCounting, SessionKnnSettings};
 use crate::data::sessions::Sessions;
 use crate::data::Dataset;
 use crate::eval::metrics::{most_popular, target_ranks_host, RankMetrics};
-use crate::eval::{EventRank, Evaluation};
+use crate::eval::{Evaluation, EventRank};
 use crate::lower::fused::parallel;
 use crate::lower::network::item_support;
 

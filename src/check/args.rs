@@ -40,13 +40,7 @@ pub fn form_of(value: &Value) -> Option<Form<'_>> {
 impl<'a> Args<'a> {
     /// Splits a call's arguments. Unknown and repeated names are reported; so are positional arguments
     /// beyond `max_positional`.
-    pub fn bind(
-        callee: &'a Ident,
-        args: &'a [Argument],
-        accepted: &[&str],
-        max_positional: usize,
-        sink: &mut Sink,
-    ) -> Args<'a> {
+    pub fn bind(callee: &'a Ident, args: &'a [Argument], accepted: &[&str], max_positional: usize, sink: &mut Sink) -> Args<'a> {
         let mut positional = Vec::new();
         let mut named: IndexMap<&str, (&Ident, &Value)> = IndexMap::new();
         for argument in args {
@@ -75,12 +69,9 @@ impl<'a> Args<'a> {
                         format!("`{}` accepts {}", callee.text, backticked(accepted))
                     };
                     sink.push(
-                        Diagnostic::error(
-                            Code::UnknownArgument,
-                            format!("unknown argument `{}` to `{}`", name.text, callee.text),
-                        )
-                        .at(name.span, label)
-                        .suggest(&name.text, accepted.iter().copied()),
+                        Diagnostic::error(Code::UnknownArgument, format!("unknown argument `{}` to `{}`", name.text, callee.text))
+                            .at(name.span, label)
+                            .suggest(&name.text, accepted.iter().copied()),
                     );
                 }
                 Some(name) => {
@@ -210,8 +201,7 @@ pub fn read_epochs(value: &Value, sink: &mut Sink) -> Option<u64> {
     let epochs = read_epochs_unbounded(value, sink)?;
     if epochs > MAX_EPOCHS {
         sink.push(
-            Diagnostic::error(Code::OutOfRange, "`epochs` is too large")
-                .at(value.span, format!("{epochs} is more than {MAX_EPOCHS}")),
+            Diagnostic::error(Code::OutOfRange, "`epochs` is too large").at(value.span, format!("{epochs} is more than {MAX_EPOCHS}")),
         );
         return None;
     }
@@ -239,8 +229,7 @@ pub fn read_name<'a>(value: &'a Value, what: &str, sink: &mut Sink) -> Option<&'
 }
 
 pub fn wrong_type(value: &Value, what: &str, expected: &str) -> Diagnostic {
-    Diagnostic::error(Code::WrongType, format!("`{what}` must be {expected}"))
-        .at(value.span, format!("found {}", value.describe()))
+    Diagnostic::error(Code::WrongType, format!("`{what}` must be {expected}")).at(value.span, format!("found {}", value.describe()))
 }
 
 pub fn backticked(names: &[&str]) -> String {

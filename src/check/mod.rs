@@ -319,8 +319,7 @@ impl Checker<'_> {
             if subnets.iter().any(|s| s.name == name.text) || inputs.iter().any(|i| i.name == name.text) {
                 continue; // reported as a duplicate name already
             }
-            let Some((_, args)) = self.function(layer, "layer", &["gru"], |_| (&["hidden", "dropout", "lr"][..], usize::MAX))
-            else {
+            let Some((_, args)) = self.function(layer, "layer", &["gru"], |_| (&["hidden", "dropout", "lr"][..], usize::MAX)) else {
                 continue;
             };
             let mut subnet_inputs: Vec<String> = Vec::new();
@@ -380,17 +379,21 @@ impl Checker<'_> {
             if !named.contains(input.name.as_str()) {
                 let d = Diagnostic::error(Code::UnusedInput, format!("input `{}` is read by no subnet", input.name))
                     .at(input.span, "declared here, never used")
-                    .help(format!(
-                        "feed it to a subnet, e.g. `subnet {0}_net = gru({0}, hidden = 100)`, or remove it",
-                        input.name
-                    ));
+                    .help(format!("feed it to a subnet, e.g. `subnet {0}_net = gru({0}, hidden = 100)`, or remove it", input.name));
                 self.push(d);
             }
         }
     }
 
     /// Resolves a list of subnet references, reporting unknown names, inputs named as subnets and repeats.
-    fn subnet_refs(&mut self, values: &[&Value], subnets: &[Subnet], inputs: &[Input], context: &str, repeat_code: Code) -> Vec<(String, Span)> {
+    fn subnet_refs(
+        &mut self,
+        values: &[&Value],
+        subnets: &[Subnet],
+        inputs: &[Input],
+        context: &str,
+        repeat_code: Code,
+    ) -> Vec<(String, Span)> {
         let mut resolved: Vec<(String, Span)> = Vec::new();
         for value in values {
             let Some(name) = read_name(value, context, self.sink) else { continue };
@@ -513,10 +516,16 @@ impl Checker<'_> {
         weights
     }
 
-    fn interaction(&mut self, args: &Args, listed: Vec<(String, Span)>, subnets: &[Subnet], inputs: &[Input], value: &Value) -> Option<Merge> {
+    fn interaction(
+        &mut self,
+        args: &Args,
+        listed: Vec<(String, Span)>,
+        subnets: &[Subnet],
+        inputs: &[Input],
+        value: &Value,
+    ) -> Option<Merge> {
         let is_id_subnet = |subnet: &Subnet| {
-            subnet.inputs.len() == 1
-                && inputs.iter().any(|i| i.name == subnet.inputs[0] && matches!(i.kind, InputKind::ItemId { .. }))
+            subnet.inputs.len() == 1 && inputs.iter().any(|i| i.name == subnet.inputs[0] && matches!(i.kind, InputKind::ItemId { .. }))
         };
         let primary = match args.get("primary") {
             Some(primary_value) => {
@@ -526,10 +535,14 @@ impl Checker<'_> {
                     return None;
                 };
                 if !is_id_subnet(subnet) {
-                    let d = Diagnostic::error(Code::InteractionPrimary, format!("the interaction's primary `{name}` is not an item-ID subnet"))
-                        .at(primary_value.span, "the primary must read exactly one `item_id` input")
-                        .also(subnet.span, format!("`{name}` reads {}", backticked(&subnet.inputs.iter().map(String::as_str).collect::<Vec<_>>())))
-                        .note("the paper promotes the ID subnet to the primary representation of the session");
+                    let d =
+                        Diagnostic::error(Code::InteractionPrimary, format!("the interaction's primary `{name}` is not an item-ID subnet"))
+                            .at(primary_value.span, "the primary must read exactly one `item_id` input")
+                            .also(
+                                subnet.span,
+                                format!("`{name}` reads {}", backticked(&subnet.inputs.iter().map(String::as_str).collect::<Vec<_>>())),
+                            )
+                            .note("the paper promotes the ID subnet to the primary representation of the session");
                     self.push(d);
                     return None;
                 }
@@ -664,10 +677,13 @@ impl Checker<'_> {
             _ => None,
         };
         if let Some((why, fix)) = problem {
-            let d = Diagnostic::error(Code::LossActivation, format!("`{}` does not go with the {} loss", activation_name(activation), loss_name(loss)))
-                .at(span, "this activation")
-                .note(why)
-                .help(fix);
+            let d = Diagnostic::error(
+                Code::LossActivation,
+                format!("`{}` does not go with the {} loss", activation_name(activation), loss_name(loss)),
+            )
+            .at(span, "this activation")
+            .note(why)
+            .help(fix);
             self.push(d);
         }
     }
@@ -815,7 +831,11 @@ impl Checker<'_> {
                     return None;
                 };
                 let items: Vec<&Value> = items.iter().collect();
-                let order: Vec<String> = self.subnet_refs(&items, subnets, inputs, "the schedule's order", Code::ScheduleRepeatsSubnet).into_iter().map(|(n, _)| n).collect();
+                let order: Vec<String> = self
+                    .subnet_refs(&items, subnets, inputs, "the schedule's order", Code::ScheduleRepeatsSubnet)
+                    .into_iter()
+                    .map(|(n, _)| n)
+                    .collect();
                 if all_known(&items, subnets) {
                     self.schedule_covers(kind, &order, subnets, order_value.span);
                 }
@@ -823,9 +843,12 @@ impl Checker<'_> {
             }
         };
         if kind == "alternating" && (epochs as usize) < subnets.len() {
-            let d = Diagnostic::error(Code::ScheduleMissesSubnet, format!("{epochs} alternating epoch(s) cannot train {} subnets", subnets.len()))
-                .at(args.get("epochs").map_or(value.span, |v| v.span), "one subnet trains per epoch")
-                .help(format!("give at least {} epochs; `epochs` counts all epochs, not epochs per subnet", subnets.len()));
+            let d = Diagnostic::error(
+                Code::ScheduleMissesSubnet,
+                format!("{epochs} alternating epoch(s) cannot train {} subnets", subnets.len()),
+            )
+            .at(args.get("epochs").map_or(value.span, |v| v.span), "one subnet trains per epoch")
+            .help(format!("give at least {} epochs; `epochs` counts all epochs, not epochs per subnet", subnets.len()));
             self.push(d);
         }
         Some(if kind == "alternating" { Schedule::Alternating { epochs, order } } else { Schedule::Interleaving { epochs, order } })
@@ -840,10 +863,13 @@ impl Checker<'_> {
             _ => None,
         };
         if let Some(first) = first.filter(|first| *first != primary) {
-            let d = Diagnostic::error(Code::InteractionPrimary, format!("the {} schedule must start with the primary `{primary}`", schedule.name()))
-                .at(span, format!("starts with `{first}`"))
-                .note(format!("`{first}`'s scores multiply its hidden state with `{primary}`'s, which is left out until its own turn"))
-                .help(format!("put `{primary}` first"));
+            let d = Diagnostic::error(
+                Code::InteractionPrimary,
+                format!("the {} schedule must start with the primary `{primary}`", schedule.name()),
+            )
+            .at(span, format!("starts with `{first}`"))
+            .note(format!("`{first}`'s scores multiply its hidden state with `{primary}`'s, which is left out until its own turn"))
+            .help(format!("put `{primary}` first"));
             self.push(d);
         }
     }
@@ -852,9 +878,12 @@ impl Checker<'_> {
         if subnets.len() >= 2 {
             return Some(());
         }
-        let d = Diagnostic::error(Code::SingleSubnetSchedule, format!("`{kind}` training needs several subnets, and this model has {}", subnets.len()))
-            .at(key.span.to(value.span), "a p-RNN training strategy")
-            .help("use `schedule = simultaneous(epochs = 10)` for a single-subnet model");
+        let d = Diagnostic::error(
+            Code::SingleSubnetSchedule,
+            format!("`{kind}` training needs several subnets, and this model has {}", subnets.len()),
+        )
+        .at(key.span.to(value.span), "a p-RNN training strategy")
+        .help("use `schedule = simultaneous(epochs = 10)` for a single-subnet model");
         self.push(d);
         None
     }

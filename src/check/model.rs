@@ -88,9 +88,7 @@ impl Merge {
     pub fn subnets(&self) -> Vec<&str> {
         match self {
             Merge::Single { subnet } => vec![subnet.as_str()],
-            Merge::Parallel { subnets, .. } | Merge::SharedW { subnets, .. } => {
-                subnets.iter().map(String::as_str).collect()
-            }
+            Merge::Parallel { subnets, .. } | Merge::SharedW { subnets, .. } => subnets.iter().map(String::as_str).collect(),
             Merge::Interaction { primary, features } => {
                 std::iter::once(primary.as_str()).chain(features.iter().map(String::as_str)).collect()
             }
@@ -103,7 +101,9 @@ impl Merge {
 pub enum Activation {
     Tanh,
     Linear,
-    Elu { alpha: f64 },
+    Elu {
+        alpha: f64,
+    },
     /// Only with cross_entropy, where it means "these are logits; the softmax lives inside the loss".
     Softmax,
 }
@@ -115,9 +115,13 @@ pub enum Loss {
     Top1,
     Bpr,
     Top1Max,
-    BprMax { bpreg: f64 },
+    BprMax {
+        bpreg: f64,
+    },
     /// Softmax cross-entropy over the sampled scores; logq > 0 subtracts logq * log(popularity) from the logits.
-    CrossEntropy { logq: f64 },
+    CrossEntropy {
+        logq: f64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -149,13 +153,23 @@ pub struct Negatives {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Schedule {
-    Simultaneous { epochs: u64 },
+    Simultaneous {
+        epochs: u64,
+    },
     /// `epochs` in total; one subnet trains per epoch, cycling through `order`.
-    Alternating { epochs: u64, order: Vec<String> },
+    Alternating {
+        epochs: u64,
+        order: Vec<String>,
+    },
     /// Each subnet in turn, for its own epochs, on the residual of the frozen ensemble before it.
-    Residual { phases: Vec<ResidualPhase> },
+    Residual {
+        phases: Vec<ResidualPhase>,
+    },
     /// `epochs` passes over the data; on every mini-batch each subnet in `order` trains in turn.
-    Interleaving { epochs: u64, order: Vec<String> },
+    Interleaving {
+        epochs: u64,
+        order: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -176,9 +190,7 @@ impl Schedule {
 
     pub fn total_epochs(&self) -> u64 {
         match self {
-            Schedule::Simultaneous { epochs }
-            | Schedule::Alternating { epochs, .. }
-            | Schedule::Interleaving { epochs, .. } => *epochs,
+            Schedule::Simultaneous { epochs } | Schedule::Alternating { epochs, .. } | Schedule::Interleaving { epochs, .. } => *epochs,
             Schedule::Residual { phases } => phases.iter().map(|p| p.epochs).sum(),
         }
     }

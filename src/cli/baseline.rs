@@ -65,7 +65,8 @@ pub fn settings_of(name: &str, config: &prnn::config::RunConfig) -> serde_json::
 fn fit_and_evaluate(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
     if !BASELINE_NAMES.contains(&args.name.as_str()) {
         let hint = prnn::diagnostic::closest(&args.name, BASELINE_NAMES).map(|b| format!("did you mean `{b}`? ")).unwrap_or_default();
-        reporter.error(&format!("unknown baseline `{}`", args.name), Some(&format!("{hint}the baselines are {}", BASELINE_NAMES.join(", "))));
+        reporter
+            .error(&format!("unknown baseline `{}`", args.name), Some(&format!("{hint}the baselines are {}", BASELINE_NAMES.join(", "))));
         return Err(Exit::Usage);
     }
     let mut config = super::load_config(&args.config, reporter)?;
@@ -103,7 +104,10 @@ fn fit_and_evaluate(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
     let write = |name: &str, text: String| {
         let path = run_dir.join(name);
         std::fs::write(&path, text).map_err(|e| {
-            reporter.error(&format!("cannot write `{}`: {e}", path.display()), Some("check that the folder is writable and the disk has space"));
+            reporter.error(
+                &format!("cannot write `{}`: {e}", path.display()),
+                Some("check that the folder is writable and the disk has space"),
+            );
             Exit::Io
         })
     };
@@ -130,7 +134,8 @@ pub fn refit(dir: &Path, reporter: &Reporter) -> Result<(BaselineRecord, prnn::d
     })?;
     let config_text = read_file(&dir.join(CONFIG_FILE), "run config", reporter)?.text;
     let config = prnn::config::parse(&config_text, &record.config_dir).map_err(|diagnostics| {
-        reporter.diagnostics(&prnn::diagnostic::Source::new(dir.join(CONFIG_FILE).display().to_string(), config_text.clone()), &diagnostics);
+        reporter
+            .diagnostics(&prnn::diagnostic::Source::new(dir.join(CONFIG_FILE).display().to_string(), config_text.clone()), &diagnostics);
         Exit::Config
     })?;
     session::set_threads(&config);

@@ -37,9 +37,9 @@ pub fn run() -> Exit {
         CudaLibrary::Loaded(path) => println!("libtorch_cuda loaded from {}", path.display()),
         CudaLibrary::Absent => println!("libtorch_cuda absent: this is the CPU-only install (PRNN_TORCH=cuda installs the full one)"),
         // The minimal install ships libtorch_cuda.so without the CUDA libraries it needs.
-        CudaLibrary::Failed { reason, .. } if reason.contains("cannot open shared object file") => println!(
-            "libtorch_cuda not usable: CPU-only install ({reason}); PRNN_TORCH=cuda installs the full one"
-        ),
+        CudaLibrary::Failed { reason, .. } if reason.contains("cannot open shared object file") => {
+            println!("libtorch_cuda not usable: CPU-only install ({reason}); PRNN_TORCH=cuda installs the full one")
+        }
         CudaLibrary::Failed { path, reason } => println!("libtorch_cuda present at {} but failed to load: {reason}", path.display()),
     }
     let cuda_available = tch::Cuda::is_available();

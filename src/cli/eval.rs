@@ -69,7 +69,11 @@ fn eval(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
     let evaluation = evaluate(&network, &prepared.dataset, settings);
     let extra = serde_json::json!({ "epochs_trained": info.epoch, "device": session::device_name(device) });
     write_results(&args.run, &prepared.compiled.model.name, extra, settings, &prepared.dataset, &evaluation, reporter)?;
-    print_table(&format!("{} after {} epoch{}", prepared.compiled.model.name, info.epoch, if info.epoch == 1 { "" } else { "s" }), &evaluation, settings);
+    print_table(
+        &format!("{} after {} epoch{}", prepared.compiled.model.name, info.epoch, if info.epoch == 1 { "" } else { "s" }),
+        &evaluation,
+        settings,
+    );
     Ok(())
 }
 

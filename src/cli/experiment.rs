@@ -167,7 +167,10 @@ fn experiment(args: &Args, reporter: &Reporter) -> Result<Exit, Exit> {
     let mut specs: Vec<Spec> = Vec::new();
     let spec_paths = if args.specs.is_empty() { &settings.specs } else { &args.specs };
     if spec_paths.is_empty() && settings.baselines.is_empty() {
-        reporter.error("the experiment has nothing to run", Some("name specs on the command line or in `[experiment] specs`, or baselines in `[experiment] baselines`"));
+        reporter.error(
+            "the experiment has nothing to run",
+            Some("name specs on the command line or in `[experiment] specs`, or baselines in `[experiment] baselines`"),
+        );
         return Err(Exit::Usage);
     }
     for path in spec_paths {
@@ -195,14 +198,20 @@ fn experiment(args: &Args, reporter: &Reporter) -> Result<Exit, Exit> {
     for (what, name) in [("compare_to", &settings.compare_to), ("reference", &settings.reference)] {
         if let Some(name) = name {
             if !known_model(name) && !baseline_names.contains(name) {
-                reporter.error(&format!("`[experiment] {what} = \"{name}\"` is neither a model of the given specs nor a baseline of the experiment"), None);
+                reporter.error(
+                    &format!("`[experiment] {what} = \"{name}\"` is neither a model of the given specs nor a baseline of the experiment"),
+                    None,
+                );
                 return Err(Exit::Config);
             }
         }
     }
     for name in &settings.tune.models {
         if !known_model(name) {
-            reporter.error(&format!("`[experiment.tune] models` names `{name}`, which no given spec defines"), Some("list model names as the specs write them after `model`"));
+            reporter.error(
+                &format!("`[experiment.tune] models` names `{name}`, which no given spec defines"),
+                Some("list model names as the specs write them after `model`"),
+            );
             return Err(Exit::Config);
         }
     }
@@ -258,7 +267,10 @@ fn experiment(args: &Args, reporter: &Reporter) -> Result<Exit, Exit> {
 
     // Phase 1: baselines and the tuning grid on the validation split.
     let first_seed = settings.seeds[0];
-    let mut first: Vec<Cell> = baseline_names.iter().map(|name| Cell { name: format!("cells/{name}"), work: Work::Baseline(name.clone()), row: name.clone() }).collect();
+    let mut first: Vec<Cell> = baseline_names
+        .iter()
+        .map(|name| Cell { name: format!("cells/{name}"), work: Work::Baseline(name.clone()), row: name.clone() })
+        .collect();
     let mut tuning_cells: Vec<(String, Vec<(String, String)>, String)> = Vec::new();
     for model in &settings.tune.models {
         let spec = specs.iter().position(|s| &s.model == model).expect("checked above");
@@ -289,15 +301,29 @@ fn experiment(args: &Args, reporter: &Reporter) -> Result<Exit, Exit> {
             if best.is_none_or(|(mrr, _)| metrics.mrr > mrr) {
                 best = Some((metrics.mrr, tuning_rows.len()));
             }
-            tuning_rows.push(TuningRow { model: model.clone(), setting: setting_label(combination), recall: metrics.recall, mrr: metrics.mrr, chosen: false });
+            tuning_rows.push(TuningRow {
+                model: model.clone(),
+                setting: setting_label(combination),
+                recall: metrics.recall,
+                mrr: metrics.mrr,
+                chosen: false,
+            });
         }
         if let Some((_, index)) = best {
             tuning_rows[index].chosen = true;
             let setting = &tuning_rows[index].setting;
-            let combination = tuning_cells.iter().filter(|c| &c.0 == model).map(|c| &c.1).find(|c| &setting_label(c) == setting).expect("a tried setting");
+            let combination = tuning_cells
+                .iter()
+                .filter(|c| &c.0 == model)
+                .map(|c| &c.1)
+                .find(|c| &setting_label(c) == setting)
+                .expect("a tried setting");
             chosen.insert(model.clone(), combination.clone());
         } else if !args.plan {
-            reporter.error(&format!("no tuning run of `{model}` finished; it is trained with its spec's settings"), Some("see the logs in the experiment's `logs/` folder"));
+            reporter.error(
+                &format!("no tuning run of `{model}` finished; it is trained with its spec's settings"),
+                Some("see the logs in the experiment's `logs/` folder"),
+            );
         }
     }
 
@@ -306,7 +332,11 @@ fn experiment(args: &Args, reporter: &Reporter) -> Result<Exit, Exit> {
     let mut row_order: Vec<String> = baseline_names.clone();
     for (index, spec) in specs.iter().enumerate() {
         for combination in combinations(&sweep) {
-            let row = format!("{}{}", spec.model, if combination.is_empty() { String::new() } else { format!(" {}", setting_label(&combination)) });
+            let row = format!(
+                "{}{}",
+                spec.model,
+                if combination.is_empty() { String::new() } else { format!(" {}", setting_label(&combination)) }
+            );
             row_order.push(row.clone());
             for &seed in &settings.seeds {
                 let mut overrides = as_overrides(&combination);
@@ -361,7 +391,10 @@ fn experiment(args: &Args, reporter: &Reporter) -> Result<Exit, Exit> {
     if failed.is_empty() {
         Ok(Exit::Ok)
     } else {
-        reporter.error(&format!("{} cell(s) did not finish: {}", failed.len(), failed.join("; ")), Some("their logs are in the experiment's `logs/` folder; run the same command again to retry them"));
+        reporter.error(
+            &format!("{} cell(s) did not finish: {}", failed.len(), failed.join("; ")),
+            Some("their logs are in the experiment's `logs/` folder; run the same command again to retry them"),
+        );
         Ok(Exit::Diverged)
     }
 }
@@ -379,7 +412,9 @@ fn print_plan(runner: &Runner, cells: &[Cell], title: &str) {
         };
         let what = match &cell.work {
             Work::Baseline(name) => format!("baseline {name}"),
-            Work::Train { overrides, validation, .. } => format!("train {}{}", overrides.join(" "), if *validation { " (validation split)" } else { "" }),
+            Work::Train { overrides, validation, .. } => {
+                format!("train {}{}", overrides.join(" "), if *validation { " (validation split)" } else { "" })
+            }
         };
         println!("  {:<8} {:<40} {what}", state, cell.name);
     }
@@ -415,7 +450,11 @@ impl Runner {
                         CellOutcome::Skipped => "finished earlier".to_string(),
                         CellOutcome::Done => {
                             let metrics = read_eval_all(&dir);
-                            let shown: Vec<String> = metrics.iter().flatten().map(|m| format!("Recall@{0} {1:.4} MRR@{0} {2:.4}", m.cutoff, m.recall, m.mrr)).collect();
+                            let shown: Vec<String> = metrics
+                                .iter()
+                                .flatten()
+                                .map(|m| format!("Recall@{0} {1:.4} MRR@{0} {2:.4}", m.cutoff, m.recall, m.mrr))
+                                .collect();
                             format!("done in {:.0} s  {}", started.elapsed().as_secs_f64(), shown.last().cloned().unwrap_or_default())
                         }
                         CellOutcome::Failed(why) => format!("FAILED: {why} (log: {})", self.log_path(cell).display()),
@@ -477,7 +516,11 @@ impl Runner {
             Work::Baseline(name) => {
                 remove_unfinished(&dir);
                 let mut command = self.command();
-                command.args(["baseline", name.as_str(), "--threads", threads.as_str(), "--config"]).arg(&self.config_path).arg("--out").arg(&dir);
+                command
+                    .args(["baseline", name.as_str(), "--threads", threads.as_str(), "--config"])
+                    .arg(&self.config_path)
+                    .arg("--out")
+                    .arg(&dir);
                 steps.push(command);
             }
             Work::Train { spec, overrides, validation } => {
@@ -585,7 +628,9 @@ fn read_session_sums(dir: &Path, cutoff: u64) -> Option<IndexMap<String, (f64, f
     let mut sums: IndexMap<String, (f64, f64, f64)> = IndexMap::new();
     for line in text.lines().skip(1) {
         let mut fields = line.split('\t');
-        let (Some(session), Some(_), Some(_), Some(rank)) = (fields.next(), fields.next(), fields.next(), fields.next()) else { return None };
+        let (Some(session), Some(_), Some(_), Some(rank)) = (fields.next(), fields.next(), fields.next(), fields.next()) else {
+            return None;
+        };
         let rank: f64 = rank.parse().ok()?;
         let entry = sums.entry(session.to_string()).or_insert((0.0, 0.0, 0.0));
         if rank <= cutoff as f64 {
@@ -630,12 +675,20 @@ impl Report<'_> {
         Some(total)
     }
 
-    fn rows(&self, order: &[String], cells: &[&Cell], reference: Option<&str>, compare_to: Option<&str>, sweep: &IndexMap<String, Vec<String>>) -> Vec<ResultRow> {
+    fn rows(
+        &self,
+        order: &[String],
+        cells: &[&Cell],
+        reference: Option<&str>,
+        compare_to: Option<&str>,
+        sweep: &IndexMap<String, Vec<String>>,
+    ) -> Vec<ResultRow> {
         let mut rows: Vec<ResultRow> = Vec::new();
         for label in order {
             let members: Vec<&Cell> = cells.iter().copied().filter(|c| &c.row == label).collect();
             let baseline = members.iter().any(|c| matches!(c.work, Work::Baseline(_)));
-            let (mut recalls, mut mrrs, mut seconds, mut rates, mut failures) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut recalls, mut mrrs, mut seconds, mut rates, mut failures) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for cell in &members {
                 let dir = self.out.join(&cell.name);
                 match read_eval(&dir, self.cutoff) {
@@ -643,7 +696,9 @@ impl Report<'_> {
                         recalls.push(m.recall);
                         mrrs.push(m.mrr);
                         if baseline {
-                            let fit = std::fs::read_to_string(dir.join(BASELINE_FILE)).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+                            let fit = std::fs::read_to_string(dir.join(BASELINE_FILE))
+                                .ok()
+                                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
                             seconds.extend(fit.and_then(|f| f["fit_seconds"].as_f64()));
                         } else {
                             let (s, events, _) = read_epochs(&dir, self.cutoff);
@@ -730,7 +785,8 @@ impl Report<'_> {
                 series.push(EpochSeries { label: label.clone(), points });
             }
         }
-        let levels: Vec<(String, f64, f64)> = rows.iter().filter(|r| r.baseline).map(|r| (r.label.clone(), r.recall.mean, r.mrr.mean)).collect();
+        let levels: Vec<(String, f64, f64)> =
+            rows.iter().filter(|r| r.baseline).map(|r| (r.label.clone(), r.recall.mean, r.mrr.mean)).collect();
         epochs_svg(&series, &levels, self.cutoff, title)
     }
 }
@@ -741,8 +797,12 @@ mod tests {
 
     #[test]
     fn a_grid_expands_to_every_combination_in_order() {
-        let grid: IndexMap<String, Vec<String>> =
-            [("lr".to_string(), vec!["0.1".to_string(), "0.2".to_string()]), ("batch".to_string(), vec!["32".to_string(), "50".to_string()])].into_iter().collect();
+        let grid: IndexMap<String, Vec<String>> = [
+            ("lr".to_string(), vec!["0.1".to_string(), "0.2".to_string()]),
+            ("batch".to_string(), vec!["32".to_string(), "50".to_string()]),
+        ]
+        .into_iter()
+        .collect();
         let all = combinations(&grid);
         let labels: Vec<String> = all.iter().map(|c| setting_label(c)).collect();
         assert_eq!(labels, ["lr=0.1 batch=32", "lr=0.1 batch=50", "lr=0.2 batch=32", "lr=0.2 batch=50"]);

@@ -68,12 +68,16 @@ fn recommend(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
     } else {
         let (record, spec, config_text) = session::read_run(&args.run, reporter)?;
         let config_path = args.run.join(CONFIG_FILE);
-        let prepared = session::prepare(spec, config_text, &config_path, &record.config_dir, &record.overrides, record.validation, reporter)?;
+        let prepared =
+            session::prepare(spec, config_text, &config_path, &record.config_dir, &record.overrides, record.validation, reporter)?;
         let device = session::device(args.device.as_deref(), &prepared.config, reporter)?;
         let mut network = Network::new(&prepared.compiled.model, &prepared.dataset, device);
         let checkpoint_path = args.run.join(checkpoint::FILE_NAME);
         if !checkpoint_path.exists() {
-            reporter.error(&format!("`{}` has no checkpoint yet", args.run.display()), Some("finish training first: `prnn train --resume DIR`"));
+            reporter.error(
+                &format!("`{}` has no checkpoint yet", args.run.display()),
+                Some("finish training first: `prnn train --resume DIR`"),
+            );
             return Err(Exit::Io);
         }
         let info = checkpoint::load(&checkpoint_path, &mut network, &prepared.dataset.items).map_err(|e| {

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 use prnn::check::{Model, Schedule};
 use prnn::config::{RunConfig, StepChoice};
-use prnn::train::StepKind;
 use prnn::data::Dataset;
 use prnn::diagnostic::Source;
 use prnn::ir::Compiled;
+use prnn::train::StepKind;
 
 use super::{read_file, Exit, Reporter};
 
@@ -88,8 +88,14 @@ pub fn apply_overrides(model: &mut Model, overrides: &[String]) -> Result<Option
         match key {
             "seed" => train.seed = integer()?,
             "batch" => train.batch = positive(integer()?)?,
-            "lr" => train.optimizer.learning_rate = real().and_then(|v| if v > 0.0 { Ok(v) } else { Err("override `lr` must be above 0".into()) })?,
-            "momentum" => train.optimizer.momentum = real().and_then(|v| if v < 1.0 { Ok(v) } else { Err("override `momentum` must be below 1".into()) })?,
+            "lr" => {
+                train.optimizer.learning_rate =
+                    real().and_then(|v| if v > 0.0 { Ok(v) } else { Err("override `lr` must be above 0".into()) })?
+            }
+            "momentum" => {
+                train.optimizer.momentum =
+                    real().and_then(|v| if v < 1.0 { Ok(v) } else { Err("override `momentum` must be below 1".into()) })?
+            }
             "eps" => train.optimizer.eps = real()?,
             "extra" => train.negatives.extra = integer()?,
             "alpha" => train.negatives.alpha = real()?,
@@ -97,7 +103,9 @@ pub fn apply_overrides(model: &mut Model, overrides: &[String]) -> Result<Option
             "epochs" => {
                 let epochs = positive(integer()?)?;
                 match &mut train.schedule {
-                    Schedule::Simultaneous { epochs: e } | Schedule::Alternating { epochs: e, .. } | Schedule::Interleaving { epochs: e, .. } => *e = epochs,
+                    Schedule::Simultaneous { epochs: e }
+                    | Schedule::Alternating { epochs: e, .. }
+                    | Schedule::Interleaving { epochs: e, .. } => *e = epochs,
                     // Every phase gets the same number: a residual ensemble needs each subnet trained.
                     Schedule::Residual { phases } => phases.iter_mut().for_each(|p| p.epochs = epochs),
                 }
@@ -203,7 +211,12 @@ pub fn device(flag: Option<&str>, config: &RunConfig, reporter: &Reporter) -> Re
 
 /// Resolves the training step: the command line's, else the run record's (on resume), else the config's;
 /// reports a fused step asked of a network it cannot run.
-pub fn step_kind(flag: Option<StepChoice>, config: &RunConfig, network: &prnn::lower::Network, reporter: &Reporter) -> Result<StepKind, Exit> {
+pub fn step_kind(
+    flag: Option<StepChoice>,
+    config: &RunConfig,
+    network: &prnn::lower::Network,
+    reporter: &Reporter,
+) -> Result<StepKind, Exit> {
     let unsupported = prnn::lower::fused::unsupported(network);
     match flag.unwrap_or(config.run.step) {
         StepChoice::Auto if unsupported.is_none() => Ok(StepKind::Fused),

@@ -4,9 +4,9 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use prnn::config::StepChoice;
 use prnn::lower::Network;
 use prnn::train::checkpoint::{self, CheckpointInfo};
-use prnn::config::StepChoice;
 use prnn::train::{EpochOptions, EpochSummary, Trainer};
 
 use super::session::{self, RunRecord, CONFIG_FILE, METRICS_FILE, RECORD_FILE, SPEC_FILE};
@@ -82,7 +82,10 @@ fn absolute(path: &Path) -> PathBuf {
 }
 
 fn io_error(what: &str, path: &Path, error: std::io::Error, reporter: &Reporter) -> Exit {
-    reporter.error(&format!("cannot write {what} `{}`: {error}", path.display()), Some("check that the folder is writable and the disk has space"));
+    reporter.error(
+        &format!("cannot write {what} `{}`: {error}", path.display()),
+        Some("check that the folder is writable and the disk has space"),
+    );
     Exit::Io
 }
 
@@ -103,7 +106,15 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
     let (mut prepared, record, run_dir) = match &args.resume {
         Some(dir) => {
             let (record, spec, config_text) = session::read_run(dir, reporter)?;
-            let prepared = session::prepare(spec, config_text, &record.config_path, &record.config_dir, &record.overrides, record.validation, reporter)?;
+            let prepared = session::prepare(
+                spec,
+                config_text,
+                &record.config_path,
+                &record.config_dir,
+                &record.overrides,
+                record.validation,
+                reporter,
+            )?;
             let model_json = serde_json::to_string(&prepared.compiled.model).expect("models serialise");
             if session::hash(&model_json) != record.model_hash {
                 reporter.error(
@@ -159,7 +170,11 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
     if let Some(threads) = args.threads {
         prepared.config.run.threads = threads;
     }
-    let device = session::device(args.device.as_deref().or((!record.device.is_empty()).then_some(record.device.as_str())), &prepared.config, reporter)?;
+    let device = session::device(
+        args.device.as_deref().or((!record.device.is_empty()).then_some(record.device.as_str())),
+        &prepared.config,
+        reporter,
+    )?;
     let network = Network::new(&prepared.compiled.model, &prepared.dataset, device);
     let recorded_step = match record.step.as_str() {
         "fused" => Some(StepChoice::Fused),
@@ -258,7 +273,8 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
         let summary = match outcome {
             Ok(summary) => summary,
             Err(diverged) => {
-                let kept = if epoch > 1 { format!("the checkpoint of epoch {} is kept", epoch - 1) } else { "no checkpoint was written".into() };
+                let kept =
+                    if epoch > 1 { format!("the checkpoint of epoch {} is kept", epoch - 1) } else { "no checkpoint was written".into() };
                 reporter.error(
                     &format!(
                         "training diverged: the loss became NaN or infinite in epoch {} (found by mini-batch {}); {kept}",
@@ -270,12 +286,9 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
             }
         };
         let evaluation = args.eval_every_epoch.then(|| prnn::eval::evaluate(&trainer.network, &prepared.dataset, &prepared.config.eval));
-        append_metrics(&run_dir.join(METRICS_FILE), &summary, evaluation.as_ref()).map_err(|e| io_error("metrics", &run_dir, e, reporter))?;
-        let info = CheckpointInfo {
-            epoch,
-            prnn_version: env!("CARGO_PKG_VERSION").to_string(),
-            model: compiled.model.name.clone(),
-        };
+        append_metrics(&run_dir.join(METRICS_FILE), &summary, evaluation.as_ref())
+            .map_err(|e| io_error("metrics", &run_dir, e, reporter))?;
+        let info = CheckpointInfo { epoch, prnn_version: env!("CARGO_PKG_VERSION").to_string(), model: compiled.model.name.clone() };
         checkpoint::save(&run_dir, &trainer.network, &prepared.dataset.items, &info)
             .map_err(|e| io_error("the checkpoint", &run_dir.join(checkpoint::FILE_NAME), e, reporter))?;
         eprintln!(
@@ -289,7 +302,8 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
             summary.batches_per_second
         );
         if let Some(evaluation) = &evaluation {
-            let line: Vec<String> = evaluation.metrics.iter().map(|m| format!("Recall@{0} {1:.4}  MRR@{0} {2:.4}", m.cutoff, m.recall, m.mrr)).collect();
+            let line: Vec<String> =
+                evaluation.metrics.iter().map(|m| format!("Recall@{0} {1:.4}  MRR@{0} {2:.4}", m.cutoff, m.recall, m.mrr)).collect();
             eprintln!("epoch {epoch}/{epochs}  {}", line.join("  "));
         }
     }

@@ -80,10 +80,7 @@ impl Default for SessionFormat {
 #[serde(try_from = "TimeColumnText", untagged)]
 pub enum TimeColumn {
     Seconds(String),
-    WithUnit {
-        column: String,
-        unit: TimeUnit,
-    },
+    WithUnit { column: String, unit: TimeUnit },
 }
 
 impl TimeColumn {
@@ -457,8 +454,11 @@ fn validate(config: &RunConfig, errors: &mut Vec<Diagnostic>) {
     let one_character = |separator: &str| matches!(separator.as_bytes(), [byte] if byte.is_ascii());
     if !one_character(&data.format.separator) {
         errors.push(
-            Diagnostic::error(Code::ConfigSyntax, format!("`[data.format] separator` {:?} is not one ASCII character", data.format.separator))
-                .help("e.g. `separator = \"\\t\"`, `\",\"` or `\";\"`"),
+            Diagnostic::error(
+                Code::ConfigSyntax,
+                format!("`[data.format] separator` {:?} is not one ASCII character", data.format.separator),
+            )
+            .help("e.g. `separator = \"\\t\"`, `\",\"` or `\";\"`"),
         );
     }
     if data.format.time.is_empty() {
@@ -472,7 +472,11 @@ fn validate(config: &RunConfig, errors: &mut Vec<Diagnostic>) {
         if let InputBinding::Sparse { separator, min_df, ngrams, columns, .. } = binding.get_ref() {
             let input = name.get_ref();
             let mut problem = |message: String, help: &str| {
-                errors.push(Diagnostic::error(Code::ConfigSyntax, message).at(span(binding.span()), format!("in `[inputs.{input}]`")).help(help.to_string()))
+                errors.push(
+                    Diagnostic::error(Code::ConfigSyntax, message)
+                        .at(span(binding.span()), format!("in `[inputs.{input}]`"))
+                        .help(help.to_string()),
+                )
             };
             if !one_character(separator) {
                 problem(format!("separator {separator:?} is not one ASCII character"), "e.g. `separator = \",\"`; the default is a tab");
@@ -489,9 +493,8 @@ fn validate(config: &RunConfig, errors: &mut Vec<Diagnostic>) {
         }
     }
     let preprocess = &config.preprocess;
-    let mut range_error = |what: &str, fix: &str| {
-        errors.push(Diagnostic::error(Code::ConfigSyntax, format!("{what} is out of range")).help(fix.to_string()))
-    };
+    let mut range_error =
+        |what: &str, fix: &str| errors.push(Diagnostic::error(Code::ConfigSyntax, format!("{what} is out of range")).help(fix.to_string()));
     if preprocess.test_days.is_nan() || preprocess.test_days <= 0.0 {
         range_error("`[preprocess] test_days`", "give a positive number of days, e.g. `test_days = 1`");
     }
@@ -506,8 +509,7 @@ fn validate(config: &RunConfig, errors: &mut Vec<Diagnostic>) {
     }
     if config.eval.cutoffs.is_empty() || config.eval.cutoffs.contains(&0) {
         errors.push(
-            Diagnostic::error(Code::ConfigSyntax, "`[eval] cutoffs` must list positive cut-offs")
-                .help("e.g. `cutoffs = [5, 10, 20]`"),
+            Diagnostic::error(Code::ConfigSyntax, "`[eval] cutoffs` must list positive cut-offs").help("e.g. `cutoffs = [5, 10, 20]`"),
         );
     }
 }
@@ -678,7 +680,12 @@ fn validate_baselines_and_experiment(config: &RunConfig, text: &str, errors: &mu
         problem("baselines.item_knn", "lambda", "`[baselines.item_knn] lambda` must be a number ≥ 0".into(), "GRU4Rec's value is 20");
     }
     if !(0.0..=1.0).contains(&knn.alpha) {
-        problem("baselines.item_knn", "alpha", "`[baselines.item_knn] alpha` must lie in [0, 1]".into(), "0.5 weighs both supports equally");
+        problem(
+            "baselines.item_knn",
+            "alpha",
+            "`[baselines.item_knn] alpha` must lie in [0, 1]".into(),
+            "0.5 weighs both supports equally",
+        );
     }
     if knn.neighbours == 0 {
         problem("baselines.item_knn", "neighbours", "`[baselines.item_knn] neighbours` must be at least 1".into(), "GRU4Rec keeps 100");
@@ -686,14 +693,24 @@ fn validate_baselines_and_experiment(config: &RunConfig, text: &str, errors: &mu
     let sknn = &config.baselines.sknn;
     for (key, value) in [("k", sknn.k), ("sample", sknn.sample)] {
         if value == 0 {
-            problem("baselines.sknn", key, format!("`[baselines.sknn] {key}` must be at least 1"), "session-rec uses k = 50 among a sample of 500");
+            problem(
+                "baselines.sknn",
+                key,
+                format!("`[baselines.sknn] {key}` must be at least 1"),
+                "session-rec uses k = 50 among a sample of 500",
+            );
         }
     }
     let experiment = &config.experiment;
     for name in &experiment.baselines {
         if !BASELINE_NAMES.contains(&name.as_str()) {
             let hint = closest(name, BASELINE_NAMES).map(|b| format!(" (did you mean `{b}`?)")).unwrap_or_default();
-            problem("experiment", "baselines", format!("`[experiment] baselines` names an unknown baseline `{name}`{hint}"), "the baselines are `popularity`, `item_knn` and `sknn`");
+            problem(
+                "experiment",
+                "baselines",
+                format!("`[experiment] baselines` names an unknown baseline `{name}`{hint}"),
+                "the baselines are `popularity`, `item_knn` and `sknn`",
+            );
         }
     }
     if experiment.seeds.is_empty() {
@@ -703,21 +720,41 @@ fn validate_baselines_and_experiment(config: &RunConfig, text: &str, errors: &mu
         problem("experiment", "jobs", "`[experiment] jobs` must be at least 1".into(), "1 trains one cell at a time");
     }
     if let Some(cutoff) = experiment.cutoff.filter(|c| !config.eval.cutoffs.contains(c)) {
-        problem("experiment", "cutoff", format!("`[experiment] cutoff = {cutoff}` is not one of `[eval] cutoffs`"), "add it to `[eval] cutoffs`, or pick one of them");
+        problem(
+            "experiment",
+            "cutoff",
+            format!("`[experiment] cutoff = {cutoff}` is not one of `[eval] cutoffs`"),
+            "add it to `[eval] cutoffs`, or pick one of them",
+        );
     }
     for (table, grid) in [("experiment.sweep", &experiment.sweep), ("experiment.tune", &experiment.tune.grid)] {
         for (key, values) in grid {
             if values.is_empty() || values.iter().any(|v| override_text(v).is_none()) {
                 let at = if table == "experiment.tune" { "grid" } else { key.as_str() };
-                problem(table, at, format!("`[{table}{}] {key}` must list one or more numbers", if table == "experiment.tune" { ".grid" } else { "" }), "e.g. `lr = [0.05, 0.1, 0.2]`");
+                problem(
+                    table,
+                    at,
+                    format!("`[{table}{}] {key}` must list one or more numbers", if table == "experiment.tune" { ".grid" } else { "" }),
+                    "e.g. `lr = [0.05, 0.1, 0.2]`",
+                );
             }
         }
     }
     if let Some(key) = experiment.sweep.keys().find(|key| experiment.tune.grid.contains_key(*key)) {
-        problem("experiment.sweep", key, format!("`{key}` is both swept and tuned"), "keep it in `[experiment.sweep]` or in `[experiment.tune.grid]`, not both");
+        problem(
+            "experiment.sweep",
+            key,
+            format!("`{key}` is both swept and tuned"),
+            "keep it in `[experiment.sweep]` or in `[experiment.tune.grid]`, not both",
+        );
     }
     if !experiment.tune.models.is_empty() && experiment.tune.grid.is_empty() {
-        problem("experiment.tune", "models", "`[experiment.tune] models` are given but `grid` is empty".into(), "e.g. `grid = { lr = [0.02, 0.05, 0.1] }`");
+        problem(
+            "experiment.tune",
+            "models",
+            "`[experiment.tune] models` are given but `grid` is empty".into(),
+            "e.g. `grid = { lr = [0.02, 0.05, 0.1] }`",
+        );
     }
 }
 
@@ -752,7 +789,8 @@ fn toml_diagnostic(error: &toml::de::Error) -> Diagnostic {
     if let Some((written, expected)) = unknown_name(&message) {
         diagnostic = diagnostic.suggest(&written, expected.iter().map(String::as_str));
         if closest(&written, expected.iter().map(String::as_str)).is_none() && !expected.is_empty() {
-            diagnostic = diagnostic.help(format!("expected one of {}", expected.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")));
+            diagnostic =
+                diagnostic.help(format!("expected one of {}", expected.iter().map(|e| format!("`{e}`")).collect::<Vec<_>>().join(", ")));
         }
     }
     diagnostic
@@ -804,14 +842,17 @@ pub fn bind(config: &RunConfig, model: &Model, spec_name: &str) -> Result<Model,
                 let fits = declared == given || (declared == "feature" && given != "item_id");
                 if !fits {
                     errors.push(
-                        Diagnostic::error(Code::ConfigBinding, format!("input `{}` is `{declared}` in the spec but bound as `{given}`", input.name))
-                            .at(span(binding.span()), format!("a `{given}` source"))
-                            .note(format!("declared in {spec_name}"))
-                            .help(if declared == "feature" {
-                                "a `feature` input takes a `dense` or `sparse` source".to_string()
-                            } else {
-                                format!("give `kind = \"{declared}\"` with its source, or change the spec")
-                            }),
+                        Diagnostic::error(
+                            Code::ConfigBinding,
+                            format!("input `{}` is `{declared}` in the spec but bound as `{given}`", input.name),
+                        )
+                        .at(span(binding.span()), format!("a `{given}` source"))
+                        .note(format!("declared in {spec_name}"))
+                        .help(if declared == "feature" {
+                            "a `feature` input takes a `dense` or `sparse` source".to_string()
+                        } else {
+                            format!("give `kind = \"{declared}\"` with its source, or change the spec")
+                        }),
                     );
                 } else if declared == "feature" {
                     input.kind = if given == "dense" { InputKind::Dense } else { InputKind::Sparse };
@@ -830,7 +871,10 @@ pub fn bind(config: &RunConfig, model: &Model, spec_name: &str) -> Result<Model,
             errors.push(
                 Diagnostic::error(Code::ConfigBinding, format!("`[inputs.{}]` binds no input of the spec", name.get_ref()))
                     .at(span(binding.span()), "not declared in the spec")
-                    .note(format!("{spec_name} declares {}", model.inputs.iter().map(|i| format!("`{}`", i.name)).collect::<Vec<_>>().join(", ")))
+                    .note(format!(
+                        "{spec_name} declares {}",
+                        model.inputs.iter().map(|i| format!("`{}`", i.name)).collect::<Vec<_>>().join(", ")
+                    ))
                     .suggest(name.get_ref(), model.inputs.iter().map(|i| i.name.as_str())),
             );
         }

@@ -128,7 +128,8 @@ impl Tensors {
 /// Writes the dataset atomically under its key.
 pub fn store(dataset: &Dataset, cache_dir: &Path, key: &str) -> Result<PathBuf, DataError> {
     std::fs::create_dir_all(cache_dir).map_err(|e| {
-        DataError::new(DataCode::File, cache_dir, format!("cannot create the cache folder: {e}")).help("set `[run] out` to a writable folder")
+        DataError::new(DataCode::File, cache_dir, format!("cannot create the cache folder: {e}"))
+            .help("set `[run] out` to a writable folder")
     })?;
     let mut tensors = Tensors { entries: Vec::new() };
     tensors.add_strings("items", &dataset.items);
@@ -139,7 +140,12 @@ pub fn store(dataset: &Dataset, cache_dir: &Path, key: &str) -> Result<PathBuf, 
         match feature {
             Feature::Dense(dense) => {
                 kinds.insert(name.clone(), "dense");
-                tensors.add(format!("feature.{name}.values"), Dtype::F32, vec![dense.values.len() / dense.dim.max(1), dense.dim], &dense.values);
+                tensors.add(
+                    format!("feature.{name}.values"),
+                    Dtype::F32,
+                    vec![dense.values.len() / dense.dim.max(1), dense.dim],
+                    &dense.values,
+                );
             }
             Feature::Sparse(sparse) => {
                 kinds.insert(name.clone(), "sparse");
@@ -159,16 +165,23 @@ pub fn store(dataset: &Dataset, cache_dir: &Path, key: &str) -> Result<PathBuf, 
         ("key".to_string(), key.to_string()),
         ("report".to_string(), serde_json::to_string(&dataset.report).expect("reports serialise")),
         ("features".to_string(), serde_json::to_string(&kinds).expect("kinds serialise")),
-        ("session_keys".to_string(), serde_json::to_string(&[key_kind(&dataset.train), key_kind(&dataset.test)]).expect("strings serialise")),
+        (
+            "session_keys".to_string(),
+            serde_json::to_string(&[key_kind(&dataset.train), key_kind(&dataset.test)]).expect("strings serialise"),
+        ),
     ]);
     let views: Vec<(String, TensorView<'_>)> = tensors
         .entries
         .iter()
         .map(|(name, dtype, shape, bytes)| (name.clone(), TensorView::new(*dtype, shape.clone(), bytes).expect("shapes match their bytes")))
         .collect();
-    let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| DataError::new(DataCode::File, cache_dir, format!("cannot encode the cache: {e}")))?;
+    let bytes = safetensors::serialize(views, Some(metadata))
+        .map_err(|e| DataError::new(DataCode::File, cache_dir, format!("cannot encode the cache: {e}")))?;
     let target = path(cache_dir, key);
-    let write_error = |e: std::io::Error| DataError::new(DataCode::File, &target, format!("cannot write the cache: {e}")).help("check free disk space and that `[run] out` is writable");
+    let write_error = |e: std::io::Error| {
+        DataError::new(DataCode::File, &target, format!("cannot write the cache: {e}"))
+            .help("check free disk space and that `[run] out` is writable")
+    };
     let mut temporary = tempfile::Builder::new().prefix(".dataset-").suffix(".partial").tempfile_in(cache_dir).map_err(write_error)?;
     std::io::Write::write_all(&mut temporary, &bytes).map_err(write_error)?;
     // Temporary files are private (0600); the cache is as readable as any other output.
@@ -255,7 +268,8 @@ fn decode(bytes: &[u8], key: &str) -> Result<Dataset, String> {
             key: values(array(&format!("{side}.key"), Dtype::U64)?),
             keys: if key_kind == "named" { SessionKeys::Named(strings(&format!("{side}.names"))?) } else { SessionKeys::Numeric },
         };
-        if sessions.offsets.len() != sessions.start.len() + 1 || sessions.offsets.last().map(|&o| o as usize) != Some(sessions.events.len()) {
+        if sessions.offsets.len() != sessions.start.len() + 1 || sessions.offsets.last().map(|&o| o as usize) != Some(sessions.events.len())
+        {
             return Err(format!("{side} session offsets are inconsistent"));
         }
         Ok(sessions)
@@ -303,15 +317,34 @@ mod tests {
         };
         let mut names = Interner::new();
         names.intern(b"s-9");
-        let test = Sessions { events: vec![Event { item: 2, offset: 0.0 }, Event { item: 0, offset: 60.0 }], offsets: vec![0, 2], start: vec![30.0], key: vec![0], keys: SessionKeys::Named(names) };
+        let test = Sessions {
+            events: vec![Event { item: 2, offset: 0.0 }, Event { item: 0, offset: 60.0 }],
+            offsets: vec![0, 2],
+            start: vec![30.0],
+            key: vec![0],
+            keys: SessionKeys::Named(names),
+        };
         let features = IndexMap::from([
             ("image".to_string(), Feature::Dense(DenseFeature { dim: 2, values: vec![1.0, 0.0, 0.0, 1.0, 0.5, 0.5] })),
             (
                 "text".to_string(),
-                Feature::Sparse(SparseFeature { width: 2, indptr: vec![0, 1, 1, 3], indices: vec![1, 0, 1], values: vec![1.0, 0.6, 0.8], vocabulary: vec!["x".into(), "y z".into()] }),
+                Feature::Sparse(SparseFeature {
+                    width: 2,
+                    indptr: vec![0, 1, 1, 3],
+                    indices: vec![1, 0, 1],
+                    values: vec![1.0, 0.6, 0.8],
+                    vocabulary: vec!["x".into(), "y z".into()],
+                }),
             ),
         ]);
-        let report = Report { read: IndexMap::new(), skipped: IndexMap::new(), steps: vec![], train: Counts::of(&train), test: Counts::of(&test), features: vec![] };
+        let report = Report {
+            read: IndexMap::new(),
+            skipped: IndexMap::new(),
+            steps: vec![],
+            train: Counts::of(&train),
+            test: Counts::of(&test),
+            features: vec![],
+        };
         Dataset { items, train, test, features, report }
     }
 

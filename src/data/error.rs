@@ -27,8 +27,15 @@ pub enum DataCode {
 }
 
 impl DataCode {
-    pub const ALL: [DataCode; 7] =
-        [DataCode::File, DataCode::Row, DataCode::Column, DataCode::Empty, DataCode::FeatureValue, DataCode::FeatureShape, DataCode::Preprocess];
+    pub const ALL: [DataCode; 7] = [
+        DataCode::File,
+        DataCode::Row,
+        DataCode::Column,
+        DataCode::Empty,
+        DataCode::FeatureValue,
+        DataCode::FeatureShape,
+        DataCode::Preprocess,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -102,7 +102,12 @@ pub fn prepare(config: &RunConfig) -> Result<Dataset, DataError> {
             let mut all = all.sessions;
             clean(&mut all, settings, items.len(), &mut steps);
             let (train, test) = split_by_time(all, settings.test_days);
-            steps.push(Step { what: format!("sessions starting in the last {} day(s) moved to test", settings.test_days), events: test.event_count() as u64, sessions: test.len() as u64, items: 0 });
+            steps.push(Step {
+                what: format!("sessions starting in the last {} day(s) moved to test", settings.test_days),
+                events: test.event_count() as u64,
+                sessions: test.len() as u64,
+                items: 0,
+            });
             if train.is_empty() || test.is_empty() {
                 let side = if train.is_empty() { "training" } else { "test" };
                 return Err(DataError::new(DataCode::Preprocess, path.get_ref(), format!("the time split leaves the {side} set empty"))
@@ -141,9 +146,13 @@ pub fn prepare(config: &RunConfig) -> Result<Dataset, DataError> {
 
     if test.is_empty() {
         let test_file = config.data.test.as_ref().or(config.data.sessions.as_ref()).expect("a config names its sessions");
-        return Err(DataError::new(DataCode::Preprocess, test_file.get_ref(), "no test session is left with 2 or more events whose items occur in training")
-            .note("dropping the test events whose item is not in training, then the test sessions left with fewer than 2 events, left none")
-            .help("check that train and test come from the same catalogue (the same item IDs), or, for a time split, raise `test_days`"));
+        return Err(DataError::new(
+            DataCode::Preprocess,
+            test_file.get_ref(),
+            "no test session is left with 2 or more events whose items occur in training",
+        )
+        .note("dropping the test events whose item is not in training, then the test sessions left with fewer than 2 events, left none")
+        .help("check that train and test come from the same catalogue (the same item IDs), or, for a time split, raise `test_days`"));
     }
 
     // Dense indices for the training items only, in order of first appearance.
@@ -172,7 +181,12 @@ pub fn prepare(config: &RunConfig) -> Result<Dataset, DataError> {
 pub(crate) fn keep_predictable(sessions: &mut Sessions, in_train: &[bool], side: &str, steps: &mut Vec<Step>) {
     let before = sessions.event_count();
     sessions.retain_events(|_, session, i| in_train[session[i].item as usize]);
-    steps.push(Step { what: format!("{side} events whose item is unseen in training"), events: (before - sessions.event_count()) as u64, sessions: 0, items: 0 });
+    steps.push(Step {
+        what: format!("{side} events whose item is unseen in training"),
+        events: (before - sessions.event_count()) as u64,
+        sessions: 0,
+        items: 0,
+    });
     let before = (sessions.len(), sessions.event_count());
     sessions.retain_sessions(|_, events| events.len() >= 2);
     steps.push(Step {

@@ -301,7 +301,12 @@ fn parse_row<'r>(
     if record.len() < columns.needed {
         return Err(RowProblem {
             reason: "too few fields",
-            message: format!("row has {} field{}, expected at least {}", record.len(), if record.len() == 1 { "" } else { "s" }, columns.needed),
+            message: format!(
+                "row has {} field{}, expected at least {}",
+                record.len(),
+                if record.len() == 1 { "" } else { "s" },
+                columns.needed
+            ),
             help: "check `[data.format] separator`: a wrong separator reads each row as a single field".into(),
         });
     }
@@ -398,10 +403,8 @@ enum SessionKey<'a> {
 impl<'a> SessionKey<'a> {
     fn parse(field: &'a [u8]) -> Self {
         // Only canonical digits: "007" read as 7 would print back differently.
-        let canonical = !field.is_empty()
-            && field.len() <= 19
-            && field.iter().all(u8::is_ascii_digit)
-            && (field[0] != b'0' || field.len() == 1);
+        let canonical =
+            !field.is_empty() && field.len() <= 19 && field.iter().all(u8::is_ascii_digit) && (field[0] != b'0' || field.len() == 1);
         if canonical {
             let value = field.iter().fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'));
             SessionKey::Number(value)

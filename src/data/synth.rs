@@ -72,16 +72,7 @@ pub struct SynthConfig {
 
 impl Default for SynthConfig {
     fn default() -> Self {
-        SynthConfig {
-            sessions: 10_000,
-            items: 2_000,
-            clusters: 20,
-            dim: 16,
-            signal: 0.8,
-            mean_length: 5.0,
-            days: 30,
-            seed: 7,
-        }
+        SynthConfig { sessions: 10_000, items: 2_000, clusters: 20, dim: 16, signal: 0.8, mean_length: 5.0, days: 30, seed: 7 }
     }
 }
 
@@ -148,8 +139,7 @@ pub fn write_dataset(config: &SynthConfig, dir: &Path, force: bool) -> io::Resul
     train.write_all(EVENTS_HEADER)?;
     test.write_all(EVENTS_HEADER)?;
     let test_start = BASE_TIME + config.days as u64 * DAY - DAY;
-    let mut summary =
-        SynthSummary { train_events: 0, train_sessions: 0, test_events: 0, test_sessions: 0, items: config.items };
+    let mut summary = SynthSummary { train_events: 0, train_sessions: 0, test_events: 0, test_sessions: 0, items: config.items };
     let mut sessions = Sessions::new(config, planted);
     let mut items = Vec::new();
     let mut line = Vec::with_capacity(4096);
@@ -406,15 +396,8 @@ impl Planted {
         let smallest = (config.items / config.clusters) as usize;
         let weights: Vec<f64> = (0..largest).map(zipf_weight).collect();
         let rank_tables = (smallest..=largest).map(|size| AliasTable::new(&weights[..size])).collect();
-        let mut planted = Planted {
-            items: config.items,
-            clusters: config.clusters,
-            id_of,
-            successor,
-            rank_cdf,
-            rank_tables,
-            cluster_cdf: Vec::new(),
-        };
+        let mut planted =
+            Planted { items: config.items, clusters: config.clusters, id_of, successor, rank_cdf, rank_tables, cluster_cdf: Vec::new() };
         let mut total = 0.0;
         planted.cluster_cdf = (0..config.clusters)
             .map(|c| {
@@ -534,8 +517,7 @@ impl Sessions {
         let mut cluster = planted.cluster_cdf.partition_point(|&c| c <= target).min(last) as u32;
         items.push(planted.draw_item(cluster, rng));
         for _ in 1..length {
-            cluster =
-                if rng.unit() < self.signal { planted.successor[cluster as usize] } else { rng.below(planted.clusters) };
+            cluster = if rng.unit() < self.signal { planted.successor[cluster as usize] } else { rng.below(planted.clusters) };
             items.push(planted.draw_item(cluster, rng));
         }
         Some((session, start))
@@ -946,9 +928,7 @@ mod tests {
             .iter()
             .enumerate()
             .filter(|&(row, &id)| {
-                let distance = |c: usize| -> f64 {
-                    (0..dim).map(|j| (values[row * dim + j] as f64 - means[c * dim + j]).powi(2)).sum()
-                };
+                let distance = |c: usize| -> f64 { (0..dim).map(|j| (values[row * dim + j] as f64 - means[c * dim + j]).powi(2)).sum() };
                 let nearest = (0..clusters).min_by(|&a, &b| distance(a).total_cmp(&distance(b))).unwrap();
                 nearest == cluster[id as usize] as usize
             })

@@ -74,23 +74,26 @@ pub fn header_names(record: &csv::ByteRecord) -> Vec<String> {
 }
 
 /// Finds a named column in a header. Without a header, columns are named by 1-based position ("1", "2", ...).
-pub fn find_column(
-    path: &Path,
-    header: Option<&[String]>,
-    name: &str,
-    setting: &str,
-) -> Result<usize, DataError> {
+pub fn find_column(path: &Path, header: Option<&[String]>, name: &str, setting: &str) -> Result<usize, DataError> {
     match header {
         Some(names) => names.iter().position(|n| n == name).ok_or_else(|| {
             let mut error = DataError::new(DataCode::Column, path, format!("no column `{name}` in the header"))
                 .line(1)
                 .snippet(names.join("\t"))
-                .note(format!("`{setting}` names it; the header has {}", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")));
+                .note(format!(
+                    "`{setting}` names it; the header has {}",
+                    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+                ));
             let lone = names.first().filter(|_| names.len() == 1);
             if let Some(separator) = lone.and_then(|n| [',', ';', '\t', '|'].into_iter().find(|&c| n.contains(c))) {
                 error = error.help(format!(
                     "the header reads as a single column; the file looks {}-separated: set the separator to {:?}",
-                    match separator { ',' => "comma", ';' => "semicolon", '\t' => "tab", _ => "pipe" },
+                    match separator {
+                        ',' => "comma",
+                        ';' => "semicolon",
+                        '\t' => "tab",
+                        _ => "pipe",
+                    },
                     separator.to_string()
                 ));
             } else if let Some(best) = crate::diagnostic::closest(name, names.iter().map(String::as_str)) {

@@ -65,13 +65,8 @@ mod tests {
         let train = sessions(&[&[0, 1], &[1, 2], &[0, 2, 1], &[2, 3, 0], &[4, 4]]);
         let test = sessions(&[&[0, 1], &[1, 2]]);
         let dense = Feature::Dense(DenseFeature { dim: 1, values: vec![10.0, 11.0, 12.0, 13.0, 14.0] });
-        let dataset = Dataset {
-            items,
-            train,
-            test,
-            features: [("image".to_string(), dense)].into_iter().collect(),
-            report: Report::default(),
-        };
+        let dataset =
+            Dataset { items, train, test, features: [("image".to_string(), dense)].into_iter().collect(), report: Report::default() };
         let split = validation_split(&dataset).expect("a validation set is left");
         assert_eq!(split.train.len(), 3);
         assert_eq!(split.items.iter().collect::<Vec<_>>(), ["a", "b", "c"]);

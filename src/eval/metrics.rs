@@ -102,9 +102,7 @@ pub fn target_ranks(scores: &Tensor, targets: &Tensor, candidates: Option<&Tenso
     // Items counted by `count`, and how many of them are the target itself (0 or 1 per row).
     let (n_counted, target_counted) = match &candidates {
         None => (Tensor::full([batch], n_items, (Kind::Int64, device)), Tensor::ones([batch], (Kind::Int64, device))),
-        Some((mask, target_is_candidate)) => {
-            (mask.sum(Kind::Int64).expand([batch], false), target_is_candidate.shallow_clone())
-        }
+        Some((mask, target_is_candidate)) => (mask.sum(Kind::Int64).expand([batch], false), target_is_candidate.shallow_clone()),
     };
     let n_competitors = &n_counted + 1 - &target_counted;
     let above = &n_counted - count(&at_or_below);
@@ -178,8 +176,7 @@ impl RankMetrics {
         let within = ranks.le_tensor(&sums.cutoffs.unsqueeze(0));
         sums.hits += within.sum_dim_intlist(0, false, Kind::Double);
         // `where` rather than a product with the mask, so a rank beyond every cutoff contributes 0, never 0 * inf.
-        sums.reciprocal_ranks +=
-            ranks.reciprocal().where_scalarother(&within, 0.0).sum_dim_intlist(0, false, Kind::Double);
+        sums.reciprocal_ranks += ranks.reciprocal().where_scalarother(&within, 0.0).sum_dim_intlist(0, false, Kind::Double);
         self.events += batch as u64;
     }
 
@@ -198,11 +195,7 @@ impl RankMetrics {
         self.cutoffs
             .iter()
             .zip(hits.iter().zip(&reciprocal_ranks))
-            .map(|(&cutoff, (&hits, &reciprocal_ranks))| CutoffMetrics {
-                cutoff,
-                recall: hits / events,
-                mrr: reciprocal_ranks / events,
-            })
+            .map(|(&cutoff, (&hits, &reciprocal_ranks))| CutoffMetrics { cutoff, recall: hits / events, mrr: reciprocal_ranks / events })
             .collect()
     }
 }

@@ -52,9 +52,10 @@ pub fn evaluate(network: &Network, dataset: &Dataset, settings: &Eval) -> Evalua
     let candidates = (settings.most_popular > 0 && (settings.most_popular as usize) < network.n_items)
         .then(|| most_popular_mask(&item_support(dataset), settings.most_popular as usize, device));
     // On the CPU, ranks are counted in one pass over each row of scores in host memory.
-    let host_candidates: Option<Vec<bool>> = candidates.as_ref().filter(|_| device == tch::Device::Cpu).map(|mask| {
-        Vec::<i64>::try_from(mask.to_kind(Kind::Int64)).expect("the mask is a vector").into_iter().map(|v| v != 0).collect()
-    });
+    let host_candidates: Option<Vec<bool>> = candidates
+        .as_ref()
+        .filter(|_| device == tch::Device::Cpu)
+        .map(|mask| Vec::<i64>::try_from(mask.to_kind(Kind::Int64)).expect("the mask is a vector").into_iter().map(|v| v != 0).collect());
     let mut metrics = RankMetrics::new(&settings.cutoffs);
     let subnet_count = network.subnet_names().len();
     let mut hidden: Vec<Option<Tensor>> = std::iter::repeat_with(|| None).take(subnet_count).collect();
@@ -89,7 +90,8 @@ pub fn evaluate(network: &Network, dataset: &Dataset, settings: &Eval) -> Evalua
         hidden = next;
     }
     if !rank_batches.is_empty() {
-        let ranks: Vec<f64> = Vec::try_from(Tensor::cat(&rank_batches, 0).to_device(tch::Device::Cpu).to_kind(Kind::Double)).expect("ranks are numbers");
+        let ranks: Vec<f64> =
+            Vec::try_from(Tensor::cat(&rank_batches, 0).to_device(tch::Device::Cpu).to_kind(Kind::Double)).expect("ranks are numbers");
         for (record, rank) in records.iter_mut().zip(ranks) {
             record.rank = rank;
         }

@@ -63,10 +63,7 @@ impl Expr {
     }
 
     pub fn times(&self, factor: u64) -> Expr {
-        Expr {
-            constant: self.constant * factor,
-            terms: self.terms.iter().map(|(s, c)| (s.clone(), c * factor)).collect(),
-        }
+        Expr { constant: self.constant * factor, terms: self.terms.iter().map(|(s, c)| (s.clone(), c * factor)).collect() }
     }
 
     /// Replaces every bound symbol by its value.

@@ -107,20 +107,53 @@ pub enum InputRepr {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "node")]
 pub enum Node {
-    Input { name: String, repr: InputRepr, width: Expr },
+    Input {
+        name: String,
+        repr: InputRepr,
+        width: Expr,
+    },
     /// A separate item embedding, or (constrained) the rows of the owning subnet's output matrix.
-    Embedding { input: String, dim: Expr, constrained: bool, dropout: f64, params: Vec<Param> },
-    Gru { subnet: String, hidden: u64, form: GruForm, input_width: Expr, dropout: f64, learning_rate: Option<f64>, params: Vec<Param> },
+    Embedding {
+        input: String,
+        dim: Expr,
+        constrained: bool,
+        dropout: f64,
+        params: Vec<Param>,
+    },
+    Gru {
+        subnet: String,
+        hidden: u64,
+        form: GruForm,
+        input_width: Expr,
+        dropout: f64,
+        learning_rate: Option<f64>,
+        params: Vec<Param>,
+    },
     /// Interaction: the feature subnet's hidden state times the primary's, element-wise.
-    Interact { feature: String, primary: String },
+    Interact {
+        feature: String,
+        primary: String,
+    },
     /// shared-W: the weighted sum of hidden states.
-    HiddenSum { weights: Vec<f64> },
+    HiddenSum {
+        weights: Vec<f64>,
+    },
     /// `H · W[Y]^T + b[Y]`: scores of the sampled items only.
-    Scores { part: String, params: Vec<Param> },
+    Scores {
+        part: String,
+        params: Vec<Param>,
+    },
     /// Parallel and interaction: the weighted sum of score parts.
-    ScoreSum { weights: Vec<f64> },
-    Activation { activation: Activation },
-    Loss { loss: Loss, negatives: Negatives },
+    ScoreSum {
+        weights: Vec<f64>,
+    },
+    Activation {
+        activation: Activation,
+    },
+    Loss {
+        loss: Loss,
+        negatives: Negatives,
+    },
 }
 
 impl Node {
@@ -222,11 +255,9 @@ impl Builder<'_> {
                 }
                 InputKind::ItemId { embedding, dropout } => {
                     let (dim, constrained, params) = match embedding {
-                        Embedding::Separate { dim } => (
-                            Expr::constant(*dim),
-                            false,
-                            vec![param("E", vec![items(), Expr::constant(*dim)], &owner, true)],
-                        ),
+                        Embedding::Separate { dim } => {
+                            (Expr::constant(*dim), false, vec![param("E", vec![items(), Expr::constant(*dim)], &owner, true)])
+                        }
                         // Tied to W_out: no parameters of its own, counted once at the output.
                         _ => (Expr::constant(subnet.hidden), true, vec![]),
                     };
@@ -290,9 +321,12 @@ impl Builder<'_> {
     }
 
     fn constrained_owner(&self, subnet: &str) -> bool {
-        self.model.subnet(subnet).unwrap().inputs.iter().any(|i| {
-            matches!(self.model.input(i).map(|i| &i.kind), Some(InputKind::ItemId { embedding: Embedding::Constrained, .. }))
-        })
+        self.model
+            .subnet(subnet)
+            .unwrap()
+            .inputs
+            .iter()
+            .any(|i| matches!(self.model.input(i).map(|i| &i.kind), Some(InputKind::ItemId { embedding: Embedding::Constrained, .. })))
     }
 
     fn scores(&mut self, part: &str, owner: Owner, hidden: u64, tied: bool, from: NodeIndex, edge: Edge) -> NodeIndex {

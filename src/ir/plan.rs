@@ -91,9 +91,7 @@ impl Plan {
                 })
                 .collect()
         };
-        let in_merge_order = |present: &[&String]| -> Vec<String> {
-            merge_order.iter().filter(|s| present.contains(s)).cloned().collect()
-        };
+        let in_merge_order = |present: &[&String]| -> Vec<String> { merge_order.iter().filter(|s| present.contains(s)).cloned().collect() };
         let all: Vec<&String> = merge_order.iter().collect();
         let phases = match schedule {
             Schedule::Simultaneous { epochs } => vec![Phase {

@@ -134,12 +134,7 @@ fn loss_formula(compiled: &Compiled, loss_on: &[String]) -> String {
 }
 
 fn step_lines(compiled: &Compiled, step: &Step, indent: &str, out: &mut String) {
-    let forward = step
-        .forward
-        .iter()
-        .map(|f| format!("{} ({})", f.subnet, mode_name(f.mode, f.reused)))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let forward = step.forward.iter().map(|f| format!("{} ({})", f.subnet, mode_name(f.mode, f.reused))).collect::<Vec<_>>().join(", ");
     writeln!(out, "{indent}forward  {forward}").unwrap();
     writeln!(out, "{indent}train    {}", owners(&step.trains)).unwrap();
     writeln!(out, "{indent}loss     {}", loss_formula(compiled, &step.loss_on)).unwrap();
@@ -206,11 +201,8 @@ pub fn text(compiled: &Compiled) -> String {
         train.seed
     )
     .unwrap();
-    let lr_overrides: Vec<String> = model
-        .subnets
-        .iter()
-        .filter_map(|s| s.learning_rate.map(|lr| format!("{} lr {}", s.name, format_number(lr))))
-        .collect();
+    let lr_overrides: Vec<String> =
+        model.subnets.iter().filter_map(|s| s.learning_rate.map(|lr| format!("{} lr {}", s.name, format_number(lr)))).collect();
     if !lr_overrides.is_empty() {
         writeln!(out, "  per-subnet learning rates: {}", lr_overrides.join(", ")).unwrap();
     }
@@ -221,10 +213,9 @@ pub fn text(compiled: &Compiled) -> String {
             format!("one subnet trains per epoch, cycling {}", order.join(" -> "))
         }
         Schedule::Residual { .. } => "each subnet trains once, on the residual of the frozen ones before it".to_string(),
-        Schedule::Interleaving { order, .. } => format!(
-            "every mini-batch: {} in turn, each on the residual of the ones before it",
-            order.join(" -> ")
-        ),
+        Schedule::Interleaving { order, .. } => {
+            format!("every mini-batch: {} in turn, each on the residual of the ones before it", order.join(" -> "))
+        }
     };
     let epochs = if plan.epochs == 1 { "1 epoch".to_string() } else { format!("{} epochs", plan.epochs) };
     writeln!(out, "plan: {}, {epochs}; {detail}", plan.strategy).unwrap();
@@ -250,7 +241,10 @@ pub fn text(compiled: &Compiled) -> String {
         let epochs = if phases.len() == 1 {
             epochs_label(phases[0])
         } else {
-            format!("epochs {}", phases.iter().map(|p| epochs_label(p).trim_start_matches("epoch ").to_string()).collect::<Vec<_>>().join(", "))
+            format!(
+                "epochs {}",
+                phases.iter().map(|p| epochs_label(p).trim_start_matches("epoch ").to_string()).collect::<Vec<_>>().join(", ")
+            )
         };
         if steps.len() == 1 {
             writeln!(out, "  phase {}  {epochs}", i + 1).unwrap();
@@ -287,14 +281,8 @@ pub fn dot(compiled: &Compiled) -> String {
         writeln!(out, "  n{} [label={}{style}];", index.index(), quote(&label)).unwrap();
     }
     for edge in graph.edge_references() {
-        writeln!(
-            out,
-            "  n{} -> n{} [label={}];",
-            edge.source().index(),
-            edge.target().index(),
-            quote(&edge_summary(edge.weight()))
-        )
-        .unwrap();
+        writeln!(out, "  n{} -> n{} [label={}];", edge.source().index(), edge.target().index(), quote(&edge_summary(edge.weight())))
+            .unwrap();
     }
     writeln!(out, "}}").unwrap();
     out
@@ -319,12 +307,8 @@ pub fn json(compiled: &Compiled) -> String {
         .edge_references()
         .map(|e| serde_json::json!({ "from": e.source().index(), "to": e.target().index(), "flow": e.weight().flow, "shape": e.weight().shape }))
         .collect();
-    let parameters: serde_json::Map<String, serde_json::Value> = compiled
-        .graph
-        .param_counts()
-        .into_iter()
-        .map(|(owner, count)| (owner.to_string(), serde_json::to_value(count).unwrap()))
-        .collect();
+    let parameters: serde_json::Map<String, serde_json::Value> =
+        compiled.graph.param_counts().into_iter().map(|(owner, count)| (owner.to_string(), serde_json::to_value(count).unwrap())).collect();
     let document = serde_json::json!({
         "model": compiled.model,
         "graph": { "nodes": nodes, "edges": edges },
@@ -335,4 +319,3 @@ pub fn json(compiled: &Compiled) -> String {
     text.push('\n');
     text
 }
-

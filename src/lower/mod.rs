@@ -35,7 +35,11 @@ pub fn device(name: &str) -> Result<Device, String> {
             }
             let count = tch::Cuda::device_count() as usize;
             if index >= count {
-                return Err(format!("device `{name}` asked for, but there {} only {count} CUDA device{}", if count == 1 { "is" } else { "are" }, if count == 1 { "" } else { "s" }));
+                return Err(format!(
+                    "device `{name}` asked for, but there {} only {count} CUDA device{}",
+                    if count == 1 { "is" } else { "are" },
+                    if count == 1 { "" } else { "s" }
+                ));
             }
             Ok(Device::Cuda(index))
         }

@@ -47,12 +47,25 @@ pub struct Parameter {
 #[derive(Debug)]
 pub(crate) enum InputPath {
     /// A row lookup in `W_in` (= one-hot times `W_in`).
-    OneHot { w_in: usize },
+    OneHot {
+        w_in: usize,
+    },
     /// A row of an embedding table, dropout, then a product with `W_in`.
-    Embedded { table: usize, tied: bool, dropout: f64, w_in: usize },
-    Dense { feature: usize, w_in: usize },
+    Embedded {
+        table: usize,
+        tied: bool,
+        dropout: f64,
+        w_in: usize,
+    },
+    Dense {
+        feature: usize,
+        w_in: usize,
+    },
     /// A weighted sum of `W_in` rows (embedding_bag).
-    Sparse { feature: usize, w_in: usize },
+    Sparse {
+        feature: usize,
+        w_in: usize,
+    },
 }
 
 #[derive(Debug)]
@@ -77,10 +90,18 @@ pub(crate) struct OutputLayer {
 #[derive(Debug)]
 pub(crate) enum MergeLayer {
     /// One output layer per subnet; weighted sum of the score parts (single: one part, weight 1).
-    Parallel { outputs: Vec<OutputLayer>, weights: Vec<f64> },
-    SharedW { output: OutputLayer, weights: Vec<f64> },
+    Parallel {
+        outputs: Vec<OutputLayer>,
+        weights: Vec<f64>,
+    },
+    SharedW {
+        output: OutputLayer,
+        weights: Vec<f64>,
+    },
     /// Part 0 is the primary's; part k > 0 is `(h_k ⊙ h_0) W_k[Y]ᵀ + b_k[Y]`.
-    Interaction { outputs: Vec<OutputLayer> },
+    Interaction {
+        outputs: Vec<OutputLayer>,
+    },
 }
 
 /// A feature's rows where the forward pass needs them.
@@ -165,9 +186,10 @@ impl Network {
             let owner = Owner::Subnet(subnet.name.clone());
             let hidden = subnet.hidden as i64;
             let lr = subnet.learning_rate.unwrap_or(optimizer.learning_rate);
-            let tied = subnet.inputs.iter().any(|i| {
-                matches!(model.input(i).map(|i| &i.kind), Some(InputKind::ItemId { embedding: Embedding::Constrained, .. }))
-            });
+            let tied = subnet
+                .inputs
+                .iter()
+                .any(|i| matches!(model.input(i).map(|i| &i.kind), Some(InputKind::ItemId { embedding: Embedding::Constrained, .. })));
             let has_own_output = !matches!(model.merge, Merge::SharedW { .. });
             let output = has_own_output.then(|| builder.output(&owner, name, hidden, n_items, tied, lr));
             // The whole input width, as if the parts were one matrix: GRU4Rec's fan-in for the input block.
@@ -220,10 +242,9 @@ impl Network {
                         };
                         let w = builder.gates(width, hidden, fan_in);
                         match features[feature_index] {
-                            FeatureRows::Dense(_) => InputPath::Dense {
-                                feature: feature_index,
-                                w_in: builder.add(w_in_name, &owner, w, RowSpace::Dense, lr),
-                            },
+                            FeatureRows::Dense(_) => {
+                                InputPath::Dense { feature: feature_index, w_in: builder.add(w_in_name, &owner, w, RowSpace::Dense, lr) }
+                            }
                             FeatureRows::Sparse(_) => InputPath::Sparse {
                                 feature: feature_index,
                                 w_in: builder.add(w_in_name, &owner, w, RowSpace::Vocabulary(feature_index), lr),
@@ -348,17 +369,7 @@ impl Network {
                 }
                 InputPath::Sparse { feature, w_in } => {
                     let bag = frame.bags[*feature].as_ref().expect("the frame indexes every sparse feature");
-                    Tensor::embedding_bag(
-                        frame.table(*w_in),
-                        &bag.indices,
-                        &bag.offsets,
-                        false,
-                        0,
-                        false,
-                        Some(&bag.weights),
-                        false,
-                    )
-                    .0
+                    Tensor::embedding_bag(frame.table(*w_in), &bag.indices, &bag.offsets, false, 0, false, Some(&bag.weights), false).0
                 }
             };
             sum + part
@@ -648,7 +659,10 @@ impl FrameIndexer {
         let bags = index_sparse(&network.features, &mut self.vocabulary, |sparse, d| {
             let (indices, offsets, weights) = bag_rows(sparse, inputs, |column| d.position(column));
             let unique = upload(&d.rows, device);
-            (Bag { indices: upload(&indices, device), offsets: upload(&offsets, device), weights: weights_tensor(&weights, device) }, unique)
+            (
+                Bag { indices: upload(&indices, device), offsets: upload(&offsets, device), weights: weights_tensor(&weights, device) },
+                unique,
+            )
         });
         BatchIndex {
             input_items: upload(&input_items, device),
@@ -671,7 +685,11 @@ fn weights_tensor(weights: &[f32], device: Device) -> Tensor {
 
 /// `index(feature, its row positions)` for every sparse feature (None for dense ones); the positions are
 /// started afresh for the step and their buffers reused across steps.
-pub(crate) fn index_sparse<T>(features: &[FeatureRows], vocabulary: &mut Vec<Dedup>, mut index: impl FnMut(&SparseFeature, &mut Dedup) -> T) -> Vec<Option<T>> {
+pub(crate) fn index_sparse<T>(
+    features: &[FeatureRows],
+    vocabulary: &mut Vec<Dedup>,
+    mut index: impl FnMut(&SparseFeature, &mut Dedup) -> T,
+) -> Vec<Option<T>> {
     vocabulary.resize_with(features.len(), Dedup::default);
     features
         .iter()
@@ -745,11 +763,17 @@ impl BatchIndex {
             scored_rows: Some(self.scored_rows.shallow_clone()),
             scored_rows_in_both: Some(self.both_scored.shallow_clone()),
             scored_items: self.scored_items.shallow_clone(),
-            bags: self.bags.iter().map(|b| b.as_ref().map(|(bag, _)| Bag {
-                indices: bag.indices.shallow_clone(),
-                offsets: bag.offsets.shallow_clone(),
-                weights: bag.weights.shallow_clone(),
-            })).collect(),
+            bags: self
+                .bags
+                .iter()
+                .map(|b| {
+                    b.as_ref().map(|(bag, _)| Bag {
+                        indices: bag.indices.shallow_clone(),
+                        offsets: bag.offsets.shallow_clone(),
+                        weights: bag.weights.shallow_clone(),
+                    })
+                })
+                .collect(),
         };
         (frame, leaves)
     }

@@ -105,7 +105,14 @@ pub fn markdown(rows: &[ResultRow], tuning: &[TuningRow], cutoff: u64, reference
     if !tuning.is_empty() {
         out += &format!("\nTuning on the validation split (first seed):\n\n| model | setting | Recall@{cutoff} | MRR@{cutoff} | chosen |\n|---|---|---|---|---|\n");
         for row in tuning {
-            out += &format!("| {} | {} | {:.4} | {:.4} | {} |\n", row.model, row.setting, row.recall, row.mrr, if row.chosen { "yes" } else { "" });
+            out += &format!(
+                "| {} | {} | {:.4} | {:.4} | {} |\n",
+                row.model,
+                row.setting,
+                row.recall,
+                row.mrr,
+                if row.chosen { "yes" } else { "" }
+            );
         }
     }
     out
@@ -117,9 +124,25 @@ pub fn csv(rows: &[ResultRow], cutoff: u64) -> String {
     let recall = format!("recall@{cutoff}");
     let mrr = format!("mrr@{cutoff}");
     let header = [
-        "model", "baseline", "seeds", &recall, &format!("{recall}_std"), &format!("{recall}_change_pct"), &mrr, &format!("{mrr}_std"),
-        &format!("{mrr}_change_pct"), "base", "delta_mrr", "delta_mrr_low", "delta_mrr_high", "delta_mrr_p", "delta_recall", "delta_recall_p",
-        "train_seconds", "events_per_second", "failures",
+        "model",
+        "baseline",
+        "seeds",
+        &recall,
+        &format!("{recall}_std"),
+        &format!("{recall}_change_pct"),
+        &mrr,
+        &format!("{mrr}_std"),
+        &format!("{mrr}_change_pct"),
+        "base",
+        "delta_mrr",
+        "delta_mrr_low",
+        "delta_mrr_high",
+        "delta_mrr_p",
+        "delta_recall",
+        "delta_recall_p",
+        "train_seconds",
+        "events_per_second",
+        "failures",
     ];
     writer.write_record(header).expect("writing to memory");
     let number = |value: Option<f64>| value.map_or(String::new(), |v| v.to_string());

@@ -44,7 +44,13 @@ pub fn epochs_svg(series: &[EpochSeries], levels: &[Level], cutoff: u64, title: 
                 .caption(format!("{name}@{cutoff} per epoch"), ("sans-serif", 16))
                 .build_cartesian_2d(1u32..last_epoch, (bottom - pad).max(0.0)..(top + pad))
                 .map_err(|e| e.to_string())?;
-            chart.configure_mesh().x_desc("epoch").y_desc(format!("{name}@{cutoff}")).y_label_formatter(&|v| format!("{v:.3}")).draw().map_err(|e| e.to_string())?;
+            chart
+                .configure_mesh()
+                .x_desc("epoch")
+                .y_desc(format!("{name}@{cutoff}"))
+                .y_label_formatter(&|v| format!("{v:.3}"))
+                .draw()
+                .map_err(|e| e.to_string())?;
             for (k, line) in series.iter().enumerate() {
                 let colour = Palette99::pick(k).to_rgba();
                 chart

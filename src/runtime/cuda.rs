@@ -16,7 +16,10 @@ pub enum CudaLibrary {
     /// The torch install has no CUDA library: the minimal CPU install.
     Absent,
     /// It exists but could not be loaded (e.g. no NVIDIA driver); the loader's message.
-    Failed { path: PathBuf, reason: String },
+    Failed {
+        path: PathBuf,
+        reason: String,
+    },
 }
 
 static PRELOAD: OnceLock<CudaLibrary> = OnceLock::new();
@@ -63,7 +66,5 @@ pub fn preload() -> &'static CudaLibrary {
 /// The version of the loaded torch, from the `version.py` a PyPI install keeps beside `lib/`.
 pub fn loaded_torch_version() -> Option<String> {
     let text = std::fs::read_to_string(libtorch_dir()?.join("../version.py")).ok()?;
-    text.lines()
-        .find_map(|line| line.strip_prefix("__version__ = "))
-        .map(|quoted| quoted.trim().trim_matches('\'').to_string())
+    text.lines().find_map(|line| line.strip_prefix("__version__ = ")).map(|quoted| quoted.trim().trim_matches('\'').to_string())
 }

@@ -52,12 +52,25 @@ pub struct Value {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ValueKind {
     /// A number as written; `is_integer` when it has neither a fraction nor an exponent.
-    Number { value: f64, is_integer: bool },
+    Number {
+        value: f64,
+        is_integer: bool,
+    },
     /// `10 epochs`
-    Quantity { value: f64, is_integer: bool, unit: Ident },
+    Quantity {
+        value: f64,
+        is_integer: bool,
+        unit: Ident,
+    },
     Name(String),
-    Call { callee: Ident, args: Vec<Argument> },
-    EntryBlock { head: Ident, entries: Vec<Entry> },
+    Call {
+        callee: Ident,
+        args: Vec<Argument>,
+    },
+    EntryBlock {
+        head: Ident,
+        entries: Vec<Entry>,
+    },
     List(Vec<Value>),
 }
 

@@ -141,9 +141,7 @@ fn describe_rule(rule: &Rule) -> &'static str {
         Rule::EOI => "end of file",
         Rule::block => "a block such as `model NAME { ... }` or `train { ... }`",
         Rule::block_kind => "a block kind (`model` or `train`)",
-        Rule::block_name | Rule::decl_name | Rule::setting_key | Rule::callee | Rule::arg_name | Rule::entry_key => {
-            "a name"
-        }
+        Rule::block_name | Rule::decl_name | Rule::setting_key | Rule::callee | Rule::arg_name | Rule::entry_key => "a name",
         Rule::ident | Rule::name => "a value",
         Rule::statement_alone => "a statement",
         Rule::input_decl => "`input NAME : KIND`",

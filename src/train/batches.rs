@@ -89,10 +89,7 @@ impl<'a> SessionBatches<'a> {
     /// Panics if `batch_size` is 0, or `min_active` is 0 or larger than `batch_size` (no step could ever run).
     pub fn new(sessions: &'a Sessions, batch_size: usize, min_active: usize) -> Self {
         assert!(batch_size > 0, "batch size must be at least 1");
-        assert!(
-            (1..=batch_size).contains(&min_active),
-            "min_active must be between 1 and the batch size ({batch_size}), got {min_active}"
-        );
+        assert!((1..=batch_size).contains(&min_active), "min_active must be between 1 and the batch size ({batch_size}), got {min_active}");
         let buffer = || Vec::with_capacity(batch_size);
         SessionBatches {
             sessions,
@@ -287,13 +284,7 @@ mod tests {
         steps
     }
 
-    fn step(
-        pairs: &[(u32, u32)],
-        reset_rows: &[usize],
-        kept_rows: Option<&[usize]>,
-        session_of_row: &[u32],
-        position: &[u32],
-    ) -> Recorded {
+    fn step(pairs: &[(u32, u32)], reset_rows: &[usize], kept_rows: Option<&[usize]>, session_of_row: &[u32], position: &[u32]) -> Recorded {
         Recorded {
             inputs: pairs.iter().map(|p| p.0).collect(),
             targets: pairs.iter().map(|p| p.1).collect(),
@@ -437,12 +428,7 @@ mod tests {
                 let mut emitted = Vec::new();
                 for step in epoch(&sessions, batch_size, 1) {
                     for row in 0..step.inputs.len() {
-                        emitted.push((
-                            step.session_of_row[row],
-                            step.position[row],
-                            step.inputs[row],
-                            step.targets[row],
-                        ));
+                        emitted.push((step.session_of_row[row], step.position[row], step.inputs[row], step.targets[row]));
                     }
                 }
                 emitted.sort_unstable();

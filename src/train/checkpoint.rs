@@ -83,11 +83,7 @@ fn decode<'b>(bytes: &'b [u8], path: &Path) -> Result<(CheckpointInfo, Vec<Strin
     let broken = |why: String| Unusable(format!("{} is not a readable prnn checkpoint ({why})", path.display()));
     let tensors = SafeTensors::deserialize(bytes).map_err(|e| broken(e.to_string()))?;
     let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| broken(e.to_string()))?;
-    let info = metadata
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get("info"))
-        .ok_or_else(|| broken("no info in its metadata".into()))?;
+    let info = metadata.metadata().as_ref().and_then(|m| m.get("info")).ok_or_else(|| broken("no info in its metadata".into()))?;
     let info: CheckpointInfo = serde_json::from_str(info).map_err(|e| broken(e.to_string()))?;
     let ends: Vec<u64> = bytemuck::pod_collect_to_vec(tensors.tensor("items.ends").map_err(|e| broken(e.to_string()))?.data());
     let arena = tensors.tensor("items.bytes").map_err(|e| broken(e.to_string()))?.data();

@@ -20,9 +20,9 @@ use crate::check::Model;
 use crate::data::Dataset;
 use crate::ir::graph::Owner;
 use crate::ir::plan::{Mode, Phase, Plan};
+use crate::lower::fused::{self, FusedStep};
 use crate::lower::network::{item_support, BatchIndex, StateCarry};
 use crate::lower::optim::Adagrad;
-use crate::lower::fused::{self, FusedStep};
 use crate::lower::{FrameIndexer, Network};
 use batches::SessionBatches;
 use sampler::NegativeSampler;
@@ -139,11 +139,7 @@ impl<'a> Trainer<'a> {
             .steps
             .iter()
             .map(|step| StepPlan {
-                forward: step
-                    .forward
-                    .iter()
-                    .map(|f| (self.network.subnet_index(&f.subnet), f.mode == Mode::Train, f.reused))
-                    .collect(),
+                forward: step.forward.iter().map(|f| (self.network.subnet_index(&f.subnet), f.mode == Mode::Train, f.reused)).collect(),
                 trains: step.trains.clone(),
                 loss_on: step.loss_on.iter().map(|s| self.network.subnet_index(s)).collect(),
             })
@@ -164,11 +160,8 @@ impl<'a> Trainer<'a> {
         let min_active = if extra > 0 { 1 } else { 2 };
         let mut batches = SessionBatches::new(&self.dataset.train, train.batch as usize, min_active);
         let total_events = batches::total_pairs(&self.dataset.train);
-        let adagrad = Adagrad {
-            learning_rate: train.optimizer.learning_rate,
-            momentum: train.optimizer.momentum,
-            eps: train.optimizer.eps,
-        };
+        let adagrad =
+            Adagrad { learning_rate: train.optimizer.learning_rate, momentum: train.optimizer.momentum, eps: train.optimizer.eps };
         let device = self.network.device;
         let subnet_count = self.network.subnet_names().len();
         let mut hidden: Vec<Option<Tensor>> = std::iter::repeat_with(|| None).take(subnet_count).collect();

@@ -168,29 +168,19 @@ impl NegativeSampler {
     /// alpha and `n_sample` (the cache size may differ); its own seed is replaced by the state's.
     pub fn restore(&mut self, state: &SamplerState) -> Result<(), RestoreError> {
         let mismatch = |what: &str, ours: String, theirs: String| {
-            Err(RestoreError {
-                message: format!("the sampler state was saved with {what} {theirs}, but this run has {ours}"),
-            })
+            Err(RestoreError { message: format!("the sampler state was saved with {what} {theirs}, but this run has {ours}") })
         };
         if state.n_sample != self.n_sample {
             return mismatch("n_sample =", self.n_sample.to_string(), state.n_sample.to_string());
         }
         if state.n_items != self.cumulative.len() {
-            return mismatch(
-                "a catalogue of",
-                format!("{} items", self.cumulative.len()),
-                format!("{} items", state.n_items),
-            );
+            return mismatch("a catalogue of", format!("{} items", self.cumulative.len()), format!("{} items", state.n_items));
         }
         if state.alpha.to_bits() != self.alpha.to_bits() {
             return mismatch("sample alpha", self.alpha.to_string(), state.alpha.to_string());
         }
         if state.fingerprint != self.fingerprint {
-            return mismatch(
-                "item supports of fingerprint",
-                format!("{:016x}", self.fingerprint),
-                format!("{:016x}", state.fingerprint),
-            );
+            return mismatch("item supports of fingerprint", format!("{:016x}", self.fingerprint), format!("{:016x}", state.fingerprint));
         }
         if state.seed != self.seed {
             self.seed = state.seed;
@@ -281,10 +271,7 @@ mod tests {
         for (item, (&count, &p)) in counts.iter().zip(expected).enumerate() {
             let frequency = count as f64 / draws;
             let tolerance = 5.0 * (p * (1.0 - p) / draws).sqrt();
-            assert!(
-                (frequency - p).abs() <= tolerance,
-                "item {item}: frequency {frequency}, expected {p} ± {tolerance}"
-            );
+            assert!((frequency - p).abs() <= tolerance, "item {item}: frequency {frequency}, expected {p} ± {tolerance}");
         }
     }
 
@@ -303,8 +290,7 @@ mod tests {
             // 64 samples per step, at most 100 steps per refill: 200,000 draws over 31 refills.
             let mut sampler = NegativeSampler::with_cache_size(&SUPPORT, alpha, 64, 42, 6_400);
             let counts = counts(&mut sampler, 3_125);
-            let weights: Vec<f64> =
-                SUPPORT.iter().map(|&s| if s == 0 { 0.0 } else { (s as f64).powf(alpha) }).collect();
+            let weights: Vec<f64> = SUPPORT.iter().map(|&s| if s == 0 { 0.0 } else { (s as f64).powf(alpha) }).collect();
             let total: f64 = weights.iter().sum();
             let expected: Vec<f64> = weights.iter().map(|w| w / total).collect();
             for (item, &p) in expected.iter().enumerate() {

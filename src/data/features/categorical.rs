@@ -57,10 +57,7 @@ pub fn encode(input: &str, table: &ItemTable, items: &Interner) -> Result<(Featu
         return Err(DataError::new(
             DataCode::Preprocess,
             table.path,
-            format!(
-                "no category for input `{input}`: every cell of the {} dataset items' rows is empty",
-                counts.matched
-            ),
+            format!("no category for input `{input}`: every cell of the {} dataset items' rows is empty", counts.matched),
         )
         .help("check `columns`: they name the columns holding the categories"));
     }
@@ -139,11 +136,7 @@ mod tests {
         assert_eq!(report.encoding, "categorical");
         assert_eq!((report.items_with_features, report.items_without_features, report.ignored_rows), (3, 1, 1));
         assert!((report.mean_nonzeros - 5.0 / 3.0).abs() < 1e-12);
-        assert!(
-            report.notes.iter().any(|n| n.starts_with("1 items have a row whose cells are all empty")),
-            "{:?}",
-            report.notes
-        );
+        assert!(report.notes.iter().any(|n| n.starts_with("1 items have a row whose cells are all empty")), "{:?}", report.notes);
     }
 
     #[test]
@@ -156,11 +149,7 @@ mod tests {
         let (result, _) = run("ItemId\tcategory\na\tx\n", &["categroy"], &["a"]);
         let err = result.unwrap_err();
         assert_eq!(err.code, DataCode::Column);
-        assert!(
-            err.notes.iter().any(|n| n.contains("did you mean `category`"))
-                && err.to_string().contains("categories.tsv:1"),
-            "{err}"
-        );
+        assert!(err.notes.iter().any(|n| n.contains("did you mean `category`")) && err.to_string().contains("categories.tsv:1"), "{err}");
 
         let (result, _) = run("ItemId\tcategory\na\t\nb\t \n", &["category"], &["a", "b"]);
         let err = result.unwrap_err();

@@ -27,30 +27,19 @@ pub fn load(
 ) -> Result<(Feature, FeatureReport), DataError> {
     let rows = if is_npy(vectors) {
         let Some(ids) = ids else {
-            return Err(DataError::new(
-                DataCode::FeatureShape,
-                vectors,
-                "a `.npy` file of vectors needs a list of their item IDs",
-            )
-            .note("a `.npy` array holds numbers only, so which row belongs to which item comes from a separate file")
-            .help("add `ids = \"vectors.ids\"`: a text file with one item ID per line, row by row"));
+            return Err(DataError::new(DataCode::FeatureShape, vectors, "a `.npy` file of vectors needs a list of their item IDs")
+                .note("a `.npy` array holds numbers only, so which row belongs to which item comes from a separate file")
+                .help("add `ids = \"vectors.ids\"`: a text file with one item ID per line, row by row"));
         };
         if header {
-            return Err(DataError::new(
-                DataCode::Preprocess,
-                vectors,
-                "`header = true` applies to TSV vectors, not to `.npy`",
-            )
-            .help("remove `header = true`"));
+            return Err(DataError::new(DataCode::Preprocess, vectors, "`header = true` applies to TSV vectors, not to `.npy`")
+                .help("remove `header = true`"));
         }
         read_npy(vectors, ids, normalize, items)?
     } else {
         if let Some(ids) = ids {
             return Err(DataError::new(DataCode::Preprocess, vectors, "`ids` applies to `.npy` vectors, not to TSV")
-                .note(format!(
-                    "`ids = \"{}\"` is set, but a TSV of vectors names each row's item in its first column",
-                    ids.display()
-                ))
+                .note(format!("`ids = \"{}\"` is set, but a TSV of vectors names each row's item in its first column", ids.display()))
                 .help("remove `ids`, or, if the vectors are a numpy array, give the file a `.npy` name"));
         }
         read_tsv(vectors, header, normalize, items)?
@@ -100,16 +89,7 @@ struct Rows {
 
 impl Rows {
     fn new(items: &Interner, normalize: bool, dim: usize) -> Self {
-        Rows {
-            normalize,
-            dim,
-            values: vec![0.0; items.len() * dim],
-            matched: 0,
-            ignored: 0,
-            zero_vectors: 0,
-            nonzeros: 0,
-            converted: None,
-        }
+        Rows { normalize, dim, values: vec![0.0; items.len() * dim], matched: 0, ignored: 0, zero_vectors: 0, nonzeros: 0, converted: None }
     }
 
     /// Stores the vector of `item`, already checked to be finite and to fit float32.
@@ -148,8 +128,7 @@ enum At<'a> {
 
 /// Fails unless every value is finite and fits float32.
 fn check_values(path: &Path, id: &[u8], vector: &[f64], at: At) -> Result<(), DataError> {
-    let Some((column, &value)) = vector.iter().enumerate().find(|(_, v)| !v.is_finite() || v.abs() > f32::MAX as f64)
-    else {
+    let Some((column, &value)) = vector.iter().enumerate().find(|(_, v)| !v.is_finite() || v.abs() > f32::MAX as f64) else {
         return Ok(());
     };
     let id = String::from_utf8_lossy(id);
@@ -160,24 +139,17 @@ fn check_values(path: &Path, id: &[u8], vector: &[f64], at: At) -> Result<(), Da
     } else {
         format!("a value too large for float32 ({value:e})")
     };
-    let error = DataError::new(
-        DataCode::FeatureValue,
-        path,
-        format!("the vector of item `{id}` has {what} at column {column}"),
-    );
+    let error = DataError::new(DataCode::FeatureValue, path, format!("the vector of item `{id}` has {what} at column {column}"));
     let error = match at {
-        At::Npy { row, ids } => error.note(format!(
-            "row {row} of the array (counting from 0); its ID is on line {} of {}",
-            row + 1,
-            ids.display()
-        )),
+        At::Npy { row, ids } => {
+            error.note(format!("row {row} of the array (counting from 0); its ID is on line {} of {}", row + 1, ids.display()))
+        }
         At::Tsv { line, snippet } => error
             .line(line)
             .snippet(snippet())
             .note(format!("column {column} of the vector (counting from 0) is field {} of the line", column + 2)),
     };
-    Err(error
-        .help(format!("fix the vector of `{id}`, or drop that item's row (and its ID) so that it gets a zero vector")))
+    Err(error.help(format!("fix the vector of `{id}`, or drop that item's row (and its ID) so that it gets a zero vector")))
 }
 
 /// The IDs of an `.npy` file's rows, interned in order so that a row's number is its ID's index.
@@ -232,12 +204,8 @@ fn read_npy(path: &Path, ids_path: &Path, normalize: bool, items: &Interner) -> 
         _ => format!("({})", shape.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")),
     };
     let [rows, dim] = shape[..] else {
-        return Err(DataError::new(
-            DataCode::FeatureShape,
-            path,
-            format!("the array has shape {shape_text}; vectors need 2 dimensions"),
-        )
-        .help("save an array of shape (items, dim): one row per item"));
+        return Err(DataError::new(DataCode::FeatureShape, path, format!("the array has shape {shape_text}; vectors need 2 dimensions"))
+            .help("save an array of shape (items, dim): one row per item"));
     };
     let dtype = header.dtype();
     let (width, little) = match &dtype {
@@ -258,13 +226,9 @@ fn read_npy(path: &Path, ids_path: &Path, normalize: bool, items: &Interner) -> 
         }
     };
     if header.order() == npyz::Order::Fortran {
-        return Err(DataError::new(
-            DataCode::FeatureShape,
-            path,
-            "the array is stored in Fortran (column-major) order",
-        )
-        .note("each item's vector must be one contiguous row")
-        .help("save `numpy.ascontiguousarray(vectors)` instead"));
+        return Err(DataError::new(DataCode::FeatureShape, path, "the array is stored in Fortran (column-major) order")
+            .note("each item's vector must be one contiguous row")
+            .help("save `numpy.ascontiguousarray(vectors)` instead"));
     }
     if rows != ids.len() as u64 {
         return Err(DataError::new(
@@ -278,11 +242,7 @@ fn read_npy(path: &Path, ids_path: &Path, normalize: bool, items: &Interner) -> 
         return Err(DataError::new(DataCode::Empty, path, format!("the array has shape {shape_text}: no vectors")));
     }
     if dim == 0 {
-        return Err(DataError::new(
-            DataCode::FeatureShape,
-            path,
-            format!("the array has shape {shape_text}: vectors of length 0"),
-        ));
+        return Err(DataError::new(DataCode::FeatureShape, path, format!("the array has shape {shape_text}: vectors of length 0")));
     }
 
     let dim = dim as usize;
@@ -295,12 +255,8 @@ fn read_npy(path: &Path, ids_path: &Path, normalize: bool, items: &Interner) -> 
     for row in 0..rows {
         reader.read_exact(&mut bytes).map_err(|error| {
             if error.kind() == std::io::ErrorKind::UnexpectedEof {
-                DataError::new(
-                    DataCode::File,
-                    path,
-                    format!("the file ends inside row {row} of the {rows} its header declares"),
-                )
-                .help("the file is truncated: write it again")
+                DataError::new(DataCode::File, path, format!("the file ends inside row {row} of the {rows} its header declares"))
+                    .help("the file is truncated: write it again")
             } else {
                 DataError::io(path, "the vectors", &error)
             }
@@ -320,12 +276,8 @@ fn read_npy(path: &Path, ids_path: &Path, normalize: bool, items: &Interner) -> 
     let mut extra = [0u8; 1];
     let more = reader.read(&mut extra).map_err(|error| DataError::io(path, "the vectors", &error))?;
     if more > 0 {
-        return Err(DataError::new(
-            DataCode::File,
-            path,
-            format!("the file holds more data than the {shape_text} its header declares"),
-        )
-        .help("the file is damaged or its header is wrong: write it again"));
+        return Err(DataError::new(DataCode::File, path, format!("the file holds more data than the {shape_text} its header declares"))
+            .help("the file is damaged or its header is wrong: write it again"));
     }
     if found.matched == 0 && !items.is_empty() {
         return Err(no_match_error(ids_path, rows as usize, ids.bytes(0), items));
@@ -357,14 +309,10 @@ fn read_tsv(path: &Path, header: bool, normalize: bool, items: &Interner) -> Res
             Some(rows) => rows,
             None => {
                 if got == 0 {
-                    return Err(DataError::new(
-                        DataCode::FeatureShape,
-                        path,
-                        "the first row has an item ID but no values",
-                    )
-                    .line(line)
-                    .snippet(snippet())
-                    .help("write the ID, then the values, separated by tabs (spaces do not separate fields)"));
+                    return Err(DataError::new(DataCode::FeatureShape, path, "the first row has an item ID but no values")
+                        .line(line)
+                        .snippet(snippet())
+                        .help("write the ID, then the values, separated by tabs (spaces do not separate fields)"));
                 }
                 first_line = line;
                 first_id = record[0].to_vec();
@@ -383,9 +331,7 @@ fn read_tsv(path: &Path, header: bool, normalize: bool, items: &Interner) -> Res
         }
         let id = &record[0];
         if id.is_empty() {
-            return Err(DataError::new(DataCode::Row, path, "empty item ID in the first field")
-                .line(line)
-                .snippet(snippet()));
+            return Err(DataError::new(DataCode::Row, path, "empty item ID in the first field").line(line).snippet(snippet()));
         }
         let item = items.find(id);
         if let Some(first) = seen.first_line(item, id, line) {
@@ -395,16 +341,11 @@ fn read_tsv(path: &Path, header: bool, normalize: bool, items: &Interner) -> Res
         for (column, field) in record.iter().skip(1).enumerate() {
             let text = String::from_utf8_lossy(field);
             let value = text.trim().parse::<f64>().map_err(|_| {
-                let shown =
-                    if text.trim().is_empty() { "is empty".to_string() } else { format!("`{text}` is not a number") };
-                DataError::new(
-                    DataCode::Row,
-                    path,
-                    format!("field {} (column {column} of the vector) {shown}", column + 2),
-                )
-                .line(line)
-                .snippet(snippet())
-                .help("values are decimal numbers such as `0.25` or `-1.5e-3`; a trailing tab adds an empty field")
+                let shown = if text.trim().is_empty() { "is empty".to_string() } else { format!("`{text}` is not a number") };
+                DataError::new(DataCode::Row, path, format!("field {} (column {column} of the vector) {shown}", column + 2))
+                    .line(line)
+                    .snippet(snippet())
+                    .help("values are decimal numbers such as `0.25` or `-1.5e-3`; a trailing tab adds an empty field")
             })?;
             vector.push(value);
         }
@@ -483,24 +424,14 @@ mod tests {
         }
     }
 
-    fn load_npy(
-        array: Vec<u8>,
-        ids: &str,
-        normalize: bool,
-        items: &Interner,
-    ) -> Result<(Feature, FeatureReport), DataError> {
+    fn load_npy(array: Vec<u8>, ids: &str, normalize: bool, items: &Interner) -> Result<(Feature, FeatureReport), DataError> {
         let files = Files::new();
         let vectors = files.write("vectors.npy", array);
         let ids = files.write("vectors.ids", ids);
         load("image", &vectors, Some(&ids), normalize, false, items)
     }
 
-    fn load_tsv(
-        text: &str,
-        header: bool,
-        normalize: bool,
-        items: &Interner,
-    ) -> Result<(Feature, FeatureReport), DataError> {
+    fn load_tsv(text: &str, header: bool, normalize: bool, items: &Interner) -> Result<(Feature, FeatureReport), DataError> {
         let files = Files::new();
         let vectors = files.write("vectors.tsv", text);
         load("image", &vectors, None, normalize, header, items)
@@ -522,8 +453,7 @@ mod tests {
     #[test]
     fn npy_float64_and_big_endian_are_read() {
         let items = interner(&["a", "b"]);
-        let (feature, report) =
-            dense(load_npy(npy("<f8", false, &[2, 2], &f64s(&[0.5, -1.5, 2.0, 4.0])), "a\r\nb", false, &items));
+        let (feature, report) = dense(load_npy(npy("<f8", false, &[2, 2], &f64s(&[0.5, -1.5, 2.0, 4.0])), "a\r\nb", false, &items));
         assert_eq!(feature.values, [0.5, -1.5, 2.0, 4.0]);
         assert!(report.notes.iter().any(|n| n.contains("float64")), "{:?}", report.notes);
         let big: Vec<u8> = [0.5f32, -1.5, 2.0, 4.0].iter().flat_map(|v| v.to_be_bytes()).collect();
@@ -534,8 +464,7 @@ mod tests {
     #[test]
     fn normalisation_leaves_zero_vectors_at_zero() {
         let items = interner(&["a", "b"]);
-        let (feature, report) =
-            dense(load_npy(npy("<f8", false, &[2, 2], &f64s(&[3.0, 4.0, 0.0, 0.0])), "a\nb\n", true, &items));
+        let (feature, report) = dense(load_npy(npy("<f8", false, &[2, 2], &f64s(&[3.0, 4.0, 0.0, 0.0])), "a\nb\n", true, &items));
         assert_eq!(feature.values, [0.6, 0.8, 0.0, 0.0]);
         assert!(report.notes.iter().any(|n| n.starts_with("1 zero vectors")), "{:?}", report.notes);
         assert!((report.mean_nonzeros - 1.0).abs() < 1e-12);
@@ -559,12 +488,7 @@ mod tests {
             assert!(err.to_string().contains("vectors.npy"), "{err}");
         }
         let err = load_npy(npy("<f4", false, &[3, 2], &f32s(&[1.0; 6])), "a\nb\n", false, &items).unwrap_err();
-        assert!(
-            err.message.contains("3 rows")
-                && err.message.contains("lists 2 IDs")
-                && err.message.contains("vectors.ids"),
-            "{err}"
-        );
+        assert!(err.message.contains("3 rows") && err.message.contains("lists 2 IDs") && err.message.contains("vectors.ids"), "{err}");
     }
 
     #[test]
@@ -598,11 +522,7 @@ mod tests {
         let array = || npy("<f4", false, &[3, 1], &f32s(&[1.0, 2.0, 3.0]));
         let err = load_npy(array(), "a\nb\na\n", false, &items).unwrap_err();
         assert_eq!((err.code, err.line), (DataCode::FeatureShape, Some(3)));
-        assert!(
-            err.message.contains("`a` is listed twice: on line 1 and line 3")
-                && err.to_string().contains("vectors.ids:3"),
-            "{err}"
-        );
+        assert!(err.message.contains("`a` is listed twice: on line 1 and line 3") && err.to_string().contains("vectors.ids:3"), "{err}");
         let err = load_npy(array(), "a\n\nb\nc\n", false, &items).unwrap_err();
         assert_eq!((err.code, err.line), (DataCode::Row, Some(2)));
         assert!(err.to_string().contains("vectors.ids:2"), "{err}");
@@ -614,10 +534,7 @@ mod tests {
         let vectors = files.write("vectors.npy", array());
         let err = load("image", &vectors, None, false, false, &items).unwrap_err();
         assert_eq!(err.code, DataCode::FeatureShape);
-        assert!(
-            err.notes.iter().any(|n| n.contains("add `ids = ")) && err.to_string().contains("vectors.npy"),
-            "{err}"
-        );
+        assert!(err.notes.iter().any(|n| n.contains("add `ids = ")) && err.to_string().contains("vectors.npy"), "{err}");
         let ids = files.write("vectors.ids", "a\nb\nc\n");
         let err = load("image", &vectors, Some(&ids), false, true, &items).unwrap_err();
         assert_eq!(err.code, DataCode::Preprocess);
@@ -628,15 +545,11 @@ mod tests {
     fn non_finite_values_name_the_item() {
         let items = interner(&["a", "b"]);
         for (value, what) in [(f32::NAN, "a NaN"), (f32::NEG_INFINITY, "an infinite value (-inf)")] {
-            let err =
-                load_npy(npy("<f4", false, &[2, 3], &f32s(&[1.0, 2.0, 3.0, 4.0, value, 6.0])), "a\nb\n", false, &items)
-                    .unwrap_err();
+            let err = load_npy(npy("<f4", false, &[2, 3], &f32s(&[1.0, 2.0, 3.0, 4.0, value, 6.0])), "a\nb\n", false, &items).unwrap_err();
             assert_eq!(err.code, DataCode::FeatureValue);
             assert!(err.message.contains(&format!("item `b` has {what} at column 1")), "{err}");
             assert!(
-                err.notes
-                    .iter()
-                    .any(|n| n.contains("row 1 of the array") && n.contains("line 2 of") && n.contains("vectors.ids")),
+                err.notes.iter().any(|n| n.contains("row 1 of the array") && n.contains("line 2 of") && n.contains("vectors.ids")),
                 "{err}"
             );
             assert!(err.notes.iter().any(|n| n.contains("drop that item's row")), "{err}");
@@ -647,10 +560,7 @@ mod tests {
         assert!(err.message.contains("too large for float32"), "{err}");
         let err = load_tsv("a\t1\t2\nb\t3\tnan\n", false, false, &items).unwrap_err();
         assert_eq!((err.code, err.line), (DataCode::FeatureValue, Some(2)));
-        assert!(
-            err.message.contains("item `b` has a NaN at column 1") && err.to_string().contains("vectors.tsv:2"),
-            "{err}"
-        );
+        assert!(err.message.contains("item `b` has a NaN at column 1") && err.to_string().contains("vectors.tsv:2"), "{err}");
     }
 
     #[test]
@@ -668,20 +578,8 @@ mod tests {
     fn tsv_errors_name_the_line() {
         let items = interner(&["a", "b", "c"]);
         let cases = [
-            (
-                "a\t1\t2\nb\t1\n",
-                false,
-                DataCode::FeatureValue,
-                Some(2),
-                "row has 1 values, but the first row (line 1) has 2",
-            ),
-            (
-                "a\t1\t2\nb\t1\tx\n",
-                false,
-                DataCode::Row,
-                Some(2),
-                "field 3 (column 1 of the vector) `x` is not a number",
-            ),
+            ("a\t1\t2\nb\t1\n", false, DataCode::FeatureValue, Some(2), "row has 1 values, but the first row (line 1) has 2"),
+            ("a\t1\t2\nb\t1\tx\n", false, DataCode::Row, Some(2), "field 3 (column 1 of the vector) `x` is not a number"),
             ("a\t1\t2\nb\t1\t2\t\n", false, DataCode::FeatureValue, Some(2), "row has 3 values"),
             ("a\t1\nb\t2\na\t3\n", false, DataCode::FeatureShape, Some(3), "`a` is listed twice: on line 1 and line 3"),
             ("a 1 2\n", false, DataCode::FeatureShape, Some(1), "no values"),

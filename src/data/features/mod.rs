@@ -94,9 +94,7 @@ fn sparse_output(
 pub fn build(input: &str, binding: &InputBinding, items: &Interner) -> Result<(Feature, FeatureReport), DataError> {
     match binding {
         InputBinding::ItemId {} => unreachable!("item_id inputs have no feature file"),
-        InputBinding::Dense { vectors, ids, normalize, header } => {
-            dense::load(input, vectors, ids.as_deref(), *normalize, *header, items)
-        }
+        InputBinding::Dense { vectors, ids, normalize, header } => dense::load(input, vectors, ids.as_deref(), *normalize, *header, items),
         InputBinding::Sparse { items: path, id_column, columns, encoding, separator, stopwords, min_df, ngrams } => {
             let table = text::ItemTable { path, id_column, columns, separator };
             match encoding {

@@ -242,9 +242,7 @@ pub fn tfidf(
             table.path,
             format!("no term is left for input `{input}`: {} distinct terms in {with_text} items' text", df.len()),
         )
-        .note(format!(
-            "{rare} terms are found in fewer than min_df = {min_df} items, {everywhere} in every item (idf 0)"
-        ))
+        .note(format!("{rare} terms are found in fewer than min_df = {min_df} items, {everywhere} in every item (idf 0)"))
         .help("lower `min_df`, or check `columns` and `stopwords`"));
     }
     drop(terms);
@@ -378,14 +376,10 @@ impl SeenIds {
 /// The error for an item listed twice in a feature file.
 pub(super) fn duplicate_error(path: &Path, id: &[u8], first: u64, line: u64, snippet: &str) -> DataError {
     let id = String::from_utf8_lossy(id);
-    DataError::new(
-        DataCode::FeatureShape,
-        path,
-        format!("item `{id}` is listed twice: on line {first} and line {line}"),
-    )
-    .line(line)
-    .snippet(snippet)
-    .help(format!("keep one row for `{id}`: an item has one feature row"))
+    DataError::new(DataCode::FeatureShape, path, format!("item `{id}` is listed twice: on line {first} and line {line}"))
+        .line(line)
+        .snippet(snippet)
+        .help(format!("keep one row for `{id}`: an item has one feature row"))
 }
 
 /// The error for a file none of whose rows is a dataset item: almost always a wrong ID column or IDs
@@ -427,8 +421,7 @@ pub(super) fn read_rows(
     }
     for (i, column) in table.columns.iter().enumerate() {
         if table.columns[..i].contains(column) {
-            return Err(DataError::new(DataCode::Column, path, format!("`columns` lists `{column}` twice"))
-                .help("list each column once"));
+            return Err(DataError::new(DataCode::Column, path, format!("`columns` lists `{column}` twice")).help("list each column once"));
         }
     }
 
@@ -441,11 +434,8 @@ pub(super) fn read_rows(
     }
     let header = table::header_names(&record);
     let id_field = table::find_column(path, Some(&header), table.id_column, "id_column")?;
-    let fields: Vec<usize> = table
-        .columns
-        .iter()
-        .map(|column| table::find_column(path, Some(&header), column, "columns"))
-        .collect::<Result<_, _>>()?;
+    let fields: Vec<usize> =
+        table.columns.iter().map(|column| table::find_column(path, Some(&header), column, "columns")).collect::<Result<_, _>>()?;
     let needed = fields.iter().copied().chain([id_field]).max().unwrap_or(0) + 1;
 
     let mut seen = SeenIds::new(items);
@@ -484,14 +474,10 @@ pub(super) fn read_rows(
         let mut cells: Vec<&str> = Vec::with_capacity(fields.len());
         for (&field, column) in fields.iter().zip(table.columns) {
             let cell = std::str::from_utf8(&record[field]).map_err(|error| {
-                DataError::new(
-                    DataCode::Row,
-                    path,
-                    format!("column `{column}` is not UTF-8 (bad byte at offset {})", error.valid_up_to()),
-                )
-                .line(line)
-                .snippet(snippet())
-                .help("convert the file to UTF-8, e.g. `iconv -f latin1 -t utf-8`")
+                DataError::new(DataCode::Row, path, format!("column `{column}` is not UTF-8 (bad byte at offset {})", error.valid_up_to()))
+                    .line(line)
+                    .snippet(snippet())
+                    .help("convert the file to UTF-8, e.g. `iconv -f latin1 -t utf-8`")
             })?;
             cells.push(cell);
         }
@@ -582,11 +568,7 @@ mod tests {
         for (i, want) in expected.iter().enumerate() {
             let norm = want.iter().map(|(_, w)| w * w).sum::<f64>().sqrt();
             let got = row(&feature, i);
-            assert_eq!(
-                got.iter().map(|e| e.0).collect::<Vec<_>>(),
-                want.iter().map(|e| e.0).collect::<Vec<_>>(),
-                "row {i}"
-            );
+            assert_eq!(got.iter().map(|e| e.0).collect::<Vec<_>>(), want.iter().map(|e| e.0).collect::<Vec<_>>(), "row {i}");
             for ((_, g), (_, w)) in got.iter().zip(want) {
                 assert!((*g as f64 - w / norm).abs() < 1e-6, "row {i}: {g} against {}", w / norm);
             }
@@ -665,9 +647,7 @@ mod tests {
         let path = write(&dir, "items.csv", b"ItemId,title\na,\"cat, dog\"\nb,\"cat \"\"bird\"\"\"\nc,fish\n");
         let columns = strings(&["title"]);
         let table = ItemTable { path: &path, id_column: "ItemId", columns: &columns, separator: "," };
-        let (Feature::Sparse(feature), _) = tfidf("t", &table, &[], 2, 1, &interner(&["a", "b", "c"])).unwrap() else {
-            panic!()
-        };
+        let (Feature::Sparse(feature), _) = tfidf("t", &table, &[], 2, 1, &interner(&["a", "b", "c"])).unwrap() else { panic!() };
         assert_eq!(feature.vocabulary, ["cat"]);
         assert_eq!(feature.indptr, [0, 1, 2, 2]);
     }

@@ -98,7 +98,13 @@ pub fn product(out: MatrixMut<'_>, a: Matrix<'_>, b: Matrix<'_>, accumulate: boo
     }
     // Safety: `out.data` is borrowed mutably for the duration of the call and the tensor does not outlive it.
     let mut target = unsafe {
-        Tensor::from_blob(out.data.as_mut_ptr().cast_const().cast(), &[m as i64, n as i64], &[out.stride as i64, 1], Kind::Float, Device::Cpu)
+        Tensor::from_blob(
+            out.data.as_mut_ptr().cast_const().cast(),
+            &[m as i64, n as i64],
+            &[out.stride as i64, 1],
+            Kind::Float,
+            Device::Cpu,
+        )
     };
     let (a, b) = (a.tensor(), b.tensor());
     if accumulate {

@@ -374,7 +374,9 @@ mod tests {
             let x = i as f32 * 0.004; // -80 ..= 80
             let relative = |a: f32, b: f32| ((f64::from(a) - f64::from(b)) / f64::from(b).abs().max(1e-30)).abs();
             worst.0 = worst.0.max(relative(exp(x), x.exp()));
-            worst.1 = worst.1.max(relative(sigmoid(x), 1.0 / (1.0 + (-x).exp())).min((f64::from(sigmoid(x)) - 1.0 / (1.0 + f64::from(-x).exp())).abs()));
+            worst.1 = worst
+                .1
+                .max(relative(sigmoid(x), 1.0 / (1.0 + (-x).exp())).min((f64::from(sigmoid(x)) - 1.0 / (1.0 + f64::from(-x).exp())).abs()));
             worst.2 = worst.2.max((f64::from(tanh(x)) - f64::from(x).tanh()).abs() / f64::from(x).tanh().abs().max(1e-3));
         }
         assert!(worst.0 < 4e-7, "exp: worst relative error {:e}", worst.0);

@@ -52,7 +52,10 @@ fn memory(tensor: &Tensor) -> &[f32] {
 
 /// The values of a contiguous float32 CPU tensor, for host-side kernels outside the fused step.
 pub fn host_values(tensor: &Tensor) -> &[f32] {
-    assert!(tensor.device() == Device::Cpu && tensor.kind() == Kind::Float && tensor.is_contiguous(), "host values need a contiguous float32 CPU tensor");
+    assert!(
+        tensor.device() == Device::Cpu && tensor.kind() == Kind::Float && tensor.is_contiguous(),
+        "host values need a contiguous float32 CPU tensor"
+    );
     memory(tensor)
 }
 
@@ -273,7 +276,14 @@ impl FusedStep {
 
     /// Runs the plan's steps on one mini-batch (hidden states already carried): forward, backward and
     /// Adagrad. Returns the last step's loss, divided by the nominal batch size as in the autograd path.
-    pub fn run_batch(&mut self, network: &mut Network, inputs: &[u32], scored: &[u32], steps: &[StepPlan], adagrad: &super::optim::Adagrad) -> f64 {
+    pub fn run_batch(
+        &mut self,
+        network: &mut Network,
+        inputs: &[u32],
+        scored: &[u32],
+        steps: &[StepPlan],
+        adagrad: &super::optim::Adagrad,
+    ) -> f64 {
         self.index(network, inputs, scored);
         let count = network.subnets.len();
         let mut fresh_output: Vec<Option<Vec<f32>>> = vec![None; count];
@@ -351,7 +361,9 @@ impl FusedStep {
                 InputPath::Sparse { feature, w_in } => {
                     let w = memory(&params[*w_in].value);
                     let bag = self.rows.bags[*feature].as_ref().expect("every sparse feature is indexed");
-                    let FeatureRows::Sparse(sparse) = &network.features[*feature] else { unreachable!("a sparse path reads a sparse feature") };
+                    let FeatureRows::Sparse(sparse) = &network.features[*feature] else {
+                        unreachable!("a sparse path reads a sparse feature")
+                    };
                     for (r, (row, &item)) in x.chunks_exact_mut(3 * h).zip(inputs).enumerate() {
                         let start = sparse.indptr[item as usize] as usize;
                         for e in bag.offsets[r]..bag.offsets[r + 1] {
@@ -372,7 +384,12 @@ impl FusedStep {
                 }
             };
             path_rows.push(gathered.map(|((rows, mask), w_in, width)| {
-                product(MatrixMut::new(&mut x, b, 3 * h), Matrix::new(&rows, b, width), Matrix::new(memory(&params[w_in].value), width, 3 * h), true);
+                product(
+                    MatrixMut::new(&mut x, b, 3 * h),
+                    Matrix::new(&rows, b, width),
+                    Matrix::new(memory(&params[w_in].value), width, 3 * h),
+                    true,
+                );
                 (rows, mask)
             }));
         }
@@ -444,7 +461,12 @@ impl FusedStep {
         for row in scores.chunks_exact_mut(columns.max(1)) {
             row.copy_from_slice(&gathered.1);
         }
-        product(MatrixMut::new(&mut scores, rows, columns), Matrix::new(state, rows, width), Matrix::new(&gathered.0, columns, width).t(), true);
+        product(
+            MatrixMut::new(&mut scores, rows, columns),
+            Matrix::new(state, rows, width),
+            Matrix::new(&gathered.0, columns, width).t(),
+            true,
+        );
         scores
     }
 
@@ -492,13 +514,23 @@ impl FusedStep {
     ) {
         let columns = gathered.1.len();
         if let Some(d_state) = d_state {
-            product(MatrixMut::new(d_state, rows, width), Matrix::new(d_scores, rows, columns), Matrix::new(&gathered.0, columns, width), true);
+            product(
+                MatrixMut::new(d_state, rows, width),
+                Matrix::new(d_scores, rows, columns),
+                Matrix::new(&gathered.0, columns, width),
+                true,
+            );
         }
         if !trains {
             return;
         }
         let mut d_rows = self.pool.take(columns * width);
-        product(MatrixMut::new(&mut d_rows, columns, width), Matrix::new(d_scores, rows, columns).t(), Matrix::new(state, rows, width), false);
+        product(
+            MatrixMut::new(&mut d_rows, columns, width),
+            Matrix::new(d_scores, rows, columns).t(),
+            Matrix::new(state, rows, width),
+            false,
+        );
         let positions = if output.tied { std::mem::take(&mut self.rows.both_scored) } else { std::mem::take(&mut self.rows.scored) };
         let (d_w, started) = self.product_gradient(network, output.w);
         scatter_rows(d_w, width, &positions, &d_rows, !started);
@@ -556,7 +588,11 @@ impl FusedStep {
                 };
                 for &k in &step.loss_on {
                     let part = if runs[k].is_some() {
-                        let state = if matches!(network.merge, MergeLayer::Interaction { .. }) { interaction_state(k) } else { output_of(k).to_vec() };
+                        let state = if matches!(network.merge, MergeLayer::Interaction { .. }) {
+                            interaction_state(k)
+                        } else {
+                            output_of(k).to_vec()
+                        };
                         let rows_of_output = self.gather_output(network, outputs[k], scored);
                         let part = self.scores_of(&state, &rows_of_output, rows, hidden_of(k));
                         gathered[k] = Some(rows_of_output);
@@ -630,7 +666,17 @@ impl FusedStep {
                     let weighted: Option<Vec<f32>> = (weights[k] != 1.0).then(|| d_scores.iter().map(|g| g * weights[k] as f32).collect());
                     let trains = owner_trains(outputs[k].w);
                     let d_part = weighted.as_deref().unwrap_or(&d_scores);
-                    self.output_backward(network, outputs[k], trains, rows_of_output, state, d_part, rows, hidden_of(k), d_state[k].as_deref_mut());
+                    self.output_backward(
+                        network,
+                        outputs[k],
+                        trains,
+                        rows_of_output,
+                        state,
+                        d_part,
+                        rows,
+                        hidden_of(k),
+                        d_state[k].as_deref_mut(),
+                    );
                 }
             }
             MergeLayer::Interaction { outputs } => {
@@ -639,13 +685,33 @@ impl FusedStep {
                     let trains = owner_trains(outputs[k].w);
                     let width = hidden_of(k);
                     if k == 0 {
-                        self.output_backward(network, outputs[k], trains, rows_of_output, state, &d_scores, rows, width, d_state[0].as_deref_mut());
+                        self.output_backward(
+                            network,
+                            outputs[k],
+                            trains,
+                            rows_of_output,
+                            state,
+                            &d_scores,
+                            rows,
+                            width,
+                            d_state[0].as_deref_mut(),
+                        );
                         continue;
                     }
                     // part_k reads h_k ⊙ h_0: its state gradient splits between the two.
                     let needs_state = d_state[k].is_some() || d_state[0].is_some();
                     let mut d_product = needs_state.then(|| vec![0.0f32; rows * width]);
-                    self.output_backward(network, outputs[k], trains, rows_of_output, state, &d_scores, rows, width, d_product.as_deref_mut());
+                    self.output_backward(
+                        network,
+                        outputs[k],
+                        trains,
+                        rows_of_output,
+                        state,
+                        &d_scores,
+                        rows,
+                        width,
+                        d_product.as_deref_mut(),
+                    );
                     if let Some(d_product) = d_product {
                         let (own, primary) = (output_of(k), output_of(0));
                         if let Some(d) = &mut d_state[k] {
@@ -690,7 +756,15 @@ impl FusedStep {
         (loss, parts)
     }
 
-    fn subnet_backward(&mut self, network: &Network, k: usize, run: &SubnetRun, mut d_next: Vec<f32>, inputs: &[u32], owner_trains: &dyn Fn(usize) -> bool) {
+    fn subnet_backward(
+        &mut self,
+        network: &Network,
+        k: usize,
+        run: &SubnetRun,
+        mut d_next: Vec<f32>,
+        inputs: &[u32],
+        owner_trains: &dyn Fn(usize) -> bool,
+    ) {
         let subnet = &network.subnets[k];
         let params = &network.params;
         let (b, h) = (inputs.len(), subnet.hidden as usize);
@@ -714,7 +788,12 @@ impl FusedStep {
                 }
                 let w_hh = memory(&params[subnet.w_hh].value);
                 let mut d_reset_state = self.pool.take(b * h);
-                product(MatrixMut::new(&mut d_reset_state, b, h), Matrix::new(&d_n, b, h), Matrix::new(w_hh, h, 3 * h).columns(0, h).t(), false);
+                product(
+                    MatrixMut::new(&mut d_reset_state, b, h),
+                    Matrix::new(&d_n, b, h),
+                    Matrix::new(w_hh, h, 3 * h).columns(0, h).t(),
+                    false,
+                );
                 for i in 0..b * h {
                     let (r, u) = (i / h, i % h);
                     let reset = run.reset[i];
@@ -722,7 +801,12 @@ impl FusedStep {
                 }
                 let (d_w, accumulate) = self.product_gradient(network, subnet.w_hh);
                 product(MatrixMut::columns(d_w, h, 3 * h, 0, h), Matrix::new(&run.mixed, b, h).t(), Matrix::new(&d_n, b, h), accumulate);
-                product(MatrixMut::columns(d_w, h, 3 * h, h, 2 * h), Matrix::new(before, b, h).t(), Matrix::new(&dx, b, 3 * h).columns(h, 2 * h), accumulate);
+                product(
+                    MatrixMut::columns(d_w, h, 3 * h, h, 2 * h),
+                    Matrix::new(before, b, h).t(),
+                    Matrix::new(&dx, b, 3 * h).columns(h, 2 * h),
+                    accumulate,
+                );
                 self.pool.give(d_n);
                 self.pool.give(d_reset_state);
             }
@@ -797,7 +881,8 @@ impl FusedStep {
                         if let Some(mask) = mask {
                             d_rows.iter_mut().zip(mask).for_each(|(d, m)| *d *= m);
                         }
-                        let positions = if *tied { std::mem::take(&mut self.rows.both_input) } else { std::mem::take(&mut self.rows.input) };
+                        let positions =
+                            if *tied { std::mem::take(&mut self.rows.both_input) } else { std::mem::take(&mut self.rows.input) };
                         let d_table = self.gradient(network, *table);
                         for (row, &position) in d_rows.chunks_exact(width).zip(&positions) {
                             add_row(&mut d_table[position * width..(position + 1) * width], row, 1.0);
