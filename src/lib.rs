@@ -35,6 +35,7 @@ pub mod ir;
 pub mod lower;
 #[cfg(feature = "torch")]
 pub mod report;
+pub mod rng;
 #[cfg(feature = "torch")]
 pub mod runtime;
 pub mod syntax;

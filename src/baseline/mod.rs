@@ -12,8 +12,7 @@ use crate::data::sessions::Sessions;
 use crate::data::Dataset;
 use crate::eval::metrics::{most_popular, target_ranks_host, RankMetrics};
 use crate::eval::{Evaluation, EventRank};
-use crate::lower::fused::parallel;
-use crate::lower::network::item_support;
+use crate::runtime::parallel;
 
 /// A fitted baseline.
 pub enum Baseline {
@@ -27,7 +26,7 @@ impl Baseline {
     /// Fits the baseline `name` (`popularity`, `item_knn` or `sknn`) on the dataset's training sessions.
     pub fn fit(name: &str, dataset: &Dataset, settings: &crate::config::Baselines) -> Option<Baseline> {
         Some(match name {
-            "popularity" => Baseline::Popularity(item_support(dataset).into_iter().map(|n| n as f32).collect()),
+            "popularity" => Baseline::Popularity(dataset.item_support().into_iter().map(|n| n as f32).collect()),
             "item_knn" => Baseline::ItemKnn(ItemKnn::fit(&dataset.train, dataset.items.len(), &settings.item_knn)),
             "sknn" => Baseline::SessionKnn(SessionKnn::fit(&dataset.train, dataset.items.len(), &settings.sknn)),
             _ => return None,
@@ -293,7 +292,7 @@ pub fn evaluate(baseline: &Baseline, dataset: &Dataset, settings: &Eval) -> Eval
     let n_items = dataset.items.len();
     let test = &dataset.test;
     let candidates: Option<Vec<bool>> = (settings.most_popular > 0 && (settings.most_popular as usize) < n_items)
-        .then(|| most_popular(&item_support(dataset), settings.most_popular as usize));
+        .then(|| most_popular(&dataset.item_support(), settings.most_popular as usize));
     let mut predictions: Vec<EventRank> = Vec::with_capacity(test.event_count());
     for s in 0..test.len() {
         for (position, event) in test.session(s).iter().enumerate().skip(1) {

@@ -4,9 +4,11 @@
 //! - [`prepare`]: the paper's filters and time split, item renumbering and features, into a [`Dataset`].
 //! - [`features`]: dense vectors, TF-IDF text and categories as one row per item.
 //! - [`cache`]: the prepared dataset on disk, keyed by the content hash of everything that went in.
+//! - [`batches`]: session-parallel mini-batches as GRU4Rec builds them, for training and evaluation.
 //! - [`validation`]: the last training sessions held out for tuning.
 //! - [`synth`]: synthetic sessions with a planted feature signal, for scale benchmarks and tests.
 
+pub mod batches;
 pub mod cache;
 pub mod error;
 pub mod features;

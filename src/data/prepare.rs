@@ -26,6 +26,17 @@ pub struct Dataset {
     pub report: Report,
 }
 
+impl Dataset {
+    /// Training support of every item: its number of training events.
+    pub fn item_support(&self) -> Vec<u64> {
+        let mut support = vec![0u64; self.items.len()];
+        for event in &self.train.events {
+            support[event.item as usize] += 1;
+        }
+        support
+    }
+}
+
 /// Counts of one side of the data.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Counts {

@@ -37,6 +37,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 
+use crate::rng::Xoshiro256;
+
 /// Unix time of the first session's start.
 pub const BASE_TIME: u64 = 1_400_000_000;
 const DAY: u64 = 86_400;
@@ -288,74 +290,6 @@ mod stream {
     pub const SESSIONS: u64 = 5;
 }
 
-/// xoshiro256** (Blackman and Vigna), seeded from SplitMix64 as its authors recommend.
-struct Rng {
-    s: [u64; 4],
-    /// Box–Muller makes normals in pairs; the second waits here.
-    spare_normal: Option<f64>,
-}
-
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-impl Rng {
-    fn new(seed: u64, stream: u64) -> Self {
-        let mut mix = stream;
-        let mut state = seed ^ splitmix64(&mut mix);
-        let s = [splitmix64(&mut state), splitmix64(&mut state), splitmix64(&mut state), splitmix64(&mut state)];
-        Rng { s, spare_normal: None }
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        let result = self.s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
-        let t = self.s[1] << 17;
-        self.s[2] ^= self.s[0];
-        self.s[3] ^= self.s[1];
-        self.s[1] ^= self.s[2];
-        self.s[0] ^= self.s[3];
-        self.s[2] ^= t;
-        self.s[3] = self.s[3].rotate_left(45);
-        result
-    }
-
-    /// Uniform in [0, 1), 53 bits.
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-
-    /// Uniform in (0, 1], for logarithms.
-    fn unit_open(&mut self) -> f64 {
-        1.0 - self.unit()
-    }
-
-    /// Uniform in `0..n` by Lemire's multiply-shift; the bias, below n / 2^64, is far beneath any use here.
-    fn below(&mut self, n: u32) -> u32 {
-        ((self.next_u64() as u128 * n as u128) >> 64) as u32
-    }
-
-    fn normal(&mut self) -> f64 {
-        if let Some(z) = self.spare_normal.take() {
-            return z;
-        }
-        let radius = (-2.0 * self.unit_open().ln()).sqrt();
-        let angle = std::f64::consts::TAU * self.unit();
-        self.spare_normal = Some(radius * angle.sin());
-        radius * angle.cos()
-    }
-
-    fn shuffle(&mut self, values: &mut [u32]) {
-        for i in (1..values.len()).rev() {
-            let j = self.below(i as u32 + 1) as usize;
-            values.swap(i, j);
-        }
-    }
-}
-
 fn zipf_weight(rank: usize) -> f64 {
     1.0 / (rank + 1) as f64
 }
@@ -377,7 +311,7 @@ struct Planted {
 
 impl Planted {
     fn new(config: &SynthConfig) -> Self {
-        let mut rng = Rng::new(config.seed, stream::LAYOUT);
+        let mut rng = Xoshiro256::new(config.seed, stream::LAYOUT);
         let mut id_of: Vec<u32> = (0..config.items).collect();
         rng.shuffle(&mut id_of);
         // Sattolo's algorithm: a uniformly random single cycle.
@@ -421,7 +355,7 @@ impl Planted {
     }
 
     /// A popularity-weighted item of `cluster`.
-    fn draw_item(&self, cluster: u32, rng: &mut Rng) -> u32 {
+    fn draw_item(&self, cluster: u32, rng: &mut Xoshiro256) -> u32 {
         let table = &self.rank_tables[(self.size(cluster) - self.items / self.clusters) as usize];
         let rank = table.draw(rng) as usize;
         self.id_of[rank * self.clusters as usize + cluster as usize]
@@ -458,7 +392,7 @@ impl AliasTable {
         AliasTable { keep, alias }
     }
 
-    fn draw(&self, rng: &mut Rng) -> u32 {
+    fn draw(&self, rng: &mut Xoshiro256) -> u32 {
         let slot = rng.below(self.keep.len() as u32);
         if rng.unit() < self.keep[slot as usize] {
             slot
@@ -471,7 +405,7 @@ impl AliasTable {
 /// Sessions one at a time, in start order.
 struct Sessions {
     planted: Planted,
-    rng: Rng,
+    rng: Xoshiro256,
     next: u64,
     total: u64,
     span: u64,
@@ -487,7 +421,7 @@ impl Sessions {
         let length_log = (extra > 0.0).then(|| (1.0 - 1.0 / (extra + 1.0)).ln());
         Sessions {
             planted,
-            rng: Rng::new(config.seed, stream::SESSIONS),
+            rng: Xoshiro256::new(config.seed, stream::SESSIONS),
             next: 0,
             total: config.sessions,
             span: config.days as u64 * DAY,
@@ -575,11 +509,11 @@ fn write_item_files(
 ) -> io::Result<()> {
     let cluster_by_id = planted.cluster_by_id();
     let mut row_ids: Vec<u32> = (0..config.items).collect();
-    Rng::new(config.seed, stream::ROWS).shuffle(&mut row_ids);
-    let mut rng = Rng::new(config.seed, stream::VECTORS);
+    Xoshiro256::new(config.seed, stream::ROWS).shuffle(&mut row_ids);
+    let mut rng = Xoshiro256::new(config.seed, stream::VECTORS);
     let dim = config.dim as usize;
     let centroids: Vec<f64> = (0..config.clusters as usize * dim).map(|_| rng.normal()).collect();
-    let mut noise = Rng::new(config.seed, stream::NOISE);
+    let mut noise = Xoshiro256::new(config.seed, stream::NOISE);
 
     items.write_all(b"ItemId\tcategory\tnoise\n")?;
     vectors.write_all(&npy_header(config.items as u64, dim as u64))?;

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::train::sampler::splitmix64_mix;
+use crate::rng;
 
 /// The difference of two models' mean per-event metric, with its bootstrap interval and p-value.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -36,7 +36,7 @@ pub fn paired_bootstrap(sums: &[f64], events: &[f64], resamples: u64, seed: u64)
         let (mut sum, mut count) = (0.0f64, 0.0f64);
         for _ in 0..n {
             draws += 1;
-            let bits = splitmix64_mix(seed.wrapping_add(draws.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+            let bits = rng::at(seed, draws - 1);
             // Multiply-shift maps 64 random bits onto 0..n without modulo bias worth the name.
             let s = ((u128::from(bits) * n as u128) >> 64) as usize;
             sum += sums[s];

@@ -37,7 +37,8 @@ use crate::config::Ties;
 /// [`target_ranks`] for scores in host memory `[rows, n_items]`: one pass per row that counts what
 /// `target_ranks` counts with several tensor operations, rows split over libtorch's CPU threads.
 pub fn target_ranks_host(scores: &[f32], n_items: usize, targets: &[u32], candidates: Option<&[bool]>, ties: Ties) -> Vec<f64> {
-    use crate::lower::fused::{kernels, parallel};
+    use crate::lower::fused::kernels;
+    use crate::runtime::parallel;
     assert_eq!(scores.len(), n_items * targets.len(), "scores must be [targets, n_items]");
     let mut ranks = vec![0.0f64; targets.len()];
     let n_counted = candidates.map_or(n_items as u64, |mask| mask.iter().filter(|&&m| m).count() as u64);

@@ -14,10 +14,10 @@ use std::time::Instant;
 use tch::{Kind, Tensor};
 
 use crate::config::Eval;
+use crate::data::batches::SessionBatches;
 use crate::data::Dataset;
-use crate::lower::network::{item_support, StateCarry};
+use crate::lower::network::StateCarry;
 use crate::lower::Network;
-use crate::train::batches::SessionBatches;
 pub use metrics::CutoffMetrics;
 use metrics::{most_popular_mask, target_ranks, target_ranks_host, RankMetrics};
 
@@ -50,7 +50,7 @@ pub fn evaluate(network: &Network, dataset: &Dataset, settings: &Eval) -> Evalua
     let started = Instant::now();
     let device = network.device;
     let candidates = (settings.most_popular > 0 && (settings.most_popular as usize) < network.n_items)
-        .then(|| most_popular_mask(&item_support(dataset), settings.most_popular as usize, device));
+        .then(|| most_popular_mask(&dataset.item_support(), settings.most_popular as usize, device));
     // On the CPU, ranks are counted in one pass over each row of scores in host memory.
     let host_candidates: Option<Vec<bool>> = candidates
         .as_ref()

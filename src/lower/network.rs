@@ -12,10 +12,10 @@ use super::gru::{gru_step, GruForm};
 use super::loss;
 use super::optim::{Adagrad, AdagradState};
 use crate::check::{Activation, Embedding, InputKind, Loss, Merge, Model};
+use crate::data::batches::Step;
 use crate::data::features::{Feature, SparseFeature};
 use crate::data::Dataset;
 use crate::ir::graph::Owner;
-use crate::train::batches::Step;
 
 /// Which rows of a matrix one step reads, and so which rows it updates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -284,7 +284,7 @@ impl Network {
         };
         let log_popularity = match model.loss {
             Loss::CrossEntropy { logq } if logq > 0.0 => {
-                let support = item_support(dataset);
+                let support = dataset.item_support();
                 let total: u64 = support.iter().sum();
                 let log_p: Vec<f32> = support.iter().map(|&s| ((s.max(1) as f64) / total as f64).ln() as f32).collect();
                 Some(Tensor::from_slice(&log_p).to_device(device))
@@ -537,15 +537,6 @@ impl StateCarry {
             None => state,
         }
     }
-}
-
-/// Training support of every item: its number of training events.
-pub fn item_support(dataset: &Dataset) -> Vec<u64> {
-    let mut support = vec![0u64; dataset.items.len()];
-    for event in &dataset.train.events {
-        support[event.item as usize] += 1;
-    }
-    support
 }
 
 /// The embedding_bag index of the batch's sparse feature rows.

@@ -8,7 +8,6 @@
 //! epoch reseeds libtorch and the sampler from the spec's seed and the epoch number, so a run resumed from
 //! the checkpoint of epoch k continues exactly as the uninterrupted run did.
 
-pub mod batches;
 pub mod checkpoint;
 pub mod sampler;
 
@@ -17,14 +16,14 @@ use std::time::Instant;
 use tch::{Kind, Tensor};
 
 use crate::check::Model;
+use crate::data::batches::{self, SessionBatches};
 use crate::data::Dataset;
 use crate::ir::graph::Owner;
 use crate::ir::plan::{Mode, Phase, Plan};
 use crate::lower::fused::{self, FusedStep};
-use crate::lower::network::{item_support, BatchIndex, StateCarry};
+use crate::lower::network::{BatchIndex, StateCarry};
 use crate::lower::optim::Adagrad;
 use crate::lower::{FrameIndexer, Network};
-use batches::SessionBatches;
 use sampler::NegativeSampler;
 
 /// A plan step with subnets as indices into the network.
@@ -107,13 +106,12 @@ pub struct Trainer<'a> {
 
 /// The seed of one epoch's random streams (dropout, negatives), derived from the spec's seed.
 pub fn epoch_seed(seed: u64, epoch: u64) -> u64 {
-    // SplitMix64's finaliser: nearby epochs get unrelated seeds.
-    sampler::splitmix64_mix(seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    crate::rng::derive(seed, epoch)
 }
 
 impl<'a> Trainer<'a> {
     pub fn new(network: Network, model: &'a Model, plan: &'a Plan, dataset: &'a Dataset) -> Self {
-        let support = item_support(dataset);
+        let support = dataset.item_support();
         let kind = if fused::unsupported(&network).is_none() { StepKind::Fused } else { StepKind::Autograd };
         Trainer { network, model, plan, dataset, support, indexer: FrameIndexer::default(), kind }
     }

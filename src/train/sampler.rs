@@ -7,7 +7,7 @@
 //! to the cap), so a short epoch or a smoke run does not wait for 10^7 draws it will not use.
 //!
 //! Randomness is SplitMix64 (Steele, Lea and Flood, 2014; Vigna's reference `splitmix64.c`), used as a
-//! counter-based generator: draw `i` of a run is `splitmix64_mix(seed + (i + 1) * GAMMA)`, a pure function of
+//! counter-based generator: draw `i` of a run is `rng::mix(seed + (i + 1) * GAMMA)`, a pure function of
 //! the seed and the draw's index. So the sequence does not depend on the cache size, a refill can be split
 //! across threads, and a checkpoint only needs the number of steps drawn ([`SamplerState`]); restoring
 //! draws from that step on directly, with no replay of earlier draws.
@@ -19,30 +19,16 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::rng;
+
 /// Samples pre-drawn per refill, as GRU4Rec's `sample_cache_max_size` (40 MB of item indices).
 pub const SAMPLE_CACHE_SIZE: usize = 10_000_000;
-
-/// SplitMix64's increment: 2^64 divided by the golden ratio, odd.
-const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// Samples in the first refill; each later refill doubles, up to [`SAMPLE_CACHE_SIZE`] or the chosen size.
 const FIRST_REFILL_SAMPLES: usize = 1 << 16;
 
 /// Below this many samples a refill is drawn on the calling thread; thread start-up would cost more.
 const SAMPLES_PER_THREAD: usize = 1 << 18;
-
-/// SplitMix64's output function (Stafford's "Mix13" finaliser): the generator's `n`-th output for seed `s` is
-/// `splitmix64_mix(s + n * GAMMA)`, counting from `n = 1`.
-pub fn splitmix64_mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// Draw `index` (from 0) of the SplitMix64 sequence for `seed`.
-fn splitmix64_at(seed: u64, index: u64) -> u64 {
-    splitmix64_mix(seed.wrapping_add(index.wrapping_add(1).wrapping_mul(GAMMA)))
-}
 
 /// What a checkpoint keeps of a sampler: enough to continue its sequence exactly, and to refuse a sampler
 /// built over other data or settings.
@@ -217,7 +203,7 @@ impl NegativeSampler {
         let (seed, cumulative) = (self.seed, &self.cumulative[..]);
         let draw_into = |chunk: &mut [u32], first: u64| {
             for (offset, slot) in chunk.iter_mut().enumerate() {
-                let bits = splitmix64_at(seed, first.wrapping_add(offset as u64));
+                let bits = rng::at(seed, first.wrapping_add(offset as u64));
                 let uniform = (bits >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
                 *slot = cumulative.partition_point(|&c| c <= uniform) as u32;
             }
@@ -241,9 +227,9 @@ impl NegativeSampler {
 
 /// A hash of the distribution's inputs, so a checkpoint is not resumed against other data.
 fn fingerprint(support: &[u64], alpha: f64) -> u64 {
-    let mut hash = splitmix64_mix(alpha.to_bits() ^ support.len() as u64);
+    let mut hash = rng::mix(alpha.to_bits() ^ support.len() as u64);
     for &count in support {
-        hash = splitmix64_mix(hash ^ count.wrapping_mul(GAMMA));
+        hash = rng::mix(hash ^ count.wrapping_mul(rng::GAMMA));
     }
     hash
 }
@@ -272,15 +258,6 @@ mod tests {
             let frequency = count as f64 / draws;
             let tolerance = 5.0 * (p * (1.0 - p) / draws).sqrt();
             assert!((frequency - p).abs() <= tolerance, "item {item}: frequency {frequency}, expected {p} ± {tolerance}");
-        }
-    }
-
-    #[test]
-    fn splitmix64_matches_the_reference_outputs() {
-        // Vigna's splitmix64.c seeded with 0.
-        let expected = [0xE220_A839_7B1D_CDAF, 0x6E78_9E6A_A1B9_65F4, 0x06C4_5D18_8009_454F, 0xF88B_B8A8_724C_81EC];
-        for (index, want) in expected.into_iter().enumerate() {
-            assert_eq!(splitmix64_at(0, index as u64), want, "draw {index}");
         }
     }
 
@@ -347,7 +324,7 @@ mod tests {
         threaded.refill(3, 4 * SAMPLES_PER_THREAD / n_sample);
         let first_draw = 3 * n_sample as u64;
         for (offset, &item) in threaded.cache.iter().enumerate().step_by(997) {
-            let uniform = (splitmix64_at(9, first_draw + offset as u64) >> 11) as f64 / (1u64 << 53) as f64;
+            let uniform = (rng::at(9, first_draw + offset as u64) >> 11) as f64 / (1u64 << 53) as f64;
             assert_eq!(item as usize, threaded.cumulative.partition_point(|&c| c <= uniform), "draw {offset}");
         }
         let mut single = NegativeSampler::with_cache_size(&support, 0.5, n_sample, 9, n_sample);

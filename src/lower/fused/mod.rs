@@ -15,16 +15,16 @@
 
 pub mod gemm;
 pub mod kernels;
-pub mod parallel;
 
 use gemm::{product, Matrix, MatrixMut};
 
 use super::gru::GruForm;
 use super::network::{bag_rows, index_sparse, Dedup, FeatureRows, InputPath, MergeLayer, Network, OutputLayer, Parameter, RowSpace};
 use crate::check::Loss;
+use crate::data::batches::Step;
 use crate::ir::graph::Owner;
-use crate::train::batches::Step;
-use crate::train::sampler::splitmix64_mix;
+use crate::rng::{self, SplitMix64};
+use crate::runtime::parallel;
 use crate::train::StepPlan;
 use tch::{Device, Kind, Tensor};
 
@@ -76,24 +76,14 @@ fn row_width(param: &Parameter) -> usize {
 }
 
 /// A dropout stream: each epoch draws its masks from its own seed.
-struct Stream(u64);
+struct Stream(SplitMix64);
 
 impl Stream {
     /// A keep-scale per element: `1 / (1 - p)` with probability `1 - p`, else 0.
     fn mask(&mut self, count: usize, p: f64) -> Vec<f32> {
         let scale = (1.0 / (1.0 - p)) as f32;
         let p = p as f32;
-        (0..count)
-            .map(|_| {
-                self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-                let unit = (splitmix64_mix(self.0) >> 40) as f32 * (1.0 / (1u64 << 24) as f32);
-                if unit >= p {
-                    scale
-                } else {
-                    0.0
-                }
-            })
-            .collect()
+        (0..count).map(|_| if self.0.unit_f32() >= p { scale } else { 0.0 }).collect()
     }
 }
 
@@ -224,7 +214,7 @@ impl FusedStep {
     pub fn new(network: &Network, seed: u64) -> FusedStep {
         FusedStep {
             hidden: network.subnets.iter().map(|_| None).collect(),
-            stream: Stream(splitmix64_mix(seed ^ 0xD5A6_1266_F0C9_392D)),
+            stream: Stream(SplitMix64::new(rng::mix(seed ^ 0xD5A6_1266_F0C9_392D))),
             items: Dedup::default(),
             vocabulary: network.features.iter().map(|_| Dedup::default()).collect(),
             rows: BatchRows::default(),
@@ -949,13 +939,14 @@ impl FusedStep {
 #[cfg(test)]
 mod tests {
     use super::Stream;
+    use crate::rng::SplitMix64;
 
     #[test]
     fn dropout_masks_keep_one_minus_p_and_rescale() {
-        let mask = Stream(42).mask(100_000, 0.3);
+        let mask = Stream(SplitMix64::new(42)).mask(100_000, 0.3);
         let kept = mask.iter().filter(|&&m| m > 0.0).count() as f64 / mask.len() as f64;
         assert!((kept - 0.7).abs() < 0.01, "kept {kept}");
         assert!(mask.iter().all(|&m| m == 0.0 || (m - 1.0 / 0.7).abs() < 1e-6));
-        assert_ne!(Stream(42).mask(64, 0.5), Stream(43).mask(64, 0.5), "the seed decides the masks");
+        assert_ne!(Stream(SplitMix64::new(42)).mask(64, 0.5), Stream(SplitMix64::new(43)).mask(64, 0.5), "the seed decides the masks");
     }
 }
