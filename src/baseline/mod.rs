@@ -307,17 +307,14 @@ pub fn evaluate(baseline: &Baseline, dataset: &Dataset, settings: &Eval) -> Eval
     for block in predictions.chunks_mut(ROWS_PER_BLOCK) {
         let rows = block.len();
         let parts = threads.min(rows);
-        let out = parallel::Shared(scores.as_mut_ptr());
         let block_ref = &*block;
         let scratches_ref = &scratches;
-        parallel::for_each_part(parts, &|part| {
+        parallel::for_each_row_block(&mut scores[..rows * n_items], n_items, parts, &|part, rows_of_part, block| {
             let mut scratch = scratches_ref[part].lock().expect("one part per scratch");
-            for r in rows * part / parts..rows * (part + 1) / parts {
+            for (r, row) in rows_of_part.zip(block.chunks_exact_mut(n_items)) {
                 let prediction = &block_ref[r];
                 let session = test.session(prediction.session as usize);
                 let prefix: Vec<u32> = session[..prediction.position as usize].iter().map(|e| e.item).collect();
-                // Safety: this part alone writes rows `r` of its range.
-                let row = unsafe { std::slice::from_raw_parts_mut(out.get().add(r * n_items), n_items) };
                 baseline.score(&prefix, row, &mut scratch);
             }
         });

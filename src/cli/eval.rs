@@ -4,7 +4,6 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use prnn::eval::{evaluate, Evaluation};
-use prnn::lower::Network;
 use prnn::train::checkpoint;
 
 use super::session::{self, CONFIG_FILE};
@@ -52,7 +51,7 @@ fn eval(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
         prepared.config.run.threads = threads;
     }
     let device = session::device(args.device.as_deref(), &prepared.config, reporter)?;
-    let mut network = Network::new(&prepared.compiled.model, &prepared.dataset, device);
+    let mut network = session::network(&prepared, device);
     let checkpoint_path = args.run.join(checkpoint::FILE_NAME);
     if !checkpoint_path.exists() {
         reporter.error(
@@ -66,7 +65,7 @@ fn eval(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
         Exit::Config
     })?;
     let settings = &prepared.config.eval;
-    let evaluation = evaluate(&network, &prepared.dataset, settings);
+    let evaluation = evaluate(&prnn::lower::Autograd::new(network), &prepared.dataset, settings);
     let extra = serde_json::json!({ "epochs_trained": info.epoch, "device": session::device_name(device) });
     write_results(&args.run, &prepared.compiled.model.name, extra, settings, &prepared.dataset, &evaluation, reporter)?;
     print_table(

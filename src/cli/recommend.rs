@@ -71,7 +71,7 @@ fn recommend(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
         let prepared =
             session::prepare(spec, config_text, &config_path, &record.config_dir, &record.overrides, record.validation, reporter)?;
         let device = session::device(args.device.as_deref(), &prepared.config, reporter)?;
-        let mut network = Network::new(&prepared.compiled.model, &prepared.dataset, device);
+        let mut network = session::network(&prepared, device);
         let checkpoint_path = args.run.join(checkpoint::FILE_NAME);
         if !checkpoint_path.exists() {
             reporter.error(
@@ -85,7 +85,7 @@ fn recommend(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
             Exit::Io
         })?;
         let prefix = known_items(&args.session, &prepared.dataset, reporter)?;
-        let scores = session_scores(&network, &prefix);
+        let scores = session_scores(network, &prefix);
         (scores, prepared.dataset, format!("{} after {} epoch(s)", prepared.compiled.model.name, info.epoch), prefix.len())
     };
     let mut order: Vec<usize> = (0..scores.len()).collect();
@@ -104,16 +104,17 @@ fn recommend(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
 
 /// Runs the prefix through the network one event at a time from a zero state; the merged scores of every item
 /// after its last event, before the output activation (the ranking that evaluation uses).
-fn session_scores(network: &Network, prefix: &[u32]) -> Vec<f32> {
+fn session_scores(network: Network, prefix: &[u32]) -> Vec<f32> {
     let _guard = tch::no_grad_guard();
     let device = network.device;
-    let mut hidden: Vec<Option<Tensor>> =
-        (0..network.subnet_names().len()).map(|k| Some(Tensor::zeros([1, network.hidden_size(k)], (Kind::Float, device)))).collect();
+    let executor = prnn::lower::Autograd::new(network);
+    let network = prnn::lower::Executor::network(&executor);
+    let mut hidden: Vec<Tensor> =
+        network.ir().graph().subnet_ids().map(|k| Tensor::zeros([1, network.hidden_size(k)], (Kind::Float, device))).collect();
     for &item in prefix {
-        let frame = network.full_frame(&[item]);
-        hidden = network.inference_states(&frame, &hidden);
+        hidden = prnn::lower::Executor::next_states(&executor, &[item], &hidden);
     }
     let mut scores = Tensor::empty([1, network.n_items as i64], (Kind::Float, device));
-    network.full_scores_into(&hidden, &mut scores);
+    prnn::lower::Executor::scores_into(&executor, &hidden, &mut scores);
     Vec::<f32>::try_from(scores.view([-1]).to_device(tch::Device::Cpu)).expect("scores are float32")
 }

@@ -8,7 +8,7 @@ use prnn::config::{RunConfig, StepChoice};
 use prnn::data::Dataset;
 use prnn::diagnostic::Source;
 use prnn::ir::Compiled;
-use prnn::train::StepKind;
+use prnn::lower::{Network, StepKind};
 
 use super::{read_file, Exit, Reporter};
 
@@ -204,7 +204,7 @@ pub fn device(flag: Option<&str>, config: &RunConfig, reporter: &Reporter) -> Re
     set_threads(config);
     let name = flag.unwrap_or(config.run.device.get_ref().as_str());
     prnn::lower::device(name).map_err(|message| {
-        reporter.error(&message, Some("use `--device cpu`, or `auto` to take CUDA only when it is there"));
+        reporter.error(&message.to_string(), Some("use `--device cpu`, or `auto` to take CUDA only when it is there"));
         Exit::Usage
     })
 }
@@ -217,7 +217,7 @@ pub fn step_kind(
     network: &prnn::lower::Network,
     reporter: &Reporter,
 ) -> Result<StepKind, Exit> {
-    let unsupported = prnn::lower::fused::unsupported(network);
+    let unsupported = prnn::lower::fused::unsupported(network).map(|why| why.to_string());
     match flag.unwrap_or(config.run.step) {
         StepChoice::Auto if unsupported.is_none() => Ok(StepKind::Fused),
         StepChoice::Auto | StepChoice::Autograd => Ok(StepKind::Autograd),
@@ -232,10 +232,14 @@ pub fn step_kind(
 }
 
 pub fn step_name(kind: StepKind) -> &'static str {
-    match kind {
-        StepKind::Fused => "fused",
-        StepKind::Autograd => "autograd",
-    }
+    kind.name()
+}
+
+/// The prepared spec's network on `device`: its IR bound to the data's sizes, its parameters initialised.
+pub fn network(prepared: &Prepared, device: tch::Device) -> Network {
+    let bound =
+        prnn::ir::Bound::new(prepared.compiled.clone(), &prepared.dataset.sizes()).expect("the run config binds every input the data has");
+    Network::new(bound, &prepared.dataset, device)
 }
 
 pub fn device_name(device: tch::Device) -> String {

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use prnn::config::StepChoice;
-use prnn::lower::Network;
 use prnn::train::checkpoint::{self, CheckpointInfo};
 use prnn::train::{EpochOptions, EpochSummary, Trainer};
 
@@ -175,7 +174,7 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
         &prepared.config,
         reporter,
     )?;
-    let network = Network::new(&prepared.compiled.model, &prepared.dataset, device);
+    let network = session::network(&prepared, device);
     let recorded_step = match record.step.as_str() {
         "fused" => Some(StepChoice::Fused),
         "autograd" => Some(StepChoice::Autograd),
@@ -229,8 +228,7 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
     if start_epoch > 1 {
         eprintln!("resuming after epoch {}", start_epoch - 1);
     }
-    let mut trainer = Trainer::new(network, &compiled.model, &compiled.plan, &prepared.dataset);
-    trainer.set_step_kind(step_kind).expect("session::step_kind checked the fused step");
+    let mut trainer = Trainer::new(network, &prepared.dataset, step_kind).expect("session::step_kind checked the fused step");
     let options = EpochOptions { max_batches: prepared.max_batches, ..EpochOptions::default() };
     let terminal = std::io::stderr().is_terminal();
     for epoch in start_epoch..=epochs {
@@ -285,11 +283,11 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
                 return Err(Exit::Diverged);
             }
         };
-        let evaluation = args.eval_every_epoch.then(|| prnn::eval::evaluate(&trainer.network, &prepared.dataset, &prepared.config.eval));
+        let evaluation = args.eval_every_epoch.then(|| prnn::eval::evaluate(trainer.executor(), &prepared.dataset, &prepared.config.eval));
         append_metrics(&run_dir.join(METRICS_FILE), &summary, evaluation.as_ref())
             .map_err(|e| io_error("metrics", &run_dir, e, reporter))?;
         let info = CheckpointInfo { epoch, prnn_version: env!("CARGO_PKG_VERSION").to_string(), model: compiled.model.name.clone() };
-        checkpoint::save(&run_dir, &trainer.network, &prepared.dataset.items, &info)
+        checkpoint::save(&run_dir, trainer.network(), &prepared.dataset.items, &info)
             .map_err(|e| io_error("the checkpoint", &run_dir.join(checkpoint::FILE_NAME), e, reporter))?;
         eprintln!(
             "epoch {epoch}/{epochs}  phase {}  trains {}  loss {:.5}  {} events in {:.1} s ({:.0} events/s, {:.0} mini-batches/s)",

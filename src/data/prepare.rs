@@ -27,6 +27,15 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// The sizes the data gives a compiled spec: the catalogue, and every feature input's width.
+    pub fn sizes(&self) -> crate::ir::Bindings {
+        crate::ir::Bindings {
+            items: Some(self.items.len() as u64),
+            widths: self.features.iter().map(|(name, feature)| (name.clone(), feature.width() as u64)).collect(),
+            ..Default::default()
+        }
+    }
+
     /// Training support of every item: its number of training events.
     pub fn item_support(&self) -> Vec<u64> {
         let mut support = vec![0u64; self.items.len()];

@@ -43,10 +43,8 @@ pub fn target_ranks_host(scores: &[f32], n_items: usize, targets: &[u32], candid
     let mut ranks = vec![0.0f64; targets.len()];
     let n_counted = candidates.map_or(n_items as u64, |mask| mask.iter().filter(|&&m| m).count() as u64);
     let parts = parallel::parts_for(scores.len()).min(targets.len().max(1));
-    let out = parallel::Shared(ranks.as_mut_ptr());
-    parallel::for_each_part(parts, &|part| {
-        let (first, last) = (targets.len() * part / parts, targets.len() * (part + 1) / parts);
-        for r in first..last {
+    parallel::for_each_row_block(&mut ranks, 1, parts, &|_, rows, mine| {
+        for (r, out) in rows.zip(mine.iter_mut()) {
             let row = &scores[r * n_items..(r + 1) * n_items];
             let target = targets[r] as usize;
             let score = row[target];
@@ -63,8 +61,7 @@ pub fn target_ranks_host(scores: &[f32], n_items: usize, targets: &[u32], candid
                     Ties::Median => above + 1.0 + tied_others * 0.5,
                 }
             };
-            // Safety: this part alone writes ranks `first..last`.
-            unsafe { *out.get().add(r) = rank };
+            *out = rank;
         }
     });
     ranks

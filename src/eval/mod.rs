@@ -16,8 +16,9 @@ use tch::{Kind, Tensor};
 use crate::config::Eval;
 use crate::data::batches::SessionBatches;
 use crate::data::Dataset;
-use crate::lower::network::StateCarry;
-use crate::lower::Network;
+use crate::ir::SubnetId;
+use crate::lower::autograd::frame::StateCarry;
+use crate::lower::Executor;
 pub use metrics::CutoffMetrics;
 use metrics::{most_popular_mask, target_ranks, target_ranks_host, RankMetrics};
 
@@ -44,9 +45,10 @@ pub struct Evaluation {
     pub ranks: Vec<EventRank>,
 }
 
-/// Scores every test event of `dataset` with `network`.
-pub fn evaluate(network: &Network, dataset: &Dataset, settings: &Eval) -> Evaluation {
+/// Scores every test event of `dataset` with the network `executor` runs.
+pub fn evaluate(executor: &dyn Executor, dataset: &Dataset, settings: &Eval) -> Evaluation {
     let _guard = tch::no_grad_guard();
+    let network = executor.network();
     let started = Instant::now();
     let device = network.device;
     let candidates = (settings.most_popular > 0 && (settings.most_popular as usize) < network.n_items)
@@ -57,8 +59,8 @@ pub fn evaluate(network: &Network, dataset: &Dataset, settings: &Eval) -> Evalua
         .filter(|_| device == tch::Device::Cpu)
         .map(|mask| Vec::<i64>::try_from(mask.to_kind(Kind::Int64)).expect("the mask is a vector").into_iter().map(|v| v != 0).collect());
     let mut metrics = RankMetrics::new(&settings.cutoffs);
-    let subnet_count = network.subnet_names().len();
-    let mut hidden: Vec<Option<Tensor>> = std::iter::repeat_with(|| None).take(subnet_count).collect();
+    let subnets: Vec<SubnetId> = network.ir().graph().subnet_ids().collect();
+    let mut hidden: Vec<Option<Tensor>> = subnets.iter().map(|_| None).collect();
     let mut batches = SessionBatches::new(&dataset.test, settings.batch as usize, 1);
     let mut rank_batches: Vec<Tensor> = Vec::new();
     // One buffer of scores against the whole catalogue for every step (a view of its first rows when the
@@ -67,13 +69,10 @@ pub fn evaluate(network: &Network, dataset: &Dataset, settings: &Eval) -> Evalua
     let mut records: Vec<EventRank> = Vec::new();
     while let Some(step) = batches.next_step() {
         let carry = StateCarry::new(&step, device);
-        for (k, state) in hidden.iter_mut().enumerate() {
-            *state = Some(carry.apply(state.take(), network.hidden_size(k), device));
-        }
-        let frame = network.full_frame(step.inputs);
-        let next = network.inference_states(&frame, &hidden);
+        let states: Vec<Tensor> = subnets.iter().map(|&k| carry.apply(hidden[k.index()].take(), network.hidden_size(k), device)).collect();
+        let next = executor.next_states(step.inputs, &states);
         let mut scores = buffer.narrow(0, 0, step.inputs.len() as i64);
-        network.full_scores_into(&next, &mut scores);
+        executor.scores_into(&next, &mut scores);
         let ranks = if device == tch::Device::Cpu {
             let scores = scores.contiguous();
             let values = crate::lower::fused::host_values(&scores);
@@ -87,7 +86,7 @@ pub fn evaluate(network: &Network, dataset: &Dataset, settings: &Eval) -> Evalua
         for row in 0..step.inputs.len() {
             records.push(EventRank { session: step.session_of_row[row], position: step.position[row], item: step.targets[row], rank: 0.0 });
         }
-        hidden = next;
+        hidden = next.into_iter().map(Some).collect();
     }
     if !rank_batches.is_empty() {
         let ranks: Vec<f64> =

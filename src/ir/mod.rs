@@ -1,13 +1,27 @@
-//! Graph IR: the checked model as a petgraph dataflow graph with symbolic shapes, plus the training plan.
+//! Graph IR: the checked model as a petgraph dataflow graph with a parameter table and symbolic shapes, the
+//! training plan, and the same bound to a dataset's sizes: what lowering executes.
+//!
+//! - [`handle`]: typed handles (`NodeId`, `ParamId`, `SubnetId`) into the graph's tables.
+//! - [`graph`]: nodes, edges, the parameter table (shape, initialisation, row space, learning rate, owner,
+//!   ties) and the order executors visit nodes in.
+//! - [`plan`]: the schedule lowered into phases and steps.
+//! - [`expr`]: sizes as linear expressions over the symbols only data can fix.
+//! - [`render`]: text (the snapshot format), DOT and JSON; the bound IR's parameter table.
+//!
+//! [`Compiled`] is what a spec alone gives; [`Bound`] is a compiled spec whose every size is a number,
+//! and the only form the later stages accept.
 
 pub mod expr;
 pub mod graph;
+pub mod handle;
 pub mod plan;
 pub mod render;
 
-use crate::check::Model;
+pub use crate::check::{Activation, Loss};
+use crate::check::{Model, Negatives};
 pub use expr::{Bindings, Expr, Symbol};
-pub use graph::Graph;
+pub use graph::{Graph, GruForm, GruInput, Init, InputRepr, Node, Owner, Param, Role, RowSpace};
+pub use handle::{NodeId, ParamId, SubnetId};
 pub use plan::Plan;
 
 /// A spec compiled to its graph and plan.
@@ -25,7 +39,7 @@ impl Compiled {
         Compiled { model, graph, plan }
     }
 
-    /// Replaces bound symbols in every shape and parameter shape by their sizes.
+    /// Replaces bound symbols in every shape, width and initialisation by their sizes.
     pub fn bind(&mut self, bindings: &Bindings) {
         for node in self.graph.graph.node_weights_mut() {
             graph::bind_node(node, bindings);
@@ -35,7 +49,141 @@ impl Compiled {
                 *dim = dim.bind(bindings);
             }
         }
+        for param in &mut self.graph.params {
+            graph::bind_param(param, bindings);
+        }
     }
+
+    /// The sizes the spec itself fixes: the mini-batch and the scored items per example.
+    pub fn training_sizes(&self) -> (u64, u64) {
+        (self.plan.batch, self.plan.batch + self.negatives().extra)
+    }
+
+    pub fn negatives(&self) -> Negatives {
+        match self.graph.node(self.graph.loss()) {
+            Node::Loss { negatives, .. } => *negatives,
+            _ => unreachable!("loss() is a loss node"),
+        }
+    }
+}
+
+/// Sizes a compiled spec needs and was not given.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Unbound {
+    #[error("input `{0}` is a `feature` input: a run config must make it `dense` or `sparse` before it can run")]
+    Feature(String),
+    #[error("no size is bound for {}", .0.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", "))]
+    Sizes(Vec<Symbol>),
+}
+
+/// A compiled spec bound to a dataset: every shape, width and fan is a number. Lowering reads the model
+/// from here and nowhere else.
+#[derive(Debug, Clone)]
+pub struct Bound {
+    compiled: Compiled,
+}
+
+impl Bound {
+    /// Binds `sizes` (the catalogue and input widths; the batch sizes come from the plan).
+    pub fn new(mut compiled: Compiled, sizes: &Bindings) -> Result<Bound, Unbound> {
+        if let Some(name) = compiled.graph.graph.node_weights().find_map(|node| match node {
+            Node::Input { name, repr: InputRepr::Feature, .. } => Some(name.clone()),
+            _ => None,
+        }) {
+            return Err(Unbound::Feature(name));
+        }
+        let (batch, sampled) = compiled.training_sizes();
+        compiled.bind(&Bindings { batch: Some(batch), sampled: Some(sampled), ..sizes.clone() });
+        let graph = &compiled.graph;
+        let mut missing: Vec<Symbol> = Vec::new();
+        let exprs = graph
+            .graph
+            .node_weights()
+            .flat_map(|node| match node {
+                Node::Input { width, .. } => vec![width],
+                Node::Embedding { dim, .. } => vec![dim],
+                Node::Gru { input_width, .. } => vec![input_width],
+                _ => vec![],
+            })
+            .chain(graph.graph.edge_weights().flat_map(|e| &e.shape))
+            .chain(graph.params.iter().flat_map(|p| {
+                let fans = match &p.init {
+                    Init::Uniform { fan_in, fan_out, .. } => vec![fan_in, fan_out],
+                    Init::Zeros => vec![],
+                };
+                p.shape.iter().chain(fans)
+            }));
+        for expr in exprs {
+            for symbol in expr.terms.keys() {
+                if !missing.contains(symbol) {
+                    missing.push(symbol.clone());
+                }
+            }
+        }
+        if !missing.is_empty() {
+            missing.sort();
+            return Err(Unbound::Sizes(missing));
+        }
+        Ok(Bound { compiled })
+    }
+
+    pub fn compiled(&self) -> &Compiled {
+        &self.compiled
+    }
+
+    pub fn name(&self) -> &str {
+        &self.compiled.model.name
+    }
+
+    pub fn graph(&self) -> &Graph {
+        &self.compiled.graph
+    }
+
+    pub fn plan(&self) -> &Plan {
+        &self.compiled.plan
+    }
+
+    pub fn negatives(&self) -> Negatives {
+        self.compiled.negatives()
+    }
+
+    /// A parameter's shape.
+    pub fn shape(&self, param: ParamId) -> Vec<i64> {
+        self.graph().param(param).shape.iter().map(|d| number(d) as i64).collect()
+    }
+
+    /// The number of values of every parameter.
+    pub fn parameter_count(&self) -> u64 {
+        number(&self.graph().total_params())
+    }
+
+    /// The catalogue size.
+    pub fn items(&self) -> usize {
+        let scores = self.graph().graph.node_weights().find_map(|node| match node {
+            Node::Scores { w, .. } => Some(*w),
+            _ => None,
+        });
+        self.shape(scores.expect("every graph scores items"))[0] as usize
+    }
+
+    pub fn activation(&self) -> Activation {
+        match self.graph().node(self.graph().activation()) {
+            Node::Activation { activation } => *activation,
+            _ => unreachable!("activation() is an activation node"),
+        }
+    }
+
+    pub fn loss(&self) -> Loss {
+        match self.graph().node(self.graph().loss()) {
+            Node::Loss { loss, .. } => *loss,
+            _ => unreachable!("loss() is a loss node"),
+        }
+    }
+}
+
+/// A bound size.
+pub fn number(expr: &Expr) -> u64 {
+    expr.as_constant().expect("a bound IR has no symbolic size")
 }
 
 #[cfg(test)]
@@ -63,5 +211,49 @@ mod tests {
         assert_eq!(compiled.graph.total_params().as_constant(), Some(id_net + image_net));
         assert!(compiled.graph.graph.edge_weights().all(|e| e.shape.iter().all(|d| d.as_constant().is_some())));
         assert!(render::text(&compiled).contains("input image: dense, width 512"));
+    }
+
+    #[test]
+    fn the_parameter_table_is_numbered_in_initialisation_order() {
+        let compiled = crate::compile("m", PARALLEL).unwrap();
+        let names: Vec<&str> = compiled.graph.params.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["a.W_out", "a.b_out", "a.W_in.id", "a.W_hh", "a.b", "b.W_out", "b.b_out", "b.W_in.image", "b.W_hh", "b.b"]);
+        let w_in = &compiled.graph.params[2];
+        assert_eq!(w_in.rows, RowSpace::InputItems);
+        assert_eq!(w_in.init, Init::Uniform { fan_in: Expr::symbol(Symbol::Items), fan_out: Expr::constant(100), blocks: 3 });
+    }
+
+    #[test]
+    fn a_constrained_embedding_is_tied_to_the_output_matrix_that_scores_it() {
+        for merge in ["shared_w(a, b)", "parallel(a, b)"] {
+            let text = format!(
+                "model m {{\n input id : item_id(embedding = constrained)\n input image : dense\n subnet a = gru(id, hidden = 8)\n subnet b = gru(image, hidden = 8)\n merge = {merge}\n}}\n"
+            );
+            let graph = crate::compile("m", &text).unwrap().graph;
+            let (embedding, table) = graph
+                .graph
+                .node_indices()
+                .find_map(|i| match &graph.graph[i] {
+                    Node::Embedding { table, .. } => Some((NodeId::from(i), *table)),
+                    _ => None,
+                })
+                .unwrap();
+            let owner = if merge.starts_with("shared") { "shared.W_out" } else { "a.W_out" };
+            assert_eq!(graph.param(table).name, owner, "{merge}");
+            assert_eq!(graph.param(table).tied_to, Some(embedding), "{merge}");
+            assert_eq!(graph.param(table).rows, RowSpace::InputAndScoredItems, "{merge}");
+            assert_eq!(graph.params.iter().filter(|p| p.tied_to.is_some()).count(), 1, "{merge}");
+        }
+    }
+
+    #[test]
+    fn binding_leaves_no_symbol_or_says_which() {
+        let compiled = crate::compile("m", PARALLEL).unwrap();
+        let partial = Bindings { items: Some(1000), ..Default::default() };
+        assert_eq!(Bound::new(compiled.clone(), &partial).unwrap_err(), Unbound::Sizes(vec![Symbol::Dim("image".into())]));
+        let all = Bindings { items: Some(1000), widths: [("image".to_string(), 512)].into(), ..Default::default() };
+        let bound = Bound::new(compiled, &all).unwrap();
+        assert_eq!(bound.shape(ParamId::new(7)), [512, 300]);
+        assert_eq!(bound.items(), 1000);
     }
 }

@@ -15,7 +15,8 @@
 use serde::Serialize;
 
 use super::graph::Owner;
-use crate::check::{Merge, Model, Schedule};
+use super::handle::SubnetId;
+use crate::check::{Merge, Model, Optimizer, Schedule};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -28,7 +29,7 @@ pub enum Mode {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Forward {
-    pub subnet: String,
+    pub subnet: SubnetId,
     pub mode: Mode,
     /// Interleaving: this subnet's hidden state and score part come from its own, earlier step of the same
     /// mini-batch, computed before its update.
@@ -42,7 +43,19 @@ pub struct Step {
     /// Parameter groups this step updates.
     pub trains: Vec<Owner>,
     /// The subnets whose (weighted) contributions the loss is computed on, in merge order.
-    pub loss_on: Vec<String>,
+    pub loss_on: Vec<SubnetId>,
+}
+
+impl Step {
+    /// Whether `subnet` runs forward in this step, and how.
+    pub fn forward_of(&self, subnet: SubnetId) -> Option<&Forward> {
+        self.forward.iter().find(|f| f.subnet == subnet)
+    }
+
+    /// Whether `owner`'s parameters change in this step.
+    pub fn trains(&self, owner: Owner) -> bool {
+        self.trains.contains(&owner)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -59,11 +72,24 @@ pub struct Plan {
     pub strategy: &'static str,
     pub epochs: u64,
     pub phases: Vec<Phase>,
+    pub optimizer: Optimizer,
+    /// Rows of a mini-batch: the loss of every step is divided by it.
+    pub batch: u64,
+    /// Seeds the initial weights and, with the epoch number, every epoch's random streams.
+    pub seed: u64,
+}
+
+impl Plan {
+    /// The phase that covers `epoch` (1-based), as an index into `phases`.
+    pub fn phase_of(&self, epoch: u64) -> Option<usize> {
+        self.phases.iter().position(|p| p.first_epoch <= epoch && epoch <= p.last_epoch)
+    }
 }
 
 impl Plan {
     pub fn lower(model: &Model) -> Plan {
         let merge_order: Vec<String> = model.merge.subnets().into_iter().map(String::from).collect();
+        let id = |name: &String| SubnetId::new(merge_order.iter().position(|s| s == name).expect("checked: schedules name merged subnets"));
         let shared = matches!(model.merge, Merge::SharedW { .. });
         let schedule = &model.train.schedule;
         let order: Vec<String> = match schedule {
@@ -73,7 +99,7 @@ impl Plan {
         };
         // The groups a step updates when `training` subnets train.
         let groups = |training: &[&String]| -> Vec<Owner> {
-            let mut owners: Vec<Owner> = training.iter().map(|s| Owner::Subnet((*s).clone())).collect();
+            let mut owners: Vec<Owner> = training.iter().map(|s| Owner::Subnet(id(s))).collect();
             if shared && training.iter().any(|s| **s == order[0]) {
                 owners.push(Owner::Shared);
             }
@@ -85,19 +111,24 @@ impl Plan {
                 .iter()
                 .filter(|s| present.contains(s))
                 .map(|s| Forward {
-                    subnet: s.clone(),
+                    subnet: id(s),
                     mode: if training.contains(&s) { Mode::Train } else { Mode::Frozen },
                     reused: reused.contains(&s),
                 })
                 .collect()
         };
-        let in_merge_order = |present: &[&String]| -> Vec<String> { merge_order.iter().filter(|s| present.contains(s)).cloned().collect() };
+        let in_merge_order =
+            |present: &[&String]| -> Vec<SubnetId> { merge_order.iter().filter(|s| present.contains(s)).map(id).collect() };
         let all: Vec<&String> = merge_order.iter().collect();
         let phases = match schedule {
             Schedule::Simultaneous { epochs } => vec![Phase {
                 first_epoch: 1,
                 last_epoch: *epochs,
-                steps: vec![Step { forward: forward(&all, &all, &[]), trains: groups(&all), loss_on: merge_order.clone() }],
+                steps: vec![Step {
+                    forward: forward(&all, &all, &[]),
+                    trains: groups(&all),
+                    loss_on: merge_order.iter().map(id).collect(),
+                }],
             }],
             Schedule::Alternating { epochs, .. } => (1..=*epochs)
                 .map(|epoch| {
@@ -108,7 +139,7 @@ impl Plan {
                         steps: vec![Step {
                             forward: forward(&all, &[trained], &[]),
                             trains: groups(&[trained]),
-                            loss_on: merge_order.clone(),
+                            loss_on: merge_order.iter().map(id).collect(),
                         }],
                     }
                 })
@@ -150,7 +181,15 @@ impl Plan {
                 vec![Phase { first_epoch: 1, last_epoch: *epochs, steps }]
             }
         };
-        Plan { strategy: schedule.name(), epochs: schedule.total_epochs(), phases }
+        let train = &model.train;
+        Plan {
+            strategy: schedule.name(),
+            epochs: schedule.total_epochs(),
+            phases,
+            optimizer: train.optimizer,
+            batch: train.batch,
+            seed: train.seed,
+        }
     }
 }
 
@@ -158,19 +197,39 @@ impl Plan {
 mod tests {
     use super::*;
 
-    fn plan(merge: &str, schedule: &str) -> Plan {
+    fn plan(merge: &str, schedule: &str) -> Named {
         let text = format!(
             "model m {{\n input id : item_id\n input image : dense\n input text : sparse\n subnet a = gru(id)\n subnet b = gru(image)\n subnet c = gru(text)\n merge = {merge}\n}}\ntrain {{\n schedule = {schedule}\n}}\n"
         );
-        crate::compile("m", &text).unwrap_or_else(|e| panic!("{:?}", e.diagnostics)).plan
+        let compiled = crate::compile("m", &text).unwrap_or_else(|e| panic!("{:?}", e.diagnostics));
+        Named { plan: compiled.plan, graph: compiled.graph }
     }
 
-    fn trained(step: &Step) -> Vec<String> {
-        step.trains.iter().map(ToString::to_string).collect()
+    /// A plan with the graph that names its subnets.
+    struct Named {
+        plan: Plan,
+        graph: crate::ir::Graph,
     }
 
-    fn frozen(step: &Step) -> Vec<&str> {
-        step.forward.iter().filter(|f| f.mode == Mode::Frozen).map(|f| f.subnet.as_str()).collect()
+    impl std::ops::Deref for Named {
+        type Target = Plan;
+        fn deref(&self) -> &Plan {
+            &self.plan
+        }
+    }
+
+    impl Named {
+        fn trained(&self, step: &Step) -> Vec<String> {
+            step.trains.iter().map(|&owner| self.graph.owner_name(owner).to_string()).collect()
+        }
+
+        fn frozen(&self, step: &Step) -> Vec<&str> {
+            step.forward.iter().filter(|f| f.mode == Mode::Frozen).map(|f| self.graph.subnet(f.subnet).name.as_str()).collect()
+        }
+
+        fn loss_on(&self, step: &Step) -> Vec<&str> {
+            step.loss_on.iter().map(|&s| self.graph.subnet(s).name.as_str()).collect()
+        }
     }
 
     #[test]
@@ -178,19 +237,19 @@ mod tests {
         let plan = plan("parallel", "simultaneous(epochs = 3)");
         assert_eq!(plan.phases.len(), 1);
         assert_eq!((plan.phases[0].first_epoch, plan.phases[0].last_epoch), (1, 3));
-        assert_eq!(trained(&plan.phases[0].steps[0]), ["a", "b", "c"]);
-        assert!(frozen(&plan.phases[0].steps[0]).is_empty());
+        assert_eq!(plan.trained(&plan.phases[0].steps[0]), ["a", "b", "c"]);
+        assert!(plan.frozen(&plan.phases[0].steps[0]).is_empty());
     }
 
     #[test]
     fn alternating_trains_one_subnet_per_epoch_and_cycles() {
         let plan = plan("parallel", "alternating(epochs = 7, order = [c, a, b])");
         assert_eq!(plan.epochs, 7);
-        let per_epoch: Vec<Vec<String>> = plan.phases.iter().map(|p| trained(&p.steps[0])).collect();
+        let per_epoch: Vec<Vec<String>> = plan.phases.iter().map(|p| plan.trained(&p.steps[0])).collect();
         assert_eq!(per_epoch, [["c"], ["a"], ["b"], ["c"], ["a"], ["b"], ["c"]]);
         // The others still run forward, frozen, and the loss sees the whole ensemble.
-        assert_eq!(frozen(&plan.phases[0].steps[0]), ["a", "b"]);
-        assert_eq!(plan.phases[0].steps[0].loss_on, ["a", "b", "c"]);
+        assert_eq!(plan.frozen(&plan.phases[0].steps[0]), ["a", "b"]);
+        assert_eq!(plan.loss_on(&plan.phases[0].steps[0]), ["a", "b", "c"]);
     }
 
     #[test]
@@ -199,13 +258,13 @@ mod tests {
         let spans: Vec<(u64, u64)> = plan.phases.iter().map(|p| (p.first_epoch, p.last_epoch)).collect();
         assert_eq!(spans, [(1, 2), (3, 5), (6, 6)]);
         let steps: Vec<&Step> = plan.phases.iter().map(|p| &p.steps[0]).collect();
-        assert_eq!(trained(steps[0]), ["b"]);
-        assert_eq!(steps[0].loss_on, ["b"], "subnets not yet trained are left out");
-        assert_eq!(trained(steps[1]), ["a"]);
-        assert_eq!(frozen(steps[1]), ["b"]);
-        assert_eq!(steps[1].loss_on, ["a", "b"], "the loss is on the ensemble so far, in merge order");
-        assert_eq!(frozen(steps[2]), ["a", "b"]);
-        assert_eq!(steps[2].loss_on, ["a", "b", "c"]);
+        assert_eq!(plan.trained(steps[0]), ["b"]);
+        assert_eq!(plan.loss_on(&steps[0]), ["b"], "subnets not yet trained are left out");
+        assert_eq!(plan.trained(steps[1]), ["a"]);
+        assert_eq!(plan.frozen(steps[1]), ["b"]);
+        assert_eq!(plan.loss_on(&steps[1]), ["a", "b"], "the loss is on the ensemble so far, in merge order");
+        assert_eq!(plan.frozen(steps[2]), ["a", "b"]);
+        assert_eq!(plan.loss_on(&steps[2]), ["a", "b", "c"]);
     }
 
     #[test]
@@ -214,19 +273,19 @@ mod tests {
         assert_eq!(plan.phases.len(), 1);
         let steps = &plan.phases[0].steps;
         assert_eq!(steps.len(), 3);
-        assert_eq!(trained(&steps[2]), ["c"]);
-        assert_eq!(frozen(&steps[2]), ["a", "b"]);
+        assert_eq!(plan.trained(&steps[2]), ["c"]);
+        assert_eq!(plan.frozen(&steps[2]), ["a", "b"]);
         assert!(steps[2].forward.iter().filter(|f| f.mode == Mode::Frozen).all(|f| f.reused));
-        assert_eq!(steps[1].loss_on, ["a", "b"]);
+        assert_eq!(plan.loss_on(&steps[1]), ["a", "b"]);
     }
 
     #[test]
     fn shared_output_trains_with_the_first_subnet_of_the_order() {
         let plan = plan("shared_w", "alternating(epochs = 3, order = [b, a, c])");
-        let per_epoch: Vec<Vec<String>> = plan.phases.iter().map(|p| trained(&p.steps[0])).collect();
+        let per_epoch: Vec<Vec<String>> = plan.phases.iter().map(|p| plan.trained(&p.steps[0])).collect();
         assert_eq!(per_epoch, [vec!["b", "shared"], vec!["a"], vec!["c"]]);
         let residual = super::tests::plan("shared_w", "residual { a: 1 epoch, b: 1 epoch, c: 1 epoch }");
-        assert_eq!(trained(&residual.phases[0].steps[0]), ["a", "shared"]);
-        assert_eq!(trained(&residual.phases[1].steps[0]), ["b"], "a trained ensemble never moves");
+        assert_eq!(residual.trained(&residual.phases[0].steps[0]), ["a", "shared"]);
+        assert_eq!(residual.trained(&residual.phases[1].steps[0]), ["b"], "a trained ensemble never moves");
     }
 }

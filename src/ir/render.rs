@@ -6,9 +6,9 @@ use std::fmt::Write;
 use petgraph::visit::EdgeRef;
 
 use super::expr::Expr;
-use super::graph::{Edge, Flow, InputRepr, Node, Owner};
+use super::graph::{Edge, Flow, Graph, Init, InputRepr, Node, Owner, RowSpace};
 use super::plan::{Mode, Phase, Step};
-use super::Compiled;
+use super::{number, Bound, Compiled};
 use crate::check::{activation_name, format_number, loss_name, Activation, Merge, Schedule};
 
 fn shape(shape: &[Expr]) -> String {
@@ -32,7 +32,7 @@ fn weights(weights: &[f64]) -> String {
 }
 
 /// One line describing a node, without its inputs.
-pub fn node_summary(node: &Node) -> String {
+pub fn node_summary(graph: &Graph, node: &Node) -> String {
     match node {
         Node::Input { name, repr, width } => {
             let kind = match repr {
@@ -49,6 +49,7 @@ pub fn node_summary(node: &Node) -> String {
             format!("embedding {input}: {mode}, dim {dim}, dropout {}", format_number(*dropout))
         }
         Node::Gru { subnet, hidden, form, input_width, dropout, learning_rate, .. } => {
+            let subnet = &graph.subnet(*subnet).name;
             let mut text = format!(
                 "gru {subnet}: hidden {hidden}, input width {input_width}, hidden dropout {}, {}",
                 format_number(*dropout),
@@ -59,7 +60,9 @@ pub fn node_summary(node: &Node) -> String {
             }
             text
         }
-        Node::Interact { feature, primary } => format!("interact: h({feature}) ⊙ h({primary})"),
+        Node::Interact { feature, primary } => {
+            format!("interact: h({}) ⊙ h({})", graph.subnet(*feature).name, graph.subnet(*primary).name)
+        }
         Node::HiddenSum { weights: w } => format!("hidden sum (shared-W): weights {}", weights(w)),
         Node::Scores { part, .. } => format!("scores {part}: h · W_out[Y]ᵀ + b_out[Y]"),
         Node::ScoreSum { weights: w } => format!("score sum: weights {}", weights(w)),
@@ -89,11 +92,11 @@ fn mode_name(mode: Mode, reused: bool) -> &'static str {
     }
 }
 
-fn owners(owners: &[Owner]) -> String {
+fn owners(graph: &Graph, owners: &[Owner]) -> String {
     owners
         .iter()
-        .map(|o| match o {
-            Owner::Subnet(name) => name.clone(),
+        .map(|&o| match o {
+            Owner::Subnet(_) => graph.owner_name(o).to_string(),
             Owner::Shared => "shared output (W_out, b_out)".to_string(),
         })
         .collect::<Vec<_>>()
@@ -101,8 +104,10 @@ fn owners(owners: &[Owner]) -> String {
 }
 
 /// The loss's ensemble as a formula over subnets, e.g. `top1(tanh(1·s(id_net) + 1·s(image_net)))`.
-fn loss_formula(compiled: &Compiled, loss_on: &[String]) -> String {
+fn loss_formula(compiled: &Compiled, loss_on: &[super::SubnetId]) -> String {
     let model = &compiled.model;
+    let loss_on: Vec<String> = loss_on.iter().map(|&s| compiled.graph.subnet(s).name.clone()).collect();
+    let loss_on = loss_on.as_slice();
     let weighted = |names: &[String], all: &[String], w: &[f64], term: &dyn Fn(&str) -> String| -> String {
         names
             .iter()
@@ -134,9 +139,14 @@ fn loss_formula(compiled: &Compiled, loss_on: &[String]) -> String {
 }
 
 fn step_lines(compiled: &Compiled, step: &Step, indent: &str, out: &mut String) {
-    let forward = step.forward.iter().map(|f| format!("{} ({})", f.subnet, mode_name(f.mode, f.reused))).collect::<Vec<_>>().join(", ");
+    let forward = step
+        .forward
+        .iter()
+        .map(|f| format!("{} ({})", compiled.graph.subnet(f.subnet).name, mode_name(f.mode, f.reused)))
+        .collect::<Vec<_>>()
+        .join(", ");
     writeln!(out, "{indent}forward  {forward}").unwrap();
-    writeln!(out, "{indent}train    {}", owners(&step.trains)).unwrap();
+    writeln!(out, "{indent}train    {}", owners(&compiled.graph, &step.trains)).unwrap();
     writeln!(out, "{indent}loss     {}", loss_formula(compiled, &step.loss_on)).unwrap();
 }
 
@@ -146,6 +156,27 @@ fn epochs_label(phase: &Phase) -> String {
     } else {
         format!("epochs {}-{}", phase.first_epoch, phase.last_epoch)
     }
+}
+
+/// A node's parameters as renderings list them: `(label, shape, count, sparse row updates)`. A GRU's
+/// per-input weight blocks are shown as the one `W_in` they form, rows stacked in input order.
+fn shown_params(graph: &Graph, node: &Node) -> Vec<(String, Vec<Expr>, Expr, bool)> {
+    let mut shown = Vec::new();
+    let mut blocks = Vec::new();
+    if let Node::Gru { inputs, .. } = node {
+        blocks = inputs.iter().map(|i| i.w_in).collect();
+        let params: Vec<&super::Param> = blocks.iter().map(|&id| graph.param(id)).collect();
+        let rows = params.iter().fold(Expr::default(), |sum, p| sum.add(&p.shape[0]));
+        let count = params.iter().fold(Expr::default(), |sum, p| sum.add(&p.count()));
+        let sparse = params.iter().all(|p| p.rows.is_sparse());
+        shown.push(("W_in".to_string(), vec![rows, params[0].shape[1].clone()], count, sparse));
+    }
+    for id in node.params().into_iter().filter(|id| !blocks.contains(id)) {
+        let param = graph.param(id);
+        let tie = if param.tied_to.is_some() { " (= constrained input embedding)" } else { "" };
+        shown.push((format!("{}{tie}", param.role.label()), param.shape.clone(), param.count(), param.rows.is_sparse()));
+    }
+    shown
 }
 
 /// The text rendering: what `prnn compile` prints and what the snapshot tests pin.
@@ -173,20 +204,20 @@ pub fn text(compiled: &Compiled) -> String {
             .into_iter()
             .map(|(source, summary)| format!("%{source} {summary}"))
             .collect();
-        writeln!(out, "  %{:<2} {}", index.index(), node_summary(node)).unwrap();
+        writeln!(out, "  %{:<2} {}", index.index(), node_summary(&compiled.graph, node)).unwrap();
         if !sources.is_empty() {
             writeln!(out, "        <- {}", sources.join(", ")).unwrap();
         }
-        for param in node.params() {
-            let sparse = if param.sparse_rows { ", sparse row updates" } else { "" };
-            writeln!(out, "        param {} {} ({}{sparse})", param.name, shape(&param.shape), param.count()).unwrap();
+        for (label, dims, count, sparse) in shown_params(&compiled.graph, node) {
+            let sparse = if sparse { ", sparse row updates" } else { "" };
+            writeln!(out, "        param {label} {} ({count}{sparse})", shape(&dims)).unwrap();
         }
     }
     writeln!(out).unwrap();
 
     writeln!(out, "parameters").unwrap();
     for (owner, count) in compiled.graph.param_counts() {
-        writeln!(out, "  {:<24} {count}", owner.to_string()).unwrap();
+        writeln!(out, "  {:<24} {count}", compiled.graph.owner_name(owner)).unwrap();
     }
     writeln!(out, "  {:<24} {}", "total", compiled.graph.total_params()).unwrap();
     writeln!(out).unwrap();
@@ -269,9 +300,9 @@ pub fn dot(compiled: &Compiled) -> String {
     writeln!(out, "  node [shape=box, fontname=\"monospace\"];").unwrap();
     for index in graph.node_indices() {
         let node = &graph[index];
-        let mut label = node_summary(node);
-        for param in node.params() {
-            write!(label, "\n{} {}", param.name, shape(&param.shape)).unwrap();
+        let mut label = node_summary(&compiled.graph, node);
+        for (name, dims, _, _) in shown_params(&compiled.graph, node) {
+            write!(label, "\n{name} {}", shape(&dims)).unwrap();
         }
         let style = match node {
             Node::Input { .. } => ", shape=ellipse",
@@ -292,7 +323,8 @@ fn quote(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
 }
 
-/// JSON: the checked model, the graph's nodes and edges, parameter counts and the plan.
+/// JSON: the checked model, the graph's nodes and edges, its subnets and parameter table (which nodes and
+/// the plan refer to by index), parameter counts and the plan.
 pub fn json(compiled: &Compiled) -> String {
     let graph = &compiled.graph.graph;
     let nodes: Vec<serde_json::Value> = graph
@@ -307,15 +339,63 @@ pub fn json(compiled: &Compiled) -> String {
         .edge_references()
         .map(|e| serde_json::json!({ "from": e.source().index(), "to": e.target().index(), "flow": e.weight().flow, "shape": e.weight().shape }))
         .collect();
-    let parameters: serde_json::Map<String, serde_json::Value> =
-        compiled.graph.param_counts().into_iter().map(|(owner, count)| (owner.to_string(), serde_json::to_value(count).unwrap())).collect();
+    let parameters: serde_json::Map<String, serde_json::Value> = compiled
+        .graph
+        .param_counts()
+        .into_iter()
+        .map(|(owner, count)| (compiled.graph.owner_name(owner).to_string(), serde_json::to_value(count).unwrap()))
+        .collect();
     let document = serde_json::json!({
         "model": compiled.model,
-        "graph": { "nodes": nodes, "edges": edges },
+        "graph": { "nodes": nodes, "edges": edges, "subnets": compiled.graph.subnets, "params": compiled.graph.params },
         "parameters": { "by_owner": parameters, "total": compiled.graph.total_params() },
         "plan": compiled.plan,
     });
     let mut text = serde_json::to_string_pretty(&document).expect("the document serialises");
     text.push('\n');
     text
+}
+
+fn row_space(graph: &Graph, rows: RowSpace) -> String {
+    match rows {
+        RowSpace::Dense => "dense".into(),
+        RowSpace::InputItems => "input items".into(),
+        RowSpace::ScoredItems => "scored items".into(),
+        RowSpace::InputAndScoredItems => "input and scored items".into(),
+        RowSpace::Vocabulary(input) => match graph.node(input) {
+            Node::Input { name, .. } => format!("vocabulary of {name}"),
+            _ => format!("vocabulary of %{input}"),
+        },
+        RowSpace::Undecided => "undecided".into(),
+    }
+}
+
+/// The bound IR: the text rendering with every size a number, then the parameter table an executor creates,
+/// entry by entry, in the order it initialises them: exactly what trains.
+pub fn bound(bound: &Bound) -> String {
+    let graph = bound.graph();
+    let mut out = text(bound.compiled());
+    writeln!(out).unwrap();
+    writeln!(out, "parameter table (initialised in this order from seed {})", bound.plan().seed).unwrap();
+    for (id, param) in graph.params() {
+        let init = match &param.init {
+            Init::Zeros => "zeros".to_string(),
+            Init::Uniform { fan_in, fan_out, blocks } => {
+                let limit = (6.0 / (number(fan_in) + number(fan_out)) as f64).sqrt();
+                let blocks = if *blocks == 1 { String::new() } else { format!(", {blocks} gate blocks") };
+                format!("uniform ±{limit:.6} (fan in {fan_in}, out {fan_out}{blocks})")
+            }
+        };
+        let tie = param.tied_to.map(|node| format!("; also the input embedding of %{node}")).unwrap_or_default();
+        writeln!(out, "  #{:<2} {} {}", id.index(), param.name, shape(&param.shape)).unwrap();
+        writeln!(
+            out,
+            "        {init}; rows: {}; lr {}; owner {}{tie}",
+            row_space(graph, param.rows),
+            format_number(param.learning_rate),
+            graph.owner_name(param.owner),
+        )
+        .unwrap();
+    }
+    out
 }

@@ -6,9 +6,10 @@
 //! already awake. Without libgomp in the process the loops run on the calling thread.
 
 use std::ffi::{c_int, c_uint, c_void};
+use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 type GompParallel = unsafe extern "C" fn(extern "C" fn(*mut c_void), *mut c_void, c_uint, c_uint);
 type ThreadNumber = unsafe extern "C" fn() -> c_int;
@@ -80,24 +81,47 @@ pub fn parts_for(elements: usize) -> usize {
     (elements / MINIMUM_PER_PART).clamp(1, threads)
 }
 
-/// A pointer that may cross to the team's threads: each part writes a disjoint range.
-#[derive(Clone, Copy)]
-pub struct Shared<T>(pub *mut T);
-
-impl<T> Shared<T> {
-    /// The pointer. A method, so that closures capture the whole `Shared` (which is `Sync`), not its field.
-    pub fn get(self) -> *mut T {
-        self.0
+/// Runs `work(part, rows, block)` for `parts` consecutive blocks of whole rows of `data` (`row_width` values a
+/// row), at once on libtorch's threads: part `p` gets rows `n·p/parts .. n·(p+1)/parts` of the `n` rows,
+/// `rows` is that range and `block` its values. The blocks come from `split_at_mut`, so a part can reach
+/// its own rows only.
+pub fn for_each_row_block<T: Send>(data: &mut [T], row_width: usize, parts: usize, work: &(dyn Fn(usize, Range<usize>, &mut [T]) + Sync)) {
+    let width = row_width.max(1);
+    let rows = data.len() / width;
+    let mut blocks = Vec::with_capacity(parts);
+    let mut rest = data;
+    for part in 0..parts {
+        let range = rows * part / parts..rows * (part + 1) / parts;
+        let (block, tail) = std::mem::take(&mut rest).split_at_mut(range.len() * width);
+        blocks.push(Mutex::new((range, block)));
+        rest = tail;
     }
+    for_each_part(parts, &|part| {
+        // Each part locks its own block, once: the lock only carries the `&mut` across threads.
+        let mut guard = blocks[part].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (range, block) = &mut *guard;
+        work(part, range.clone(), block);
+    });
 }
-// Safety: users write disjoint ranges from each part and read nothing another part writes.
-unsafe impl<T> Send for Shared<T> {}
-unsafe impl<T> Sync for Shared<T> {}
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn row_blocks_cover_every_row_once_in_order() {
+        let mut data: Vec<u32> = vec![0; 7 * 3];
+        for_each_row_block(&mut data, 3, 3, &|part, rows, block| {
+            assert_eq!(block.len(), rows.len() * 3);
+            for (offset, row) in block.chunks_exact_mut(3).enumerate() {
+                row.fill((rows.start + offset) as u32 * 10 + part as u32);
+            }
+        });
+        let firsts: Vec<u32> = data.chunks_exact(3).map(|row| row[0]).collect();
+        // 7 rows in 3 parts: 0..2, 2..4, 4..7.
+        assert_eq!(firsts, [0, 10, 21, 31, 42, 52, 62]);
+    }
 
     #[test]
     fn every_part_runs_once() {
