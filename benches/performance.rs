@@ -207,13 +207,15 @@ fn variant(base: &str, hidden: u64, batch: u64) -> String {
 fn step_rate(spec_text: &str, dataset: &prnn::data::Dataset, device: tch::Device, batches: u64) -> (f64, f64, i64) {
     let model = prnn::check_source(&prnn::diagnostic::Source::new("bench.prnn", spec_text.to_string())).expect("the spec checks");
     let compiled = prnn::ir::Compiled::new(model);
-    let network = Network::new(&compiled.model, dataset, device);
+    let epochs = compiled.plan.epochs;
+    let bound = prnn::ir::Bound::new(compiled, &dataset.sizes()).expect("the spec binds to the data");
+    let network = Network::new(bound, dataset, device);
     let parameters = network.parameter_count();
-    let mut trainer = Trainer::new(network, &compiled.model, &compiled.plan, dataset);
+    let step = prnn::train::default_step(&network);
+    let mut trainer = Trainer::new(network, dataset, step).expect("the default step runs the network");
     trainer.epoch(1, EpochOptions { max_batches: Some((batches / 5).max(5)), ..EpochOptions::default() }, |_| {}).expect("warm-up trains");
-    let summary = trainer
-        .epoch(2.min(compiled.plan.epochs), EpochOptions { max_batches: Some(batches), ..EpochOptions::default() }, |_| {})
-        .expect("trains");
+    let summary =
+        trainer.epoch(2.min(epochs), EpochOptions { max_batches: Some(batches), ..EpochOptions::default() }, |_| {}).expect("trains");
     (summary.batches_per_second, summary.events_per_second, parameters)
 }
 

@@ -5,7 +5,8 @@
 mod common;
 
 use prnn::lower::Network;
-use prnn::train::{EpochOptions, StepKind, Trainer};
+use prnn::lower::StepKind;
+use prnn::train::{EpochOptions, Trainer};
 use tch::{Device, Kind};
 
 fn data() -> common::Synthetic {
@@ -16,12 +17,12 @@ fn train(spec: &str, data: &common::Synthetic, kind: StepKind) -> (Network, Vec<
     let config = common::run_config(&data.config);
     let dataset = common::dataset(&config);
     let compiled = common::compile(spec, &config);
-    let network = Network::new(&compiled.model, &dataset, Device::Cpu);
-    let mut trainer = Trainer::new(network, &compiled.model, &compiled.plan, &dataset);
-    trainer.set_step_kind(kind).unwrap();
+    let epochs = compiled.plan.epochs;
+    let network = common::network(compiled, &dataset, Device::Cpu);
+    let mut trainer = Trainer::new(network, &dataset, kind).unwrap();
     let options = EpochOptions { max_batches: Some(12), ..EpochOptions::default() };
-    let losses = (1..=compiled.plan.epochs).map(|epoch| trainer.epoch(epoch, options, |_| {}).unwrap().loss).collect();
-    (trainer.network, losses)
+    let losses = (1..=epochs).map(|epoch| trainer.epoch(epoch, options, |_| {}).unwrap().loss).collect();
+    (trainer.into_network(), losses)
 }
 
 /// Trains `spec` both ways and compares every tensor of the checkpoint.

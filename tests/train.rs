@@ -4,8 +4,10 @@
 mod common;
 
 use prnn::eval::evaluate;
-use prnn::lower::Network;
-use prnn::train::{EpochOptions, Trainer};
+use prnn::ir::SubnetId;
+use prnn::lower::autograd::subnet_step;
+use prnn::lower::{Autograd, Executor, Network};
+use prnn::train::EpochOptions;
 use tch::Tensor;
 
 fn spec(merge: &str, schedule: &str, extra: &str) -> String {
@@ -39,12 +41,13 @@ fn check_freezing(merge: &str, schedule: &str) {
     let config = common::run_config(&data.config);
     let dataset = common::dataset(&config);
     let compiled = common::compile(&spec(merge, schedule, ""), &config);
-    let network = Network::new(&compiled.model, &dataset, common::device());
-    let mut trainer = Trainer::new(network, &compiled.model, &compiled.plan, &dataset);
-    for epoch in 1..=compiled.plan.epochs {
-        let before = snapshot(&trainer.network);
+    let epochs = compiled.plan.epochs;
+    let network = common::network(compiled, &dataset, common::device());
+    let mut trainer = common::trainer(network, &dataset);
+    for epoch in 1..=epochs {
+        let before = snapshot(trainer.network());
         let summary = trainer.epoch(epoch, EpochOptions::default(), |_| {}).unwrap();
-        let after = snapshot(&trainer.network);
+        let after = snapshot(trainer.network());
         for ((name, old), (_, new)) in before.iter().zip(&after) {
             let group = owner_of(name);
             let trained = summary.trains.iter().any(|t| t == group);
@@ -86,12 +89,13 @@ fn train_all(spec_text: &str, data: &common::Synthetic, device: tch::Device) -> 
     let config = common::run_config(&data.config);
     let dataset = common::dataset(&config);
     let compiled = common::compile(spec_text, &config);
-    let network = Network::new(&compiled.model, &dataset, device);
-    let mut trainer = Trainer::new(network, &compiled.model, &compiled.plan, &dataset);
-    for epoch in 1..=compiled.plan.epochs {
+    let epochs = compiled.plan.epochs;
+    let network = common::network(compiled, &dataset, device);
+    let mut trainer = common::trainer(network, &dataset);
+    for epoch in 1..=epochs {
         trainer.epoch(epoch, EpochOptions::default(), |_| {}).unwrap();
     }
-    trainer.network
+    trainer.into_network()
 }
 
 #[test]
@@ -113,15 +117,21 @@ fn a_cpu_run_repeats_bit_for_bit() {
     assert!(first.iter().zip(&other_seed).any(|((_, a), (_, b))| !bitwise_equal(a, b)), "the seed is used");
 }
 
-/// Scores of the test set's first mini-batch, through the evaluation frame.
-fn first_scores(network: &Network, dataset: &prnn::data::Dataset) -> Tensor {
+/// The inputs of the test set's first mini-batch.
+fn first_inputs(dataset: &prnn::data::Dataset) -> Vec<u32> {
+    (0..5).map(|s| dataset.test.session(s)[0].item).collect()
+}
+
+/// The states after the test set's first mini-batch, from zero states, and the scores of every item.
+fn first_scores(executor: &dyn Executor, dataset: &prnn::data::Dataset) -> (Vec<Tensor>, Tensor) {
     let _guard = tch::no_grad_guard();
-    let inputs: Vec<u32> = (0..5).map(|s| dataset.test.session(s)[0].item).collect();
-    let frame = network.full_frame(&inputs);
-    let zeros: Vec<Option<Tensor>> = (0..network.subnet_names().len())
-        .map(|k| Some(Tensor::zeros([5, network.hidden_size(k)], (tch::Kind::Float, network.device))))
-        .collect();
-    network.inference_step(&frame, &zeros).1
+    let network = executor.network();
+    let zeros: Vec<Tensor> =
+        network.ir().graph().subnet_ids().map(|k| Tensor::zeros([5, network.hidden_size(k)], (tch::Kind::Float, network.device))).collect();
+    let states = executor.next_states(&first_inputs(dataset), &zeros);
+    let mut scores = Tensor::empty([5, network.n_items as i64], (tch::Kind::Float, network.device));
+    executor.scores_into(&states, &mut scores);
+    (states, scores)
 }
 
 #[test]
@@ -131,15 +141,13 @@ fn parallel_scores_equal_concatenated_hidden_states_times_a_block_output_matrix(
     let config = common::run_config(&data.config);
     let dataset = common::dataset(&config);
     let compiled = common::compile(&spec("parallel(a, b)", "simultaneous(epochs = 1)", ""), &config);
-    let network = Network::new(&compiled.model, &dataset, common::device());
-    let scores = first_scores(&network, &dataset);
+    let executor = Autograd::new(common::network(compiled, &dataset, common::device()));
+    let (states, scores) = first_scores(&executor, &dataset);
     // The paper's footnote 3: [h_a, h_b] · [W_a; W_b]ᵀ + (b_a + b_b).
     let _guard = tch::no_grad_guard();
-    let inputs: Vec<u32> = (0..5).map(|s| dataset.test.session(s)[0].item).collect();
-    let frame = network.full_frame(&inputs);
-    let zero = Tensor::zeros([5, 16], (tch::Kind::Float, common::device()));
-    let h = Tensor::cat(&[network.subnet_step(0, &frame, &zero, false), network.subnet_step(1, &frame, &zero, false)], 1);
-    let param = |name: &str| &network.params.iter().find(|p| p.name == name).unwrap().value;
+    let network = executor.network();
+    let h = Tensor::cat(&states, 1);
+    let param = |name: &str| &network.param_named(name).unwrap().value;
     let w = Tensor::cat(&[param("a.W_out"), param("b.W_out")], 1);
     let expected = h.mm(&w.tr()) + param("a.b_out") + param("b.b_out");
     assert!(scores.allclose(&expected, 1e-5, 1e-6, false));
@@ -157,16 +165,14 @@ fn a_zero_weight_subnet_leaves_the_model_without_it() {
         &config,
     );
     // Same seed, and subnet a's parameters are created first in both: same initial weights for a.
-    let mut zero_net = Network::new(&with_zero.model, &dataset, common::device());
-    let mut alone_net = Network::new(&alone.model, &dataset, common::device());
-    let mut trainer = Trainer::new(zero_net, &with_zero.model, &with_zero.plan, &dataset);
+    let mut trainer = common::trainer(common::network(with_zero, &dataset, common::device()), &dataset);
     trainer.epoch(1, EpochOptions::default(), |_| {}).unwrap();
-    zero_net = trainer.network;
-    let mut trainer = Trainer::new(alone_net, &alone.model, &alone.plan, &dataset);
+    let zero_net = Autograd::new(trainer.into_network());
+    let mut trainer = common::trainer(common::network(alone, &dataset, common::device()), &dataset);
     trainer.epoch(1, EpochOptions::default(), |_| {}).unwrap();
-    alone_net = trainer.network;
-    let a = first_scores(&zero_net, &dataset);
-    let b = first_scores(&alone_net, &dataset);
+    let alone_net = Autograd::new(trainer.into_network());
+    let a = first_scores(&zero_net, &dataset).1;
+    let b = first_scores(&alone_net, &dataset).1;
     // b's output part is multiplied by 0 but still computed: allow float rounding in the sum.
     assert!(a.allclose(&b, 1e-5, 1e-6, false), "max difference {}", (a - b).abs().max().double_value(&[]));
 }
@@ -194,7 +200,7 @@ fn features_beat_item_ids_on_data_with_a_planted_feature_signal() {
     );
     let mrr = |text: &str| -> f64 {
         let network = train_all(text, &data, common::device());
-        let evaluation = evaluate(&network, &dataset, &config.eval);
+        let evaluation = evaluate(&Autograd::new(network), &dataset, &config.eval);
         evaluation.metrics.iter().find(|m| m.cutoff == 20).unwrap().mrr
     };
     let (id_mrr, parallel_mrr) = (mrr(&id_only), mrr(&parallel));
@@ -211,13 +217,13 @@ fn hidden_dropout_drops_the_given_fraction_and_the_dropped_state_is_carried() {
     let dataset = common::dataset(&config);
     let text = "model m {\n input id : item_id\n subnet a = gru(id, hidden = 64, dropout = 0.8)\n}\n";
     let compiled = common::compile(text, &config);
-    let network = Network::new(&compiled.model, &dataset, common::device());
+    let network = common::network(compiled, &dataset, common::device());
     let _guard = tch::no_grad_guard();
     let inputs: Vec<u32> = (0..512).map(|i| i % dataset.items.len() as u32).collect();
-    let frame = network.full_frame(&inputs);
     let zero = Tensor::zeros([512, 64], (tch::Kind::Float, network.device));
-    let dropped = network.subnet_step(0, &frame, &zero, true);
-    let kept = network.subnet_step(0, &frame, &zero, false);
+    let first = SubnetId::new(0);
+    let dropped = subnet_step(&network, &inputs, first, &zero, true);
+    let kept = subnet_step(&network, &inputs, first, &zero, false);
     let zeros = dropped.eq(0.0).to_kind(tch::Kind::Float).mean(tch::Kind::Float).double_value(&[]);
     // 0.8 is the probability of dropping a unit (GRU4Rec's dropout_p_hidden), not of keeping it.
     assert!((zeros - 0.8).abs() < 0.02, "{zeros} of the units are zero");
@@ -253,12 +259,12 @@ fn every_embedding_mode_and_merge_lowers_to_the_graphs_parameter_count_and_train
             batch: Some(20),
             sampled: Some(25),
         });
-        let network = Network::new(&compiled.model, &dataset, common::device());
+        let network = common::network(compiled, &dataset, common::device());
         assert_eq!(Some(network.parameter_count() as u64), bound.graph.total_params().as_constant(), "{name}");
-        let mut trainer = Trainer::new(network, &compiled.model, &compiled.plan, &dataset);
+        let mut trainer = common::trainer(network, &dataset);
         let summary = trainer.epoch(1, EpochOptions::default(), |_| {}).unwrap_or_else(|e| panic!("{name}: {e:?}"));
         assert!(summary.loss.is_finite() && summary.events > 0, "{name}: {summary:?}");
-        let evaluation = evaluate(&trainer.network, &dataset, &config.eval);
+        let evaluation = evaluate(trainer.executor(), &dataset, &config.eval);
         assert!(evaluation.metrics.iter().all(|m| m.recall > 0.0), "{name}: {:?}", evaluation.metrics);
     }
 }

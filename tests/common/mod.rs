@@ -72,3 +72,15 @@ pub fn prnn() -> assert_cmd::Command {
 pub fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// A compiled spec bound to the dataset's sizes and instantiated on `device`.
+pub fn network(compiled: prnn::ir::Compiled, dataset: &Dataset, device: tch::Device) -> prnn::lower::Network {
+    let bound = prnn::ir::Bound::new(compiled, &dataset.sizes()).unwrap_or_else(|e| panic!("{e}"));
+    prnn::lower::Network::new(bound, dataset, device)
+}
+
+/// A trainer with the step the network's device runs fastest (fused on the CPU).
+pub fn trainer(network: prnn::lower::Network, dataset: &Dataset) -> prnn::train::Trainer<'_> {
+    let step = prnn::train::default_step(&network);
+    prnn::train::Trainer::new(network, dataset, step).unwrap()
+}

@@ -224,14 +224,7 @@ fn run_batch(ir: &Bound, network: &mut Network, index: &BatchIndex, steps: &[pla
             }
             let train = forward.mode == Mode::Train;
             let _guard = (!train).then(tch::no_grad_guard);
-            let state = hidden[k.index()].as_ref().expect("running subnets have a state");
-            for &node in &graph.order.subnets[k.index()] {
-                if node == gru {
-                    pass.run(node, Some(state), train, &step.loss_on);
-                } else if pass.values[node.index()].is_none() {
-                    pass.run(node, None, train, &step.loss_on);
-                }
-            }
+            pass.subnet(k, hidden[k.index()].as_ref().expect("running subnets have a state"), train, &step.loss_on);
         }
         for &node in &graph.order.head {
             if let Some(k) = graph.part_of(node) {
@@ -269,6 +262,21 @@ fn run_batch(ir: &Bound, network: &mut Network, index: &BatchIndex, steps: &[pla
     last_loss
 }
 
+impl Pass<'_> {
+    /// Runs subnet `k`'s nodes (inputs once per pass, embeddings, its GRU) from its carried `state`.
+    fn subnet(&mut self, k: SubnetId, state: &Tensor, train: bool, present: &[SubnetId]) {
+        let graph = self.ir.graph();
+        let gru = graph.subnet(k).gru;
+        for &node in &graph.order.subnets[k.index()] {
+            if node == gru {
+                self.run(node, Some(state), train, present);
+            } else if self.values[node.index()].is_none() {
+                self.run(node, None, train, present);
+            }
+        }
+    }
+}
+
 /// One inference step of every subnet over whole tables, without dropout: the new hidden states.
 pub(crate) fn next_states(ir: &Bound, network: &Network, inputs: &[u32], states: &[Tensor]) -> Vec<Tensor> {
     let frame = full_frame(network, inputs);
@@ -276,16 +284,18 @@ pub(crate) fn next_states(ir: &Bound, network: &Network, inputs: &[u32], states:
     let mut pass = Pass::new(ir, network, &frame);
     let all: Vec<SubnetId> = graph.subnet_ids().collect();
     for k in graph.subnet_ids() {
-        let gru = graph.subnet(k).gru;
-        for &node in &graph.order.subnets[k.index()] {
-            if node == gru {
-                pass.run(node, Some(&states[k.index()]), false, &all);
-            } else if pass.values[node.index()].is_none() {
-                pass.run(node, None, false, &all);
-            }
-        }
+        pass.subnet(k, &states[k.index()], false, &all);
     }
     graph.subnets.iter().map(|s| pass.values[s.gru.index()].take().expect("every subnet ran")).collect()
+}
+
+/// One step of one subnet over whole tables from `state`, with dropout when `train`: its new hidden state.
+pub fn subnet_step(network: &Network, inputs: &[u32], subnet: SubnetId, state: &Tensor, train: bool) -> Tensor {
+    let ir = network.ir();
+    let frame = full_frame(network, inputs);
+    let mut pass = Pass::new(ir, network, &frame);
+    pass.subnet(subnet, state, train, &[subnet]);
+    pass.values[ir.graph().subnet(subnet).gru.index()].take().expect("the subnet ran")
 }
 
 /// The merged scores of every item for the states `states`, written into `out` `[B, n_items]` in place:
