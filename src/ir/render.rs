@@ -9,7 +9,7 @@ use super::expr::Expr;
 use super::graph::{Edge, Flow, Graph, Init, InputRepr, Node, Owner, RowSpace};
 use super::plan::{Mode, Phase, Step};
 use super::{number, Bound, Compiled};
-use crate::check::{activation_name, format_number, loss_name, Activation, Merge, Schedule};
+use crate::check::{activation_name, format_number, loss_name, Activation, Schedule};
 
 fn shape(shape: &[Expr]) -> String {
     format!("[{}]", shape.iter().map(Expr::to_string).collect::<Vec<_>>().join(", "))
@@ -105,37 +105,41 @@ fn owners(graph: &Graph, owners: &[Owner]) -> String {
 
 /// The loss's ensemble as a formula over subnets, e.g. `top1(tanh(1·s(id_net) + 1·s(image_net)))`.
 fn loss_formula(compiled: &Compiled, loss_on: &[super::SubnetId]) -> String {
-    let model = &compiled.model;
-    let loss_on: Vec<String> = loss_on.iter().map(|&s| compiled.graph.subnet(s).name.clone()).collect();
-    let loss_on = loss_on.as_slice();
-    let weighted = |names: &[String], all: &[String], w: &[f64], term: &dyn Fn(&str) -> String| -> String {
-        names
-            .iter()
-            .map(|n| {
-                let weight = all.iter().position(|a| a == n).map_or(1.0, |i| w[i]);
-                format!("{}·{}", format_number(weight), term(n))
-            })
-            .collect::<Vec<_>>()
-            .join(" + ")
+    let graph = &compiled.graph;
+    let name = |k: super::SubnetId| graph.subnet(k).name.clone();
+    let weighted = |weights: &[f64], term: &dyn Fn(super::SubnetId) -> String| -> String {
+        loss_on.iter().map(|&k| format!("{}·{}", format_number(weights[k.index()]), term(k))).collect::<Vec<_>>().join(" + ")
     };
-    let inner = match &model.merge {
-        Merge::Single { subnet } => format!("s({subnet})"),
-        Merge::Parallel { subnets, weights } => weighted(loss_on, subnets, weights, &|n| format!("s({n})")),
-        Merge::SharedW { subnets, weights } => {
-            format!("W_out·({})", weighted(loss_on, subnets, weights, &|n| format!("h({n})")))
+    let merged = graph.merged();
+    let inner = match graph.node(merged) {
+        Node::Scores { .. } => match graph.node(graph.sources(merged)[0]) {
+            Node::HiddenSum { weights } => format!("W_out·({})", weighted(weights, &|k| format!("h({})", name(k)))),
+            _ => format!("s({})", graph.subnet(super::SubnetId::new(0)).name),
+        },
+        Node::ScoreSum { weights } => {
+            let parts = graph.sources(merged);
+            let reads = |k: super::SubnetId| graph.node(graph.sources(parts[k.index()])[0]);
+            if parts.iter().enumerate().any(|(k, _)| matches!(reads(super::SubnetId::new(k)), Node::Interact { .. })) {
+                let term = |k: super::SubnetId| match reads(k) {
+                    Node::Interact { feature, primary } => format!("s({} ⊙ {})", name(*feature), name(*primary)),
+                    _ => format!("s({})", name(k)),
+                };
+                loss_on.iter().map(|&k| term(k)).collect::<Vec<_>>().join(" + ")
+            } else {
+                weighted(weights, &|k| format!("s({})", name(k)))
+            }
         }
-        Merge::Interaction { primary, .. } => loss_on
-            .iter()
-            .map(|n| if n == primary { format!("s({n})") } else { format!("s({n} ⊙ {primary})") })
-            .collect::<Vec<_>>()
-            .join(" + "),
+        other => unreachable!("the activation reads merged scores, not {other:?}"),
     };
-    let scored = match model.activation {
+    let (Node::Activation { activation }, Node::Loss { loss, .. }) = (graph.node(graph.activation()), graph.node(graph.loss())) else {
+        unreachable!("a graph ends in an activation and a loss")
+    };
+    let scored = match *activation {
         Activation::Softmax => format!("logits {inner}"),
         Activation::Elu { alpha } => format!("elu({inner}, alpha = {})", format_number(alpha)),
         activation => format!("{}({inner})", activation_name(activation)),
     };
-    format!("{} on {scored}", loss_name(model.loss))
+    format!("{} on {scored}", loss_name(*loss))
 }
 
 fn step_lines(compiled: &Compiled, step: &Step, indent: &str, out: &mut String) {
@@ -182,16 +186,14 @@ fn shown_params(graph: &Graph, node: &Node) -> Vec<(String, Vec<Expr>, Expr, boo
 /// The text rendering: what `prnn compile` prints and what the snapshot tests pin.
 pub fn text(compiled: &Compiled) -> String {
     let model = &compiled.model;
-    let train = &model.train;
+    let plan = &compiled.plan;
     let graph = &compiled.graph.graph;
     let mut out = String::new();
     writeln!(out, "model {}", model.name).unwrap();
-    let sampled = if train.negatives.extra > 0 {
-        format!("S = B + {} = {}", train.negatives.extra, train.batch + train.negatives.extra)
-    } else {
-        "S = B (in-batch negatives only)".to_string()
-    };
-    writeln!(out, "  B = {} (mini-batch), {sampled}", train.batch).unwrap();
+    let (batch, sampled) = compiled.training_sizes();
+    let sampled =
+        if sampled > batch { format!("S = B + {} = {sampled}", sampled - batch) } else { "S = B (in-batch negatives only)".to_string() };
+    writeln!(out, "  B = {batch} (mini-batch), {sampled}").unwrap();
     writeln!(out).unwrap();
 
     writeln!(out, "graph").unwrap();
@@ -222,23 +224,29 @@ pub fn text(compiled: &Compiled) -> String {
     writeln!(out, "  {:<24} {}", "total", compiled.graph.total_params()).unwrap();
     writeln!(out).unwrap();
 
-    let optimizer = &train.optimizer;
+    let optimizer = &plan.optimizer;
     writeln!(
         out,
         "training: adagrad(lr {}, momentum {}, eps {:e}), seed {}",
         format_number(optimizer.learning_rate),
         format_number(optimizer.momentum),
         optimizer.eps,
-        train.seed
+        plan.seed
     )
     .unwrap();
-    let lr_overrides: Vec<String> =
-        model.subnets.iter().filter_map(|s| s.learning_rate.map(|lr| format!("{} lr {}", s.name, format_number(lr)))).collect();
+    let lr_overrides: Vec<String> = graph
+        .node_weights()
+        .filter_map(|node| match node {
+            Node::Gru { subnet, learning_rate: Some(lr), .. } => {
+                Some(format!("{} lr {}", compiled.graph.subnet(*subnet).name, format_number(*lr)))
+            }
+            _ => None,
+        })
+        .collect();
     if !lr_overrides.is_empty() {
         writeln!(out, "  per-subnet learning rates: {}", lr_overrides.join(", ")).unwrap();
     }
-    let plan = &compiled.plan;
-    let detail = match &train.schedule {
+    let detail = match &model.train.schedule {
         Schedule::Simultaneous { .. } => "every subnet trains on every mini-batch".to_string(),
         Schedule::Alternating { order, .. } => {
             format!("one subnet trains per epoch, cycling {}", order.join(" -> "))
