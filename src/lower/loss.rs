@@ -6,7 +6,7 @@
 
 use tch::{Kind, Tensor};
 
-use crate::check::{Activation, Loss};
+use crate::ir::{Activation, Loss};
 
 /// Added inside logarithms, as GRU4Rec does, so that a saturated probability gives a large finite loss.
 const LOG_EPS: f64 = 1e-24;

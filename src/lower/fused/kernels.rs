@@ -7,7 +7,7 @@
 //! run an AVX2 build of the same code when the CPU has it: at these sizes the step is otherwise bound by
 //! scalar `expf` calls (docs/performance.md).
 
-use crate::check::{Activation, Loss};
+use crate::ir::{Activation, Loss};
 
 /// Added inside logarithms, as in `lower::loss`.
 const LOG_EPS: f32 = 1e-24;
