@@ -1,8 +1,10 @@
 //! The performance harness: training and evaluation speed and peak memory of the configurations in
 //! docs/performance.md, written into that file's table for the device measured.
 //!
-//! Usage: `cargo bench --bench performance -- [--device cpu|cuda] [--only NAME ...] [--no-write]`, or
-//! `make bench`. `PRNN_BIN` and `PRNN_ROOT` name another `prnn` binary and repository root (a GPU machine
+//! Usage: `cargo bench --bench performance -- [--device cpu|cuda] [--only NAME ...] [--no-write]
+//! [--repeats N] [--against OTHER_PRNN]`, or `make bench`. `--against` runs every end-to-end row with this
+//! build's `prnn` and with another binary in turn (which one goes first alternates), and prints both speeds
+//! and their ratio instead of writing the table: a speed comparison measured side by side in one run. `PRNN_BIN` and `PRNN_ROOT` name another `prnn` binary and repository root (a GPU machine
 //! that runs binaries built elsewhere, scripts/device-check.sh). It generates its synthetic data under
 //! `target/bench-data/` (once), then:
 //! - end-to-end rows run the `prnn` binary (`prnn train`, `prnn eval`) as child processes, each measured on
@@ -49,9 +51,9 @@ struct Child {
 
 /// Runs `prnn ARGS`, waiting with `wait4` for the child's own peak resident memory.
 #[allow(clippy::zombie_processes)] // wait4 reaps the child
-fn run_prnn(args: &[&str], log: &Path) -> Child {
+fn run_prnn(binary: &Path, args: &[&str], log: &Path) -> Child {
     let file = std::fs::File::create(log).expect("the log is writable");
-    let child = Command::new(prnn_binary())
+    let child = Command::new(binary)
         .args(args)
         .current_dir(root())
         .stdout(file.try_clone().expect("log handle"))
@@ -115,16 +117,16 @@ struct EndToEnd<'a> {
     evaluate: bool,
 }
 
-fn end_to_end(case: &EndToEnd<'_>, device: &str, scratch: &Path, evaluate: bool) -> Row {
+fn end_to_end(binary: &Path, case: &EndToEnd<'_>, device: &str, scratch: &Path, evaluate: bool) -> Row {
     let run = scratch.join(case.name);
     let _ = std::fs::remove_dir_all(&run);
     let run_text = run.to_string_lossy().to_string();
     let mut args = vec!["train", case.spec, "--config", &case.config, "--device", device, "--out", &run_text];
     args.extend(case.overrides.iter().copied());
-    let train = run_prnn(&args, &scratch.join(format!("{}.train.log", case.name)));
+    let train = run_prnn(binary, &args, &scratch.join(format!("{}.train.log", case.name)));
     let epoch = last_epoch(&run);
     let (evaluation, eval_peak) = if evaluate {
-        let child = run_prnn(&["eval", &run_text, "--device", device], &scratch.join(format!("{}.eval.log", case.name)));
+        let child = run_prnn(binary, &["eval", &run_text, "--device", device], &scratch.join(format!("{}.eval.log", case.name)));
         (Some(json(&run.join("eval.json"))), child.peak_bytes)
     } else {
         (None, 0)
@@ -153,8 +155,8 @@ fn end_to_end(case: &EndToEnd<'_>, device: &str, scratch: &Path, evaluate: bool)
     }
 }
 
-/// Training runs of each end-to-end row, interleaved so that a slow minute of the machine spreads over
-/// every row instead of falling on one.
+/// Training runs of each end-to-end row (unless `--repeats` says otherwise), interleaved so that a slow
+/// minute of the machine spreads over every row instead of falling on one.
 const REPEATS: usize = 3;
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -347,13 +349,17 @@ fn main() {
     let mut device_name = String::from("cpu");
     let mut only: Vec<String> = Vec::new();
     let mut write = true;
+    let mut repeats = REPEATS;
+    let mut against: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--device" => device_name = args.next().expect("--device cpu|cuda"),
             "--only" => only.push(args.next().expect("--only NAME")),
             "--no-write" => write = false,
-            other => panic!("unknown argument `{other}`; expected --device, --only, --no-write"),
+            "--repeats" => repeats = args.next().and_then(|n| n.parse().ok()).filter(|&n| n > 0).expect("--repeats N (at least 1)"),
+            "--against" => against = Some(PathBuf::from(args.next().expect("--against PATH_TO_PRNN"))),
+            other => panic!("unknown argument `{other}`; expected --device, --only, --no-write, --repeats, --against"),
         }
     }
     prnn::runtime::cuda::preload();
@@ -429,10 +435,14 @@ fn main() {
         case.overrides.extend(autograd_on_cpu.iter().copied());
     }
     let active: Vec<&EndToEnd<'_>> = cases.iter().chain(&autograd_cases).filter(|c| wanted(c.name)).collect();
+    if let Some(other) = &against {
+        compare(&active, &prnn_binary(), other, &device_name, scratch.path(), repeats);
+        return;
+    }
     let mut runs: Vec<Vec<Row>> = vec![Vec::new(); active.len()];
-    for repeat in 0..REPEATS {
+    for repeat in 0..repeats {
         for (i, case) in active.iter().enumerate() {
-            let row = end_to_end(case, &device_name, scratch.path(), case.evaluate && repeat + 1 == REPEATS);
+            let row = end_to_end(&prnn_binary(), case, &device_name, scratch.path(), case.evaluate && repeat + 1 == repeats);
             eprintln!("{} (run {}): {:.1} mini-batches/s", row.name, repeat + 1, row.batches_per_second.unwrap_or(0.0));
             runs[i].push(row);
         }
@@ -454,4 +464,37 @@ fn main() {
     if write {
         write_section(if device == tch::Device::Cpu { "cpu" } else { "cuda" }, &body);
     }
+}
+
+/// Every case with `this` and with `other` binary, `repeats` times, alternating which runs first; prints
+/// each binary's median speed and the median of the per-repeat ratios.
+fn compare(cases: &[&EndToEnd<'_>], this: &Path, other: &Path, device: &str, scratch: &Path, repeats: usize) {
+    let mut lines = vec![
+        format!("{}\n", machine(device)),
+        format!("`this` = {}, `other` = {}\n", this.display(), other.display()),
+        "| row | this: mini-batches/s | other: mini-batches/s | this / other (median of the repeats' ratios) | ratios |".to_string(),
+        "|---|---|---|---|---|".to_string(),
+    ];
+    for case in cases {
+        let (mut mine, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for repeat in 0..repeats {
+            let order: [(&Path, bool); 2] = if repeat % 2 == 0 { [(this, true), (other, false)] } else { [(other, false), (this, true)] };
+            let mut pair = (0.0, 0.0);
+            for (binary, is_this) in order {
+                let speed = end_to_end(binary, case, device, scratch, false).batches_per_second.unwrap_or(f64::NAN);
+                eprintln!("{} {} (run {}): {speed:.1} mini-batches/s", case.name, if is_this { "this" } else { "other" }, repeat + 1);
+                if is_this {
+                    pair.0 = speed;
+                } else {
+                    pair.1 = speed;
+                }
+            }
+            mine.push(pair.0);
+            theirs.push(pair.1);
+            ratios.push(pair.0 / pair.1);
+        }
+        let listed = ratios.iter().map(|r| format!("{r:.3}")).collect::<Vec<_>>().join(", ");
+        lines.push(format!("| `{}` | {:.1} | {:.1} | {:.3} | {listed} |", case.name, median(mine), median(theirs), median(ratios.clone())));
+    }
+    println!("{}", lines.join("\n"));
 }

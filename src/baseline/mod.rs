@@ -133,12 +133,15 @@ pub struct ItemKnn {
     neighbours: Vec<(u32, f32)>,
 }
 
+/// How much one session counts for an item of it: `(session, item) -> weight`.
+type SessionWeight<'a> = dyn Fn(usize, u32) -> f64 + 'a;
+
 impl ItemKnn {
     pub fn fit(train: &Sessions, n_items: usize, settings: &ItemKnnSettings) -> ItemKnn {
         let distinct = SessionItems::new(train, n_items);
         // Under `events` counting each event of an item counts its session's distinct items once more, which
         // is what the official `baselines.py` computes (its `iarray[items] += 1` adds 1 per distinct index).
-        let (support, weight_of_session): (Vec<f64>, Box<dyn Fn(usize, u32) -> f64>) = match settings.counting {
+        let (support, weight_of_session): (Vec<f64>, Box<SessionWeight>) = match settings.counting {
             KnnCounting::Sessions => {
                 let mut support = vec![0.0f64; n_items];
                 distinct.items.iter().for_each(|&i| support[i as usize] += 1.0);

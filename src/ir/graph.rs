@@ -649,15 +649,15 @@ impl Builder<'_> {
                 let hidden = self.hidden_of(0);
                 let edge = self.hidden_edge(primary);
                 let mut parts = vec![self.scores(primary, Some(0), &[0], hidden, primary_gru, edge)];
-                for k in 1..names.len() {
+                for (k, name) in names.iter().enumerate().skip(1) {
                     let gru = self.subnet(k);
                     grus.push(gru);
                     let feature = SubnetId::new(k);
                     let product = self.graph.add_node(Node::Interact { feature, primary: SubnetId::new(0) });
-                    self.graph.add_edge(gru, product, self.hidden_edge(&names[k]));
+                    self.graph.add_edge(gru, product, self.hidden_edge(name));
                     self.graph.add_edge(primary_gru, product, self.hidden_edge(primary));
-                    let part = format!("{} ⊙ {primary}", names[k]);
-                    let edge = self.hidden_edge(&names[k]);
+                    let part = format!("{name} ⊙ {primary}");
+                    let edge = self.hidden_edge(name);
                     parts.push(self.scores(&part, Some(k), &[k], hidden, product, edge));
                 }
                 self.score_sum(vec![1.0; parts.len()], &parts)

@@ -259,12 +259,12 @@ mod tests {
         assert_eq!(spans, [(1, 2), (3, 5), (6, 6)]);
         let steps: Vec<&Step> = plan.phases.iter().map(|p| &p.steps[0]).collect();
         assert_eq!(plan.trained(steps[0]), ["b"]);
-        assert_eq!(plan.loss_on(&steps[0]), ["b"], "subnets not yet trained are left out");
+        assert_eq!(plan.loss_on(steps[0]), ["b"], "subnets not yet trained are left out");
         assert_eq!(plan.trained(steps[1]), ["a"]);
         assert_eq!(plan.frozen(steps[1]), ["b"]);
-        assert_eq!(plan.loss_on(&steps[1]), ["a", "b"], "the loss is on the ensemble so far, in merge order");
+        assert_eq!(plan.loss_on(steps[1]), ["a", "b"], "the loss is on the ensemble so far, in merge order");
         assert_eq!(plan.frozen(steps[2]), ["a", "b"]);
-        assert_eq!(plan.loss_on(&steps[2]), ["a", "b", "c"]);
+        assert_eq!(plan.loss_on(steps[2]), ["a", "b", "c"]);
     }
 
     #[test]

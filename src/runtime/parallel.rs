@@ -81,11 +81,14 @@ pub fn parts_for(elements: usize) -> usize {
     (elements / MINIMUM_PER_PART).clamp(1, threads)
 }
 
+/// What a part of [`for_each_row_block`] does with its block: `(part, its rows, their values)`.
+pub type RowWork<'a, T> = dyn Fn(usize, Range<usize>, &mut [T]) + Sync + 'a;
+
 /// Runs `work(part, rows, block)` for `parts` consecutive blocks of whole rows of `data` (`row_width` values a
 /// row), at once on libtorch's threads: part `p` gets rows `n·p/parts .. n·(p+1)/parts` of the `n` rows,
 /// `rows` is that range and `block` its values. The blocks come from `split_at_mut`, so a part can reach
 /// its own rows only.
-pub fn for_each_row_block<T: Send>(data: &mut [T], row_width: usize, parts: usize, work: &(dyn Fn(usize, Range<usize>, &mut [T]) + Sync)) {
+pub fn for_each_row_block<T: Send>(data: &mut [T], row_width: usize, parts: usize, work: &RowWork<'_, T>) {
     let width = row_width.max(1);
     let rows = data.len() / width;
     let mut blocks = Vec::with_capacity(parts);

@@ -63,8 +63,7 @@ impl State {
                     own_gradient(grads, pool, source, state.len());
                 }
                 let from = resolve(grads, node);
-                let [d_scores, d_state] =
-                    grads.get_disjoint_mut([from.index(), source.index()]).expect("a part's gradient is not its state's");
+                let (d_scores, d_state) = two_mut(grads, from.index(), source.index());
                 let Some(Gradient::Own(d_scores)) = d_scores else { unreachable!("a resolved gradient has a buffer") };
                 let d_state = match d_state {
                     Some(Gradient::Own(d)) if needs_state => Some(d.as_mut_slice()),
@@ -332,6 +331,18 @@ fn needs_gradient(ir: &Bound, node: NodeId, context: &StepContext) -> bool {
         | Node::ScoreSum { .. }
         | Node::Activation { .. }
         | Node::Loss { .. } => false,
+    }
+}
+
+/// Two different entries of a slice, both writable.
+fn two_mut<T>(slice: &mut [T], a: usize, b: usize) -> (&mut T, &mut T) {
+    assert_ne!(a, b, "two entries, not one");
+    if a < b {
+        let (low, high) = slice.split_at_mut(b);
+        (&mut low[a], &mut high[0])
+    } else {
+        let (low, high) = slice.split_at_mut(a);
+        (&mut high[0], &mut low[b])
     }
 }
 
