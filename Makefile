@@ -3,7 +3,7 @@
 #               in specs/ and print its graph, parameters and training plan, check GRU4Rec row 1 against the
 #               official code's figure, then train five of the paper's models on data/yoochoose-cat and print
 #               their table against item-kNN, session-kNN and popularity (examples/demo.toml)
-#   make test   the whole test suite (what .ci/run runs)
+#   make test   the gates (rustfmt, clippy with warnings denied), then the whole test suite (what .ci/run runs)
 #   make bench  the speed and memory table of docs/performance.md (minutes; run on an idle machine)
 # PRNN_TORCH=cuda selects the full CUDA libtorch instead of the CPU-only one (docs/install.md).
 
@@ -19,6 +19,8 @@ build: setup
 	$(CARGO) build --release --locked
 
 test: setup
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
 	$(CARGO) test --locked
 
 bench: setup
