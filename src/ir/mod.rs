@@ -2,8 +2,9 @@
 //! training plan, and the same bound to a dataset's sizes: what lowering executes.
 //!
 //! - [`handle`]: typed handles (`NodeId`, `ParamId`, `SubnetId`) into the graph's tables.
-//! - [`graph`]: nodes, edges, the parameter table (shape, initialisation, row space, learning rate, owner,
-//!   ties) and the order executors visit nodes in.
+//! - [`graph`]: nodes, edges and the order executors visit nodes in; built by `build`, which numbers the
+//!   parameter table first.
+//! - [`param`]: the parameter table's entries: shape, initialisation, row space, learning rate, owner, ties.
 //! - [`plan`]: the schedule lowered into phases and steps.
 //! - [`expr`]: sizes as linear expressions over the symbols only data can fix.
 //! - [`render`]: text (the snapshot format), DOT and JSON; the bound IR's parameter table.
@@ -11,9 +12,11 @@
 //! [`Compiled`] is what a spec alone gives; [`Bound`] is a compiled spec whose every size is a number,
 //! and the only form the later stages accept.
 
+mod build;
 pub mod expr;
 pub mod graph;
 pub mod handle;
+pub mod param;
 pub mod plan;
 pub mod render;
 
@@ -50,7 +53,7 @@ impl Compiled {
             }
         }
         for param in &mut self.graph.params {
-            graph::bind_param(param, bindings);
+            param::bind_param(param, bindings);
         }
     }
 
