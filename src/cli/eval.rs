@@ -61,7 +61,7 @@ fn eval(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
         return Err(Exit::Io);
     }
     let info = checkpoint::load(&checkpoint_path, &mut network, &prepared.dataset.items).map_err(|e| {
-        reporter.error(&e.0, Some("evaluate with the run's own config, whose data the run was trained on"));
+        reporter.error(&e.to_string(), Some("evaluate with the run's own config, whose data the run was trained on"));
         Exit::Config
     })?;
     let settings = &prepared.config.eval;

@@ -81,7 +81,7 @@ fn recommend(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
             return Err(Exit::Io);
         }
         let info = checkpoint::load(&checkpoint_path, &mut network, &prepared.dataset.items).map_err(|e| {
-            reporter.error(&e.0, Some("the run folder's checkpoint does not match its data; train again"));
+            reporter.error(&e.to_string(), Some("the run folder's checkpoint does not match its data; train again"));
             Exit::Io
         })?;
         let prefix = known_items(&args.session, &prepared.dataset, reporter)?;

@@ -188,7 +188,7 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
         let path = run_dir.join(checkpoint::FILE_NAME);
         if path.exists() {
             let info = checkpoint::load(&path, &mut network, &prepared.dataset.items).map_err(|e| {
-                reporter.error(&e.0, Some("start a new run; this folder's checkpoint cannot be continued"));
+                reporter.error(&e.to_string(), Some("start a new run; this folder's checkpoint cannot be continued"));
                 Exit::Io
             })?;
             start_epoch = info.epoch + 1;

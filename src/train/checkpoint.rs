@@ -68,19 +68,34 @@ pub fn save(dir: &Path, network: &Network, items: &Interner, info: &CheckpointIn
     Ok(target)
 }
 
-/// Why a checkpoint cannot be used, in words for the user.
-#[derive(Debug)]
-pub struct Unusable(pub String);
+/// Why a checkpoint cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Unusable {
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{} is not a readable prnn checkpoint ({why})", path.display())]
+    Damaged { path: PathBuf, why: String },
+    #[error("{} was trained on another item index ({saved} items; the data now has {now})", path.display())]
+    OtherItems { path: PathBuf, saved: usize, now: usize },
+    #[error("{} has no tensor `{name}`: it was written for another model", path.display())]
+    Missing { path: PathBuf, name: String },
+    #[error("{}: `{name}` has shape {saved:?}, the model needs {needed:?}", path.display())]
+    Shape { path: PathBuf, name: String, saved: Vec<i64>, needed: Vec<i64> },
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, Unusable> {
+    std::fs::read(path).map_err(|source| Unusable::Read { path: path.to_path_buf(), source })
+}
 
 /// Reads the checkpoint's info and item IDs without touching a network.
 pub fn read_info(path: &Path) -> Result<(CheckpointInfo, Vec<String>), Unusable> {
-    let bytes = std::fs::read(path).map_err(|e| Unusable(format!("cannot read {}: {e}", path.display())))?;
+    let bytes = read(path)?;
     let (info, items, _) = decode(&bytes, path)?;
     Ok((info, items))
 }
 
 fn decode<'b>(bytes: &'b [u8], path: &Path) -> Result<(CheckpointInfo, Vec<String>, SafeTensors<'b>), Unusable> {
-    let broken = |why: String| Unusable(format!("{} is not a readable prnn checkpoint ({why})", path.display()));
+    let broken = |why: String| Unusable::Damaged { path: path.to_path_buf(), why };
     let tensors = SafeTensors::deserialize(bytes).map_err(|e| broken(e.to_string()))?;
     let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| broken(e.to_string()))?;
     let info = metadata.metadata().as_ref().and_then(|m| m.get("info")).ok_or_else(|| broken("no info in its metadata".into()))?;
@@ -99,24 +114,17 @@ fn decode<'b>(bytes: &'b [u8], path: &Path) -> Result<(CheckpointInfo, Vec<Strin
 
 /// Loads a checkpoint into `network`, checking that it was written for the same items and parameters.
 pub fn load(path: &Path, network: &mut Network, items: &Interner) -> Result<CheckpointInfo, Unusable> {
-    let bytes = std::fs::read(path).map_err(|e| Unusable(format!("cannot read {}: {e}", path.display())))?;
+    let bytes = read(path)?;
     let (info, saved_items, tensors) = decode(&bytes, path)?;
     if saved_items.len() != items.len() || saved_items.iter().zip(items.iter()).any(|(a, b)| a != b) {
-        return Err(Unusable(format!(
-            "{} was trained on another item index ({} items; the data now has {})",
-            path.display(),
-            saved_items.len(),
-            items.len()
-        )));
+        return Err(Unusable::OtherItems { path: path.to_path_buf(), saved: saved_items.len(), now: items.len() });
     }
     let device = network.device;
     for (name, tensor) in network.named_tensors_mut() {
-        let view = tensors
-            .tensor(&name)
-            .map_err(|_| Unusable(format!("{} has no tensor `{name}`: it was written for another model", path.display())))?;
+        let view = tensors.tensor(&name).map_err(|_| Unusable::Missing { path: path.to_path_buf(), name: name.clone() })?;
         let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
         if shape != tensor.size() || view.dtype() != Dtype::F32 {
-            return Err(Unusable(format!("{}: `{name}` has shape {shape:?}, the model needs {:?}", path.display(), tensor.size())));
+            return Err(Unusable::Shape { path: path.to_path_buf(), name, saved: shape, needed: tensor.size() });
         }
         let values: Vec<f32> = bytemuck::pod_collect_to_vec(view.data());
         let loaded = Tensor::from_slice(&values).reshape(&shape).to_device(device);
