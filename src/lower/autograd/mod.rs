@@ -109,7 +109,14 @@ impl<'a> Pass<'a> {
                 Tensor::embedding_bag(w_in, &bag.indices, &bag.offsets, false, 0, false, Some(&bag.weights), false).0
             }
             Node::Input { repr: InputRepr::Dense, .. } | Node::Embedding { .. } => self.value(input.source).mm(w_in),
-            other => unreachable!("a GRU reads item IDs, features or an embedding, not {other:?}"),
+            Node::Input { repr: InputRepr::Embedded | InputRepr::Feature, .. }
+            | Node::Gru { .. }
+            | Node::Interact { .. }
+            | Node::HiddenSum { .. }
+            | Node::Scores { .. }
+            | Node::ScoreSum { .. }
+            | Node::Activation { .. }
+            | Node::Loss { .. } => unreachable!("a GRU reads item IDs, features or an embedding"),
         }
     }
 }
@@ -313,7 +320,14 @@ pub(crate) fn scores_into(ir: &Bound, network: &Network, states: &[Tensor], out:
                 let sum = graph.subnet_ids().map(|k| &states[k.index()] * weights[k.index()]).reduce(|a, b| a + b);
                 sum.expect("a model has a subnet")
             }
-            other => unreachable!("scores read a hidden state, not {other:?}"),
+            Node::Input { .. }
+            | Node::Embedding { .. }
+            | Node::Scores { .. }
+            | Node::ScoreSum { .. }
+            | Node::Activation { .. }
+            | Node::Loss { .. } => {
+                unreachable!("scores read a hidden state")
+            }
         }
     };
     let mut first = true;
@@ -337,6 +351,12 @@ pub(crate) fn scores_into(ir: &Bound, network: &Network, states: &[Tensor], out:
             }
         }
         Node::Scores { .. } => add_part(merged, 1.0),
-        other => unreachable!("the activation reads merged scores, not {other:?}"),
+        Node::Input { .. }
+        | Node::Embedding { .. }
+        | Node::Gru { .. }
+        | Node::Interact { .. }
+        | Node::HiddenSum { .. }
+        | Node::Activation { .. }
+        | Node::Loss { .. } => unreachable!("the activation reads merged scores"),
     }
 }

@@ -236,7 +236,14 @@ impl State {
                     let (d_w, accumulate) = params.for_product(ir, network, batch_rows, input.w_in);
                     product(MatrixMut::new(d_w, width, 3 * h), Matrix::new(rows, b, width).t(), Matrix::new(&dx, b, 3 * h), accumulate);
                 }
-                other => unreachable!("a GRU reads item IDs, features or an embedding, not {other:?}"),
+                Node::Input { repr: InputRepr::Embedded | InputRepr::Feature, .. }
+                | Node::Gru { .. }
+                | Node::Interact { .. }
+                | Node::HiddenSum { .. }
+                | Node::Scores { .. }
+                | Node::ScoreSum { .. }
+                | Node::Activation { .. }
+                | Node::Loss { .. } => unreachable!("a GRU reads item IDs, features or an embedding"),
             }
         }
         pool.give(dx);

@@ -197,9 +197,19 @@ pub(super) fn output_of<'a>(values: &'a [Option<Value>], fresh_output: &'a [Opti
 
 /// The hidden state a scores node reads: a GRU's output, an interaction product or shared-W's sum.
 pub(super) fn state_of<'a>(values: &'a [Option<Value>], fresh_output: &'a [Option<Vec<f32>>], ir: &Bound, node: NodeId) -> &'a [f32] {
-    match (&values[node.index()], ir.graph().node(node)) {
-        (Some(Value::State(state)), _) => state,
-        (_, Node::Gru { subnet, .. }) => output_of(values, fresh_output, ir, *subnet),
-        (_, other) => unreachable!("scores read a hidden state, not {other:?}"),
+    match ir.graph().node(node) {
+        Node::Gru { subnet, .. } => output_of(values, fresh_output, ir, *subnet),
+        Node::Interact { .. } | Node::HiddenSum { .. } => match &values[node.index()] {
+            Some(Value::State(state)) => state,
+            _ => unreachable!("a state is computed before the scores that read it"),
+        },
+        Node::Input { .. }
+        | Node::Embedding { .. }
+        | Node::Scores { .. }
+        | Node::ScoreSum { .. }
+        | Node::Activation { .. }
+        | Node::Loss { .. } => {
+            unreachable!("scores read a hidden state")
+        }
     }
 }

@@ -158,7 +158,14 @@ impl State {
                     let width = rows.len() / b;
                     product(MatrixMut::new(&mut x, b, 3 * h), Matrix::new(rows, b, width), Matrix::new(w, width, 3 * h), true);
                 }
-                other => unreachable!("a GRU reads item IDs, features or an embedding, not {other:?}"),
+                Node::Input { repr: InputRepr::Embedded | InputRepr::Feature, .. }
+                | Node::Gru { .. }
+                | Node::Interact { .. }
+                | Node::HiddenSum { .. }
+                | Node::Scores { .. }
+                | Node::ScoreSum { .. }
+                | Node::Activation { .. }
+                | Node::Loss { .. } => unreachable!("a GRU reads item IDs, features or an embedding"),
             }
         }
         let w_hh = Matrix::new(memory(&params[w_hh.index()].value), h, 3 * h);
