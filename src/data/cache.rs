@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 use safetensors::tensor::TensorView;
-use safetensors::{Dtype, SafeTensors};
+use safetensors::{Dtype, SafeTensorError, SafeTensors};
 
 use super::error::{DataCode, DataError};
 use super::features::{DenseFeature, Feature, SparseFeature};
@@ -203,8 +203,42 @@ fn key_kind(sessions: &Sessions) -> &'static str {
 }
 
 /// Why a cache file was not used; the caller rebuilds and says so.
-#[derive(Debug)]
-pub struct Unusable(pub String);
+#[derive(Debug, thiserror::Error)]
+pub enum Unusable {
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{} is unusable ({why})", path.display())]
+    Damaged { path: PathBuf, why: Damage },
+}
+
+/// What is wrong inside a cache file that was read.
+#[derive(Debug, thiserror::Error)]
+pub enum Damage {
+    #[error(transparent)]
+    Format(#[from] SafeTensorError),
+    #[error("no metadata")]
+    NoMetadata,
+    #[error("no `{0}` in its metadata")]
+    MissingField(String),
+    #[error("written by another prnn version")]
+    OtherLayout,
+    #[error("its key does not match its name")]
+    OtherKey,
+    #[error(transparent)]
+    Metadata(#[from] serde_json::Error),
+    #[error("{name}: {source}")]
+    Tensor { name: String, source: SafeTensorError },
+    #[error("{name} has dtype {dtype:?}")]
+    Dtype { name: String, dtype: Dtype },
+    #[error("string table out of bounds")]
+    StringTable,
+    #[error("{side} events disagree in length")]
+    EventLengths { side: &'static str },
+    #[error("{side} session offsets are inconsistent")]
+    SessionOffsets { side: &'static str },
+    #[error("dense feature is not 2-D")]
+    DenseNotMatrix,
+}
 
 /// Loads the dataset cached under `key`, if there is one. `Ok(None)`: no cache yet.
 pub fn load(cache_dir: &Path, key: &str) -> Result<Option<Dataset>, Unusable> {
@@ -212,30 +246,30 @@ pub fn load(cache_dir: &Path, key: &str) -> Result<Option<Dataset>, Unusable> {
     let bytes = match std::fs::read(&file) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Unusable(format!("cannot read {}: {e}", file.display()))),
+        Err(source) => return Err(Unusable::Read { path: file, source }),
     };
-    decode(&bytes, key).map(Some).map_err(|why| Unusable(format!("{} is unusable ({why})", file.display())))
+    decode(&bytes, key).map(Some).map_err(|why| Unusable::Damaged { path: file, why })
 }
 
-fn decode(bytes: &[u8], key: &str) -> Result<Dataset, String> {
-    let tensors = SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
-    let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
-    let metadata = metadata.metadata().clone().ok_or("no metadata")?;
-    let field = |name: &str| metadata.get(name).cloned().ok_or(format!("no `{name}` in its metadata"));
+fn decode(bytes: &[u8], key: &str) -> Result<Dataset, Damage> {
+    let tensors = SafeTensors::deserialize(bytes)?;
+    let (_, metadata) = SafeTensors::read_metadata(bytes)?;
+    let metadata = metadata.metadata().clone().ok_or(Damage::NoMetadata)?;
+    let field = |name: &str| metadata.get(name).cloned().ok_or_else(|| Damage::MissingField(name.to_string()));
     if field("layout")? != LAYOUT_VERSION {
-        return Err("written by another prnn version".into());
+        return Err(Damage::OtherLayout);
     }
     if field("key")? != key {
-        return Err("its key does not match its name".into());
+        return Err(Damage::OtherKey);
     }
-    let report: Report = serde_json::from_str(&field("report")?).map_err(|e| e.to_string())?;
-    let kinds: IndexMap<String, String> = serde_json::from_str(&field("features")?).map_err(|e| e.to_string())?;
-    let key_kinds: Vec<String> = serde_json::from_str(&field("session_keys")?).map_err(|e| e.to_string())?;
+    let report: Report = serde_json::from_str(&field("report")?)?;
+    let kinds: IndexMap<String, String> = serde_json::from_str(&field("features")?)?;
+    let key_kinds: Vec<String> = serde_json::from_str(&field("session_keys")?)?;
 
-    let array = |name: &str, dtype: Dtype| -> Result<&[u8], String> {
-        let view = tensors.tensor(name).map_err(|e| format!("{name}: {e}"))?;
+    let array = |name: &str, dtype: Dtype| -> Result<&[u8], Damage> {
+        let view = tensors.tensor(name).map_err(|source| Damage::Tensor { name: name.to_string(), source })?;
         if view.dtype() != dtype {
-            return Err(format!("{name} has dtype {:?}", view.dtype()));
+            return Err(Damage::Dtype { name: name.to_string(), dtype: view.dtype() });
         }
         Ok(view.data())
     };
@@ -243,23 +277,23 @@ fn decode(bytes: &[u8], key: &str) -> Result<Dataset, String> {
         // The data may sit at any alignment inside the file buffer.
         bytemuck::pod_collect_to_vec(bytes)
     }
-    let strings = |name: &str| -> Result<Interner, String> {
+    let strings = |name: &str| -> Result<Interner, Damage> {
         let arena = array(&format!("{name}.bytes"), Dtype::U8)?;
         let ends: Vec<u64> = values(array(&format!("{name}.ends"), Dtype::U64)?);
         let mut interner = Interner::new();
         let mut start = 0usize;
         for end in ends {
             let end = end as usize;
-            interner.intern(arena.get(start..end).ok_or("string table out of bounds")?);
+            interner.intern(arena.get(start..end).ok_or(Damage::StringTable)?);
             start = end;
         }
         Ok(interner)
     };
-    let sessions = |side: &str, key_kind: &str| -> Result<Sessions, String> {
+    let sessions = |side: &'static str, key_kind: &str| -> Result<Sessions, Damage> {
         let items: Vec<u32> = values(array(&format!("{side}.item"), Dtype::U32)?);
         let offsets: Vec<f32> = values(array(&format!("{side}.offset"), Dtype::F32)?);
         if items.len() != offsets.len() {
-            return Err(format!("{side} events disagree in length"));
+            return Err(Damage::EventLengths { side });
         }
         let sessions = Sessions {
             events: items.into_iter().zip(offsets).map(|(item, offset)| Event { item, offset }).collect(),
@@ -270,7 +304,7 @@ fn decode(bytes: &[u8], key: &str) -> Result<Dataset, String> {
         };
         if sessions.offsets.len() != sessions.start.len() + 1 || sessions.offsets.last().map(|&o| o as usize) != Some(sessions.events.len())
         {
-            return Err(format!("{side} session offsets are inconsistent"));
+            return Err(Damage::SessionOffsets { side });
         }
         Ok(sessions)
     };
@@ -280,8 +314,8 @@ fn decode(bytes: &[u8], key: &str) -> Result<Dataset, String> {
     let mut features = IndexMap::new();
     for (name, kind) in kinds {
         let feature = if kind == "dense" {
-            let view = tensors.tensor(&format!("feature.{name}.values")).map_err(|e| e.to_string())?;
-            let dim = *view.shape().get(1).ok_or("dense feature is not 2-D")?;
+            let view = tensors.tensor(&format!("feature.{name}.values"))?;
+            let dim = *view.shape().get(1).ok_or(Damage::DenseNotMatrix)?;
             Feature::Dense(DenseFeature { dim, values: values(view.data()) })
         } else {
             let vocabulary: Vec<String> = strings(&format!("feature.{name}.vocabulary"))?.iter().map(String::from).collect();
@@ -370,6 +404,8 @@ mod tests {
         assert!(load(dir.path(), "k1").is_err());
         // A file renamed to another key is not taken for it.
         std::fs::write(path(dir.path(), "k2"), &bytes).unwrap();
-        assert!(load(dir.path(), "k2").unwrap_err().0.contains("key does not match"));
+        let error = load(dir.path(), "k2").unwrap_err();
+        assert!(matches!(error, Unusable::Damaged { why: Damage::OtherKey, .. }), "{error:?}");
+        assert!(error.to_string().contains("key does not match"), "{error}");
     }
 }

@@ -42,7 +42,7 @@ pub fn load(config: &RunConfig, write_cache: bool) -> Result<(Dataset, Source), 
     let note = match cache::load(&cache_dir, &key) {
         Ok(Some(dataset)) => return Ok((dataset, Source::Cache(cache::path(&cache_dir, &key)))),
         Ok(None) => None,
-        Err(unusable) => Some(format!("{}; prepared again", unusable.0)),
+        Err(unusable) => Some(format!("{unusable}; prepared again")),
     };
     let dataset = prepare(config)?;
     let cache = if write_cache { Some(cache::store(&dataset, &cache_dir, &key)?) } else { None };

@@ -278,7 +278,7 @@ pub fn read(
         }
         return Err(error);
     }
-    let sessions = builder.build().map_err(|message| DataError::new(DataCode::Row, path, message))?;
+    let sessions = builder.build().map_err(|error| DataError::new(DataCode::Row, path, error.to_string()))?;
     Ok(ReadSessions { sessions, skipped, rows })
 }
 
@@ -322,9 +322,9 @@ fn parse_row<'r>(
     }
     let mut time = 0.0f64;
     for (index, unit, name) in &columns.time {
-        time += time_parser.parse(&record[*index], *unit).map_err(|text| RowProblem {
+        time += time_parser.parse(&record[*index], *unit).map_err(|error| RowProblem {
             reason: "unreadable time",
-            message: format!("time column `{name}` holds {text:?}, which is not {}", unit_description(*unit)),
+            message: format!("time column `{name}` holds {error}"),
             help: match unit {
                 TimeUnit::S | TimeUnit::Ms | TimeUnit::Us => {
                     "if the column holds dates, write `time = [{ column = \"...\", unit = \"date\" }]` (or `\"datetime\"`)".into()
@@ -354,11 +354,12 @@ struct TimeParser {
 }
 
 impl TimeParser {
-    fn parse(&mut self, field: &[u8], unit: TimeUnit) -> Result<f64, String> {
-        let text = std::str::from_utf8(field).map_err(|_| String::from_utf8_lossy(field).into_owned())?.trim();
+    fn parse(&mut self, field: &[u8], unit: TimeUnit) -> Result<f64, UnreadableTime> {
+        let unreadable = |text: &str| UnreadableTime { text: text.to_string(), unit };
+        let text = std::str::from_utf8(field).map_err(|_| unreadable(&String::from_utf8_lossy(field)))?.trim();
         let number = |scale: f64| match text.parse::<f64>() {
             Ok(value) if value.is_finite() => Ok(value / scale),
-            _ => Err(text.to_string()),
+            _ => Err(unreadable(text)),
         };
         match unit {
             TimeUnit::S => number(1.0),
@@ -368,7 +369,7 @@ impl TimeParser {
                 if self.last_text == field {
                     return Ok(self.last_value);
                 }
-                let value = if unit == TimeUnit::Date { parse_date(text) } else { parse_datetime(text) }.ok_or_else(|| text.to_string())?;
+                let value = if unit == TimeUnit::Date { parse_date(text) } else { parse_datetime(text) }.ok_or_else(|| unreadable(text))?;
                 self.last_text.clear();
                 self.last_text.extend_from_slice(field);
                 self.last_value = value;
@@ -376,6 +377,14 @@ impl TimeParser {
             }
         }
     }
+}
+
+/// A time field that does not read as its column's unit: the text as written (invalid UTF-8 replaced).
+#[derive(Debug, thiserror::Error)]
+#[error("{text:?}, which is not {}", unit_description(*.unit))]
+struct UnreadableTime {
+    text: String,
+    unit: TimeUnit,
 }
 
 fn parse_date(text: &str) -> Option<f64> {
@@ -454,10 +463,10 @@ impl RunBuilder {
         self.events.push(Event { item, offset: (time - base) as f32 });
     }
 
-    fn build(self) -> Result<Sessions, String> {
+    fn build(self) -> Result<Sessions, TooManyEvents> {
         let RunBuilder { mut events, mut run_key, mut run_base, run_start, names } = self;
         if events.len() >= u32::MAX as usize {
-            return Err(format!("{} events in one file; prnn stores event positions in 32 bits (at most 4,294,967,294)", events.len()));
+            return Err(TooManyEvents { events: events.len() });
         }
         let keys = match names {
             Some(names) => SessionKeys::Named(names),
@@ -507,6 +516,13 @@ impl RunBuilder {
         }
         Ok(sessions)
     }
+}
+
+/// More events in one file than session offsets (`u32`) can address.
+#[derive(Debug, thiserror::Error)]
+#[error("{events} events in one file; prnn stores event positions in 32 bits (at most 4,294,967,294)")]
+struct TooManyEvents {
+    events: usize,
 }
 
 /// Sessions whose rows are spread over several runs: runs of one key are brought together (in file order)

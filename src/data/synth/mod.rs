@@ -32,12 +32,26 @@
 //! Everything comes from xoshiro256** generators seeded through SplitMix64, one independent stream per
 //! purpose, so output is reproducible bit for bit, and the item catalogue (clusters, popularity, successors)
 //! does not depend on `sessions` or `days`: a small and a large dataset with one seed share their items.
+//!
+//! # Layout
+//!
+//! This file holds the settings and writes the dataset; `planted.rs` builds the item catalogue (clusters,
+//! popularity, successors) and the oracle's ceiling, `sessions.rs` draws sessions and writes them as TSV text,
+//! and `files.rs` writes the item files, the vectors and the README.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Read, Write};
+mod files;
+mod planted;
+mod sessions;
+
+use std::fs;
+use std::io::{self, Write};
 use std::path::Path;
 
-use crate::rng::Xoshiro256;
+use files::{already_exists, create_output, readme_text, write_item_files};
+use planted::Planted;
+pub use planted::{cluster_of, oracle_metrics, successor_of, OracleMetrics};
+pub use sessions::SessionStream;
+use sessions::{push_session, Sessions, EVENTS_HEADER};
 
 /// Unix time of the first session's start.
 pub const BASE_TIME: u64 = 1_400_000_000;
@@ -50,10 +64,6 @@ pub const VECTOR_NOISE: f64 = 0.5;
 
 /// The files [`write_dataset`] writes, in the order it checks them.
 pub const FILES: [&str; 6] = ["train.tsv", "test.tsv", "items.tsv", "vectors.npy", "vectors.ids", "README.md"];
-
-const EVENTS_HEADER: &[u8] = b"SessionId\tItemId\tTime\n";
-/// Bytes of event text generated per refill of a [`SessionStream`].
-const STREAM_CHUNK: usize = 1 << 16;
 
 /// What to generate. Every field enters the output; `seed` alone picks among datasets of the same shape.
 #[derive(Debug, Clone, PartialEq)]
@@ -167,114 +177,6 @@ pub fn write_dataset(config: &SynthConfig, dir: &Path, force: bool) -> io::Resul
     Ok(summary)
 }
 
-/// All sessions (no split) as GRU4Rec TSV text, header first, generated as they are read: memory is the
-/// item catalogue (about 4 bytes per item) and a 64 KiB buffer, however many events the config asks for.
-/// The bytes equal `train.tsv` followed by `test.tsv` without its header, for the same config.
-pub struct SessionStream {
-    sessions: Sessions,
-    items: Vec<u32>,
-    buffer: Vec<u8>,
-    position: usize,
-}
-
-impl SessionStream {
-    /// Fails only on an invalid config (`InvalidInput`).
-    pub fn new(config: &SynthConfig) -> io::Result<Self> {
-        config.validate()?;
-        let mut buffer = Vec::with_capacity(STREAM_CHUNK + 4096);
-        buffer.extend_from_slice(EVENTS_HEADER);
-        let sessions = Sessions::new(config, Planted::new(config));
-        Ok(SessionStream { sessions, items: Vec::new(), buffer, position: 0 })
-    }
-}
-
-impl Read for SessionStream {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.position == self.buffer.len() {
-            self.buffer.clear();
-            self.position = 0;
-            while self.buffer.len() < STREAM_CHUNK {
-                match self.sessions.next_session(&mut self.items) {
-                    Some((session, start)) => push_session(&mut self.buffer, session, start, &self.items),
-                    None => break,
-                }
-            }
-        }
-        let available = &self.buffer[self.position..];
-        let n = available.len().min(out.len());
-        out[..n].copy_from_slice(&available[..n]);
-        self.position += n;
-        Ok(n)
-    }
-}
-
-/// The planted cluster of every item, indexed by item ID.
-///
-/// # Panics
-/// If the config is invalid (see [`SynthConfig::validate`]).
-pub fn cluster_of(config: &SynthConfig) -> Vec<u32> {
-    expect_valid(config);
-    Planted::new(config).cluster_by_id()
-}
-
-/// The planted successor of every cluster, indexed by cluster: the cluster the next event is pushed to.
-///
-/// # Panics
-/// If the config is invalid (see [`SynthConfig::validate`]).
-pub fn successor_of(config: &SynthConfig) -> Vec<u32> {
-    expect_valid(config);
-    Planted::new(config).successor
-}
-
-/// Expected next-item metrics of the best possible predictor, which knows the planted clusters, successors
-/// and popularities and ranks items by their true probability given the current item.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct OracleMetrics {
-    /// Probability that the next item is among the top `cutoff`.
-    pub recall: f64,
-    /// Expected reciprocal rank of the next item, 0 beyond `cutoff`.
-    pub mrr: f64,
-}
-
-/// The ceiling for Recall@`cutoff` and MRR@`cutoff` on predictions of a session's second and later events.
-///
-/// Averaged over current clusters uniformly, which is the stationary distribution of the cluster chain;
-/// sessions' first items are drawn by popularity, which differs from uniform only by the up to one item that
-/// cluster sizes differ by, so the figures are exact up to that.
-///
-/// # Panics
-/// If the config is invalid (see [`SynthConfig::validate`]).
-pub fn oracle_metrics(config: &SynthConfig, cutoff: usize) -> OracleMetrics {
-    expect_valid(config);
-    let planted = Planted::new(config);
-    let clusters = config.clusters as usize;
-    let uniform = (1.0 - config.signal) / clusters as f64;
-    let sizes: Vec<usize> = (0..config.clusters).map(|c| planted.size(c) as usize).collect();
-    // Only the successor's size matters, and successors take every cluster once: the first `larger` clusters
-    // hold one item more than the rest.
-    let larger = (config.items % config.clusters) as usize;
-    let mut cases = vec![(clusters - 1, clusters - larger)];
-    if larger > 0 {
-        cases.push((0, larger));
-    }
-    let mut oracle = OracleMetrics { recall: 0.0, mrr: 0.0 };
-    let mut probabilities = Vec::new();
-    for (successor, count) in cases {
-        probabilities.clear();
-        for (cluster, &size) in sizes.iter().enumerate() {
-            let mass = uniform + if cluster == successor { config.signal } else { 0.0 };
-            let total = planted.rank_cdf[size - 1];
-            probabilities.extend((0..size.min(cutoff)).map(|rank| mass * zipf_weight(rank) / total));
-        }
-        probabilities.sort_unstable_by(|a, b| b.total_cmp(a));
-        let share = count as f64 / clusters as f64;
-        let top = &probabilities[..cutoff.min(probabilities.len())];
-        oracle.recall += share * top.iter().sum::<f64>();
-        oracle.mrr += share * top.iter().enumerate().map(|(i, p)| p / (i + 1) as f64).sum::<f64>();
-    }
-    oracle
-}
-
 fn expect_valid(config: &SynthConfig) {
     if let Err(error) = config.validate() {
         panic!("invalid SynthConfig: {error}");
@@ -290,339 +192,11 @@ mod stream {
     pub const SESSIONS: u64 = 5;
 }
 
-fn zipf_weight(rank: usize) -> f64 {
-    1.0 / (rank + 1) as f64
-}
-
-/// The item catalogue. Item index `k` has cluster `k % clusters` and popularity rank `k / clusters` within
-/// it; `id_of[k]` is its (shuffled) ID.
-struct Planted {
-    items: u32,
-    clusters: u32,
-    id_of: Vec<u32>,
-    successor: Vec<u32>,
-    /// Cumulative Zipf weights over ranks; one table serves every cluster, as sizes differ only at the end.
-    rank_cdf: Vec<f64>,
-    /// Rank samplers for clusters of the smaller and (if sizes differ) the larger size.
-    rank_tables: Vec<AliasTable>,
-    /// Cumulative cluster masses (sum of member weights), for sessions' first items.
-    cluster_cdf: Vec<f64>,
-}
-
-impl Planted {
-    fn new(config: &SynthConfig) -> Self {
-        let mut rng = Xoshiro256::new(config.seed, stream::LAYOUT);
-        let mut id_of: Vec<u32> = (0..config.items).collect();
-        rng.shuffle(&mut id_of);
-        // Sattolo's algorithm: a uniformly random single cycle.
-        let mut successor: Vec<u32> = (0..config.clusters).collect();
-        for i in (1..successor.len()).rev() {
-            let j = rng.below(i as u32) as usize;
-            successor.swap(i, j);
-        }
-        let largest = config.items.div_ceil(config.clusters) as usize;
-        let mut rank_cdf = Vec::with_capacity(largest);
-        let mut total = 0.0;
-        for rank in 0..largest {
-            total += zipf_weight(rank);
-            rank_cdf.push(total);
-        }
-        let smallest = (config.items / config.clusters) as usize;
-        let weights: Vec<f64> = (0..largest).map(zipf_weight).collect();
-        let rank_tables = (smallest..=largest).map(|size| AliasTable::new(&weights[..size])).collect();
-        let mut planted =
-            Planted { items: config.items, clusters: config.clusters, id_of, successor, rank_cdf, rank_tables, cluster_cdf: Vec::new() };
-        let mut total = 0.0;
-        planted.cluster_cdf = (0..config.clusters)
-            .map(|c| {
-                total += planted.rank_cdf[planted.size(c) as usize - 1];
-                total
-            })
-            .collect();
-        planted
-    }
-
-    fn size(&self, cluster: u32) -> u32 {
-        self.items / self.clusters + u32::from(cluster < self.items % self.clusters)
-    }
-
-    fn cluster_by_id(&self) -> Vec<u32> {
-        let mut cluster = vec![0; self.items as usize];
-        for (k, &id) in self.id_of.iter().enumerate() {
-            cluster[id as usize] = k as u32 % self.clusters;
-        }
-        cluster
-    }
-
-    /// A popularity-weighted item of `cluster`.
-    fn draw_item(&self, cluster: u32, rng: &mut Xoshiro256) -> u32 {
-        let table = &self.rank_tables[(self.size(cluster) - self.items / self.clusters) as usize];
-        let rank = table.draw(rng) as usize;
-        self.id_of[rank * self.clusters as usize + cluster as usize]
-    }
-}
-
-/// Walker's alias method (Vose's construction): O(1) draws, where a binary search over the cumulative
-/// weights cost 40% of generation time.
-struct AliasTable {
-    /// Probability of keeping the drawn slot rather than taking its alias.
-    keep: Vec<f64>,
-    alias: Vec<u32>,
-}
-
-impl AliasTable {
-    fn new(weights: &[f64]) -> Self {
-        let n = weights.len();
-        let total: f64 = weights.iter().sum();
-        let mut scaled: Vec<f64> = weights.iter().map(|w| w * n as f64 / total).collect();
-        let mut keep = vec![1.0; n];
-        let mut alias: Vec<u32> = (0..n as u32).collect();
-        let (mut small, mut large): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| scaled[i] < 1.0);
-        while let (Some(&s), Some(&l)) = (small.last(), large.last()) {
-            small.pop();
-            keep[s] = scaled[s];
-            alias[s] = l as u32;
-            scaled[l] -= 1.0 - scaled[s];
-            if scaled[l] < 1.0 {
-                large.pop();
-                small.push(l);
-            }
-        }
-        // Whatever is left holds probability one up to rounding.
-        AliasTable { keep, alias }
-    }
-
-    fn draw(&self, rng: &mut Xoshiro256) -> u32 {
-        let slot = rng.below(self.keep.len() as u32);
-        if rng.unit() < self.keep[slot as usize] {
-            slot
-        } else {
-            self.alias[slot as usize]
-        }
-    }
-}
-
-/// Sessions one at a time, in start order.
-struct Sessions {
-    planted: Planted,
-    rng: Xoshiro256,
-    next: u64,
-    total: u64,
-    span: u64,
-    signal: f64,
-    /// `ln(1 - p)` of the geometric extra length, `None` when every session has exactly two events.
-    length_log: Option<f64>,
-}
-
-impl Sessions {
-    fn new(config: &SynthConfig, planted: Planted) -> Self {
-        // 2 + Geometric(p) counting failures has mean 2 + (1 - p) / p; solve for p.
-        let extra = config.mean_length - 2.0;
-        let length_log = (extra > 0.0).then(|| (1.0 - 1.0 / (extra + 1.0)).ln());
-        Sessions {
-            planted,
-            rng: Xoshiro256::new(config.seed, stream::SESSIONS),
-            next: 0,
-            total: config.sessions,
-            span: config.days as u64 * DAY,
-            signal: config.signal,
-            length_log,
-        }
-    }
-
-    /// Fills `items` with the next session's items; returns its ID and start time.
-    fn next_session(&mut self, items: &mut Vec<u32>) -> Option<(u64, u64)> {
-        if self.next == self.total {
-            return None;
-        }
-        let session = self.next;
-        self.next += 1;
-        let start = BASE_TIME + (session as u128 * self.span as u128 / self.total as u128) as u64;
-        let length = 2 + match self.length_log {
-            // `as` saturates; ln of the smallest unit_open bounds the count anyway.
-            Some(log) => (self.rng.unit_open().ln() / log) as usize,
-            None => 0,
-        };
-        let rng = &mut self.rng;
-        let planted = &self.planted;
-        items.clear();
-        let target = rng.unit() * planted.cluster_cdf[planted.cluster_cdf.len() - 1];
-        let last = planted.cluster_cdf.len() - 1;
-        let mut cluster = planted.cluster_cdf.partition_point(|&c| c <= target).min(last) as u32;
-        items.push(planted.draw_item(cluster, rng));
-        for _ in 1..length {
-            cluster = if rng.unit() < self.signal { planted.successor[cluster as usize] } else { rng.below(planted.clusters) };
-            items.push(planted.draw_item(cluster, rng));
-        }
-        Some((session, start))
-    }
-}
-
-fn push_u64(out: &mut Vec<u8>, mut value: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
-}
-
-fn push_session(out: &mut Vec<u8>, session: u64, start: u64, items: &[u32]) {
-    let mut time = start;
-    for &item in items {
-        push_u64(out, session);
-        out.push(b'\t');
-        push_u64(out, item as u64);
-        out.push(b'\t');
-        push_u64(out, time);
-        out.push(b'\n');
-        time += EVENT_GAP;
-    }
-}
-
-/// The `.npy` (format 1.0) preamble for a C-order little-endian float32 matrix: magic, version, header length
-/// and a dict padded with spaces so that the data starts at a multiple of 64 bytes.
-pub fn npy_header(rows: u64, columns: u64) -> Vec<u8> {
-    let mut dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {columns}), }}");
-    let unpadded = 10 + dict.len() + 1;
-    dict.extend(std::iter::repeat_n(' ', unpadded.next_multiple_of(64) - unpadded));
-    dict.push('\n');
-    let mut header = Vec::with_capacity(10 + dict.len());
-    header.extend_from_slice(b"\x93NUMPY\x01\x00");
-    // A dict this short always fits format 1.0's u16 length.
-    header.extend_from_slice(&(dict.len() as u16).to_le_bytes());
-    header.extend_from_slice(dict.as_bytes());
-    header
-}
-
-fn write_item_files(
-    config: &SynthConfig,
-    planted: &Planted,
-    items: &mut impl Write,
-    vectors: &mut impl Write,
-    ids: &mut impl Write,
-) -> io::Result<()> {
-    let cluster_by_id = planted.cluster_by_id();
-    let mut row_ids: Vec<u32> = (0..config.items).collect();
-    Xoshiro256::new(config.seed, stream::ROWS).shuffle(&mut row_ids);
-    let mut rng = Xoshiro256::new(config.seed, stream::VECTORS);
-    let dim = config.dim as usize;
-    let centroids: Vec<f64> = (0..config.clusters as usize * dim).map(|_| rng.normal()).collect();
-    let mut noise = Xoshiro256::new(config.seed, stream::NOISE);
-
-    items.write_all(b"ItemId\tcategory\tnoise\n")?;
-    vectors.write_all(&npy_header(config.items as u64, dim as u64))?;
-    let mut line = Vec::with_capacity(64);
-    let mut row = Vec::with_capacity(dim * 4);
-    for &id in &row_ids {
-        let cluster = cluster_by_id[id as usize] as usize;
-        line.clear();
-        push_u64(&mut line, id as u64);
-        line.extend_from_slice(b"\tcluster_");
-        push_u64(&mut line, cluster as u64);
-        line.extend_from_slice(b"\tn");
-        push_u64(&mut line, noise.below(config.clusters) as u64);
-        line.push(b'\n');
-        items.write_all(&line)?;
-
-        row.clear();
-        for &centre in &centroids[cluster * dim..(cluster + 1) * dim] {
-            row.extend_from_slice(&((centre + VECTOR_NOISE * rng.normal()) as f32).to_le_bytes());
-        }
-        vectors.write_all(&row)?;
-
-        line.clear();
-        push_u64(&mut line, id as u64);
-        line.push(b'\n');
-        ids.write_all(&line)?;
-    }
-    items.flush()?;
-    vectors.flush()?;
-    ids.flush()
-}
-
-fn already_exists(path: &Path) -> io::Error {
-    io::Error::new(io::ErrorKind::AlreadyExists, format!("{} already exists; refusing to overwrite it", path.display()))
-}
-
-fn create_output(path: &Path, force: bool) -> io::Result<BufWriter<File>> {
-    let file = if force {
-        File::create(path)
-    } else {
-        // Also catches a file that appeared after the up-front check.
-        OpenOptions::new().write(true).create_new(true).open(path).map_err(|error| match error.kind() {
-            io::ErrorKind::AlreadyExists => already_exists(path),
-            _ => error,
-        })
-    }?;
-    Ok(BufWriter::with_capacity(1 << 20, file))
-}
-
-fn readme_text(config: &SynthConfig, summary: &SynthSummary) -> String {
-    let SynthConfig { sessions, items, clusters, dim, signal, mean_length, days, seed } = config;
-    let planted = signal + (1.0 - signal) / *clusters as f64;
-    let oracle = oracle_metrics(config, 20);
-    format!(
-        "# Synthetic sessions with a planted feature signal\n\
-         \n\
-         Generated by prnn (`src/data/synth.rs`). The same settings give the same bytes.\n\
-         \n\
-         ## Settings\n\
-         \n\
-         | setting | value |\n\
-         |---|---|\n\
-         | sessions | {sessions} |\n\
-         | items | {items} |\n\
-         | clusters | {clusters} |\n\
-         | dim | {dim} |\n\
-         | signal | {signal} |\n\
-         | mean_length | {mean_length} |\n\
-         | days | {days} |\n\
-         | seed | {seed} |\n\
-         \n\
-         ## Contents\n\
-         \n\
-         - `train.tsv`: {train_events} events in {train_sessions} sessions; `test.tsv`: {test_events} events in \
-         {test_sessions} sessions (those starting in the last day). GRU4Rec format: `SessionId`, `ItemId`, `Time` \
-         (Unix seconds), tab-separated, with a header. Nothing is filtered: test sessions may hold items that \
-         training never shows.\n\
-         - `items.tsv`: `ItemId`, `category` (`cluster_<c>`, the item's planted cluster) and `noise` (`n<k>`, \
-         independent of everything).\n\
-         - `vectors.npy`: float32 [{items}, {dim}], the cluster's centroid (standard normal coordinates) plus \
-         normal noise of standard deviation {noise}; `vectors.ids`: the item ID of each row. Rows are in a random \
-         order, the same as in `items.tsv`.\n\
-         \n\
-         ## How it was made\n\
-         \n\
-         Each item belongs to one of {clusters} balanced clusters; IDs are shuffled, so they carry no cluster \
-         information. Within a cluster, items have Zipf popularity (weight 1/(rank+1)). The clusters form a random \
-         cycle: the next event's cluster is the current cluster's successor with probability {signal}, otherwise \
-         uniformly random, so the planted transition happens with probability {planted:.4}. The item is then drawn \
-         by popularity within the cluster; a session's first item by popularity over all items. Session lengths are \
-         2 plus a geometric number (mean {mean_length}); sessions start evenly over {days} days from Unix time \
-         {base}, events 60 s apart.\n\
-         \n\
-         The features reveal the cluster, from which the next cluster follows; item IDs reveal it only after the \
-         item has been seen often enough. A predictor that knew the planted model would reach Recall@20 = \
-         {recall:.4} and MRR@20 = {mrr:.4} on second and later events: no model can do better.\n",
-        train_events = summary.train_events,
-        train_sessions = summary.train_sessions,
-        test_events = summary.test_events,
-        test_sessions = summary.test_sessions,
-        noise = VECTOR_NOISE,
-        base = BASE_TIME,
-        recall = oracle.recall,
-        mrr = oracle.mrr,
-    )
-}
-
 #[cfg(test)]
 mod tests {
+    use std::io::Read;
+
+    use super::planted::zipf_weight;
     use super::*;
 
     fn small() -> SynthConfig {
@@ -871,18 +445,6 @@ mod tests {
 
         let readme = read("README.md");
         assert!(readme.contains("| sessions | 3000 |") && readme.contains("Recall@20"), "{readme}");
-    }
-
-    #[test]
-    fn npy_header_is_padded_to_64() {
-        for (rows, columns) in [(1, 1), (600, 16), (100_000_000, 4096), (u32::MAX as u64, u32::MAX as u64)] {
-            let header = npy_header(rows, columns);
-            assert_eq!(header.len() % 64, 0);
-            assert_eq!(u16::from_le_bytes([header[8], header[9]]) as usize, header.len() - 10);
-            assert_eq!(header.last(), Some(&b'\n'));
-            let text = std::str::from_utf8(&header[10..]).unwrap();
-            assert!(text.contains(&format!("'shape': ({rows}, {columns}), }}")));
-        }
     }
 
     #[test]
