@@ -25,7 +25,7 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 /// A synthetic dataset whose `category` feature reveals each item's cluster, and whose `vector` feature is
-/// a noisy cluster centroid (src/data/synth.rs).
+/// a noisy cluster centroid (src/data/synth/).
 pub struct Synthetic {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
