@@ -17,6 +17,7 @@ pub mod prepare;
 pub mod sessions;
 pub mod synth;
 pub mod table;
+mod time;
 pub mod validation;
 
 use std::path::PathBuf;
