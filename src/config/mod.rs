@@ -4,6 +4,8 @@
 //! and their columns has a default (docs/run-config.md); unknown keys are rejected with a "did you mean". Paths are relative to the config
 //! file's folder.
 
+pub mod overrides;
+
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
