@@ -6,7 +6,7 @@
 use tch::{Kind, Tensor};
 
 use crate::data::intern::Interner;
-use crate::lower::{Autograd, Executor, Network};
+use crate::lower::Executor;
 
 /// A session's item IDs resolved against the training items.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,13 +29,12 @@ pub fn known_items(session: &[String], items: &Interner) -> Prefix {
     prefix
 }
 
-/// Runs the prefix through the network one event at a time from a zero state; the merged scores of every item
-/// after its last event.
-pub fn session_scores(network: Network, prefix: &[u32]) -> Vec<f32> {
+/// Runs the prefix through the executor's network one event at a time from a zero state; the merged scores of
+/// every item after its last event.
+pub fn session_scores(executor: &dyn Executor, prefix: &[u32]) -> Vec<f32> {
     let _guard = tch::no_grad_guard();
-    let device = network.device;
-    let executor = Autograd::new(network);
     let network = executor.network();
+    let device = network.device;
     let mut hidden: Vec<Tensor> =
         network.ir().graph().subnet_ids().map(|k| Tensor::zeros([1, network.hidden_size(k)], (Kind::Float, device))).collect();
     for &item in prefix {
