@@ -17,6 +17,9 @@
 //! - [`lower`]: the graph and a dataset as libtorch tensors: GRU cells, merges, losses, sparse Adagrad.
 //! - [`train`]: the plan executed over session-parallel mini-batches; checkpoints.
 //! - [`eval`]: next-event prediction, Recall@K and MRR@K.
+//! - [`run`]: run folders, the files `prnn train`, `eval` and `baseline` leave, and how they are read back.
+//! - [`report`]: the experiment's table and plot, from its cells' run folders.
+//! - [`experiment`]: an experiment's cells, its tuning choice, and what its folder already holds.
 //! - [`diagnostic`]: spans, error codes and rendering shared by every stage.
 //!
 //! Nothing in `syntax`, `check` or `ir` touches files or libtorch; `lower`, `train` and `eval` need the
@@ -30,12 +33,15 @@ pub mod data;
 pub mod diagnostic;
 #[cfg(feature = "torch")]
 pub mod eval;
+#[cfg(feature = "torch")]
+pub mod experiment;
 pub mod ir;
 #[cfg(feature = "torch")]
 pub mod lower;
 #[cfg(feature = "torch")]
 pub mod report;
 pub mod rng;
+pub mod run;
 #[cfg(feature = "torch")]
 pub mod runtime;
 pub mod syntax;

@@ -67,26 +67,35 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let reporter = Reporter::new(cli.color);
     // A panic is a bug in prnn: report it as the internal-failure exit code, not Rust's 101.
-    let outcome = std::panic::catch_unwind(|| match &cli.command {
-        Command::Check(args) => cli::check::run(args, &reporter),
-        Command::Compile(args) => cli::compile::run(args, &reporter),
-        Command::Data(command) => cli::data::run(command, &reporter),
-        #[cfg(feature = "torch")]
-        Command::Train(args) => cli::train::run(args, &reporter),
-        #[cfg(feature = "torch")]
-        Command::Eval(args) => cli::eval::run(args, &reporter),
-        #[cfg(feature = "torch")]
-        Command::Run(args) => cli::experiment::run(args, &reporter),
-        #[cfg(feature = "torch")]
-        Command::Recommend(args) => cli::recommend::run(args, &reporter),
-        #[cfg(feature = "torch")]
-        Command::Baseline(args) => cli::baseline::run(args, &reporter),
-        #[cfg(feature = "torch")]
-        Command::Doctor => cli::doctor::run(),
+    let outcome = std::panic::catch_unwind(|| -> anyhow::Result<Exit> {
+        match &cli.command {
+            Command::Check(args) => Ok(cli::check::run(args, &reporter)),
+            Command::Compile(args) => cli::compile::run(args).map(|()| Exit::Ok),
+            Command::Data(command) => cli::data::run(command).map(|()| Exit::Ok),
+            #[cfg(feature = "torch")]
+            Command::Train(args) => cli::train::run(args).map(|()| Exit::Ok),
+            #[cfg(feature = "torch")]
+            Command::Eval(args) => cli::eval::run(args).map(|()| Exit::Ok),
+            #[cfg(feature = "torch")]
+            Command::Run(args) => cli::experiment::run(args, &reporter).map(|()| Exit::Ok),
+            #[cfg(feature = "torch")]
+            Command::Recommend(args) => cli::recommend::run(args).map(|()| Exit::Ok),
+            #[cfg(feature = "torch")]
+            Command::Baseline(args) => cli::baseline::run(args).map(|()| Exit::Ok),
+            #[cfg(feature = "torch")]
+            Command::Doctor => Ok(cli::doctor::run()),
+        }
     });
-    let exit = outcome.unwrap_or_else(|_| {
-        eprintln!("error: internal failure in prnn (the message above says where); please report it with the command line");
-        Exit::Internal
-    });
+    let exit = match outcome {
+        Ok(Ok(exit)) => exit,
+        Ok(Err(failure)) => {
+            reporter.report(&failure);
+            cli::exit_code(&failure)
+        }
+        Err(_) => {
+            eprintln!("error: internal failure in prnn (the message above says where); please report it with the command line");
+            Exit::Internal
+        }
+    };
     ExitCode::from(exit as u8)
 }

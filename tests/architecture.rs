@@ -16,11 +16,13 @@ const STAGES: &[&[&str]] = &[
     &["lower"],
     &["train"],
     &["eval", "baseline"],
+    &["run"],
     &["report"],
+    &["experiment"],
 ];
 
 /// Stages after the IR: they know the model only through it.
-const AFTER_IR: &[&str] = &["lower", "train", "eval", "baseline", "report"];
+const AFTER_IR: &[&str] = &["lower", "train", "eval", "baseline", "run", "report", "experiment"];
 
 fn rank(module: &str) -> Option<usize> {
     STAGES.iter().position(|stage| stage.contains(&module))

@@ -1,10 +1,13 @@
-//! `prnn baseline`, `prnn run` and `prnn recommend` from the command line.
+//! `prnn baseline`, `prnn run` and `prnn recommend` from the command line, and the library modules behind `run`
+//! and `recommend` called directly.
 
 mod common;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use common::{prnn, stderr};
+use prnn::experiment::{Cell, Plan, PlannedSpec};
 
 fn stdout(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
@@ -239,4 +242,92 @@ fn experiment_settings_are_checked_before_anything_runs() {
     let plan = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(plan.contains("to run   cells/ids-seed1") && plan.contains("to run   cells/ids-seed2"), "{plan}");
     assert!(!root.join("plan").exists(), "--plan creates nothing");
+}
+
+#[test]
+fn the_library_plans_the_cells_that_prnn_run_lists() {
+    let data = common::synthetic(prnn::data::synth::SynthConfig { sessions: 100, items: 50, clusters: 5, dim: 4, ..Default::default() });
+    let root = data.dir.path();
+    std::fs::write(root.join("ids.prnn"), SPEC_ID).unwrap();
+    std::fs::write(root.join("both.prnn"), SPEC_PARALLEL).unwrap();
+    let config_path = root.join("experiment.toml");
+    let experiment = "\n[experiment]\nspecs = [\"ids.prnn\", \"both.prnn\"]\nseeds = [1, 2]\nbaselines = [\"item_knn\"]\n\
+                      compare_to = \"ids\"\n\n[experiment.tune]\nmodels = [\"both\"]\ngrid = { lr = [0.05, 0.2] }\n";
+    std::fs::write(&config_path, std::fs::read_to_string(&data.config).unwrap() + experiment).unwrap();
+    let config = common::run_config(&config_path);
+
+    // Planned by the library: the specs come from the config, resolved against its folder.
+    let mut plan = Plan::new(&config.experiment, &["batch=8,16".to_string()], &[]).unwrap();
+    assert_eq!(plan.spec_paths, [root.join("ids.prnn"), root.join("both.prnn")]);
+    for path in plan.spec_paths.clone() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let compiled = common::compile(&text, &config);
+        plan.add_spec(PlannedSpec::new(path, compiled.model.name.clone(), &text)).unwrap();
+    }
+    plan.check_names().unwrap();
+    let (first, tuning) = plan.first_phase();
+    let second = plan.second_phase(&HashMap::new());
+    let names = |cells: &[Cell]| cells.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&first), ["cells/item_knn", "tune/both-lr0.05", "tune/both-lr0.2"]);
+    assert_eq!(tuning.iter().map(|t| t.model.as_str()).collect::<Vec<_>>(), ["both", "both"]);
+    assert_eq!(
+        names(&second),
+        [
+            "cells/ids-batch8-seed1",
+            "cells/ids-batch8-seed2",
+            "cells/ids-batch16-seed1",
+            "cells/ids-batch16-seed2",
+            "cells/both-batch8-seed1",
+            "cells/both-batch8-seed2",
+            "cells/both-batch16-seed1",
+            "cells/both-batch16-seed2"
+        ]
+    );
+    assert_eq!(plan.rows(), ["item_knn", "ids batch=8", "ids batch=16", "both batch=8", "both batch=16"]);
+    assert_eq!(plan.reference().as_deref(), Some("item_knn"));
+
+    // `prnn run --plan` lists the same cells, in the same order, all still to run.
+    let output = prnn()
+        .arg("run")
+        .arg("--config")
+        .arg(&config_path)
+        .arg("--out")
+        .arg(root.join("plan"))
+        .args(["--sweep", "batch=8,16", "--plan"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let printed = stdout(&output);
+    let listed: Vec<&str> =
+        printed.lines().filter_map(|line| line.strip_prefix("  to run   ")).map(|rest| rest.split(' ').next().unwrap()).collect();
+    let planned: Vec<String> = names(&first).into_iter().chain(names(&second)).collect();
+    assert_eq!(listed, planned, "{printed}");
+}
+
+#[test]
+fn a_session_scored_alone_ranks_its_next_item_where_evaluation_does() {
+    let _serial = common::serial();
+    let data = common::synthetic(prnn::data::synth::SynthConfig { sessions: 600, items: 80, clusters: 6, dim: 4, ..Default::default() });
+    let config = common::run_config(&data.config);
+    let dataset = common::dataset(&config);
+    let network = common::network(common::compile(SPEC_ID, &config), &dataset, common::device());
+    let executor = prnn::lower::Autograd::new(network);
+    let evaluation = prnn::eval::evaluate(&executor, &dataset, &config.eval);
+    assert_eq!(config.eval.ties, prnn::config::Ties::Conservative);
+    let (mut checked, mut same) = (0, 0);
+    // Evaluation ranks each event after the events before it in its session; `recommend` scores that prefix alone.
+    for rank in &evaluation.ranks {
+        let prefix: Vec<u32> = dataset.test.session(rank.session as usize)[..rank.position as usize].iter().map(|e| e.item).collect();
+        let scores = prnn::eval::recommend::session_scores(&executor, &prefix);
+        let target = scores[rank.item as usize];
+        let above = scores.iter().filter(|&&s| s > target || s.is_nan()).count();
+        let tied_others = scores.iter().filter(|&&s| s == target).count() - 1;
+        checked += 1;
+        same += usize::from((1 + above + tied_others) as f64 == rank.rank);
+        let top = prnn::eval::recommend::top_k(&scores, 1)[0];
+        assert!(scores[top] >= target, "the first recommendation scores at least as high as any item");
+    }
+    assert!(checked >= 40, "{checked} events");
+    // Batched and single-row inference may round differently; a near tie can then swap two ranks, nothing more.
+    assert!(same * 10 >= checked * 9, "{same} of {checked} ranks agree");
 }

@@ -4,10 +4,13 @@ use std::path::{Path, PathBuf};
 
 use prnn::baseline::{self, Baseline};
 use prnn::config::BASELINE_NAMES;
+use prnn::run::file::create_dir;
+use prnn::run::{self, results, BaselineRecord};
 
-use super::eval::{print_table, write_results};
-use super::session::{self, CONFIG_FILE};
-use super::{read_file, Exit, Reporter};
+use super::error::{CliError, Diagnostics};
+use super::eval::print_table;
+use super::load_config;
+use super::session;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -28,30 +31,6 @@ pub struct Args {
     pub threads: Option<u64>,
 }
 
-/// The record of a baseline's run folder, beside `config.toml`, `eval.json` and `ranks.tsv`.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct BaselineRecord {
-    pub prnn_version: String,
-    pub command_line: Vec<String>,
-    pub baseline: String,
-    pub settings: serde_json::Value,
-    pub config_path: PathBuf,
-    pub config_dir: PathBuf,
-    pub config_hash: String,
-    pub validation: bool,
-    /// Seconds spent fitting (building similarities or indices).
-    pub fit_seconds: f64,
-}
-
-pub const BASELINE_FILE: &str = "baseline.json";
-
-pub fn run(args: &Args, reporter: &Reporter) -> Exit {
-    match fit_and_evaluate(args, reporter) {
-        Ok(()) => Exit::Ok,
-        Err(code) => code,
-    }
-}
-
 /// The `[baselines]` settings that apply to `name`, as recorded in the run folder.
 pub fn settings_of(name: &str, config: &prnn::config::RunConfig) -> serde_json::Value {
     match name {
@@ -62,29 +41,21 @@ pub fn settings_of(name: &str, config: &prnn::config::RunConfig) -> serde_json::
     .expect("settings serialise")
 }
 
-fn fit_and_evaluate(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
+pub fn run(args: &Args) -> anyhow::Result<()> {
     if !BASELINE_NAMES.contains(&args.name.as_str()) {
-        let hint = prnn::diagnostic::closest(&args.name, BASELINE_NAMES).map(|b| format!("did you mean `{b}`? ")).unwrap_or_default();
-        reporter
-            .error(&format!("unknown baseline `{}`", args.name), Some(&format!("{hint}the baselines are {}", BASELINE_NAMES.join(", "))));
-        return Err(Exit::Usage);
+        return Err(CliError::UnknownBaseline(args.name.clone()).into());
     }
-    let mut config = super::load_config(&args.config, reporter)?;
-    let config_text = read_file(&args.config, "run config", reporter)?.text;
+    let (mut config, config_source) = load_config(&args.config)?;
+    let config_text = config_source.text;
     if let Some(threads) = args.threads {
         config.run.threads = threads;
     }
     session::set_threads(&config);
-    let dataset = session::load_data(&config, args.validation, reporter)?;
+    let dataset = session::load_data(&config, args.validation)?;
     let run_dir = match &args.out {
-        Some(out) => {
-            if out.exists() && std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(true) {
-                reporter.error(&format!("the run folder `{}` exists and is not empty", out.display()), Some("give a new `--out` folder"));
-                return Err(Exit::Io);
-            }
-            out.clone()
-        }
-        None => super::train::new_run_dir(&config.run.out, &args.name),
+        Some(out) if run::is_taken(out) => return Err(CliError::RunFolderTaken { dir: out.clone(), resumable: false }.into()),
+        Some(out) => out.clone(),
+        None => run::new_run_dir(&config.run.out, &args.name),
     };
     let started = std::time::Instant::now();
     let fitted = Baseline::fit(&args.name, &dataset, &config.baselines).expect("the name was checked");
@@ -97,52 +68,26 @@ fn fit_and_evaluate(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
         settings: settings_of(&args.name, &config),
         config_path: args.config.clone(),
         config_dir: std::path::absolute(args.config.parent().unwrap_or(Path::new("."))).unwrap_or_default(),
-        config_hash: session::hash(&config_text),
+        config_hash: run::hash(&config_text),
         validation: args.validation,
         fit_seconds,
     };
-    let write = |name: &str, text: String| {
-        let path = run_dir.join(name);
-        std::fs::write(&path, text).map_err(|e| {
-            reporter.error(
-                &format!("cannot write `{}`: {e}", path.display()),
-                Some("check that the folder is writable and the disk has space"),
-            );
-            Exit::Io
-        })
-    };
-    std::fs::create_dir_all(&run_dir).map_err(|e| {
-        reporter.error(&format!("cannot create `{}`: {e}", run_dir.display()), None);
-        Exit::Io
-    })?;
-    write(CONFIG_FILE, config_text)?;
-    write(BASELINE_FILE, serde_json::to_string_pretty(&record).expect("records serialise") + "\n")?;
+    create_dir(&run_dir, "")?;
+    run::write_baseline(&run_dir, &config_text, &record)?;
     let extra = serde_json::json!({ "baseline": args.name, "fit_seconds": fit_seconds, "validation": args.validation });
-    write_results(&run_dir, &args.name, extra, &config.eval, &dataset, &evaluation, reporter)?;
+    results::write(&run_dir, &args.name, extra, &config.eval, &dataset, &evaluation)?;
     print_table(&format!("{} (fitted in {fit_seconds:.1} s)", args.name), &evaluation, &config.eval);
     eprintln!("run folder {}", run_dir.display());
     Ok(())
 }
 
 /// Reads a baseline's run folder and fits the baseline again on its data (for `prnn recommend`).
-pub fn refit(dir: &Path, reporter: &Reporter) -> Result<(BaselineRecord, prnn::data::Dataset, Baseline), Exit> {
-    let record_path = dir.join(BASELINE_FILE);
-    let text = read_file(&record_path, "baseline record", reporter)?.text;
-    let record: BaselineRecord = serde_json::from_str(&text).map_err(|e| {
-        reporter.error(&format!("{} is damaged: {e}", record_path.display()), Some("run `prnn baseline` again"));
-        Exit::Io
-    })?;
-    let config_text = read_file(&dir.join(CONFIG_FILE), "run config", reporter)?.text;
-    let config = prnn::config::parse(&config_text, &record.config_dir).map_err(|diagnostics| {
-        reporter
-            .diagnostics(&prnn::diagnostic::Source::new(dir.join(CONFIG_FILE).display().to_string(), config_text.clone()), &diagnostics);
-        Exit::Config
-    })?;
+pub fn refit(dir: &Path) -> anyhow::Result<(BaselineRecord, prnn::data::Dataset, Baseline)> {
+    let folder = run::read_baseline(dir)?;
+    let config = prnn::config::parse(&folder.config.text, &folder.record.config_dir)
+        .map_err(|diagnostics| Diagnostics::config(&folder.config, diagnostics))?;
     session::set_threads(&config);
-    let dataset = session::load_data(&config, record.validation, reporter)?;
-    let fitted = Baseline::fit(&record.baseline, &dataset, &config.baselines).ok_or_else(|| {
-        reporter.error(&format!("{} names an unknown baseline `{}`", record_path.display(), record.baseline), None);
-        Exit::Io
-    })?;
-    Ok((record, dataset, fitted))
+    let dataset = session::load_data(&config, folder.record.validation)?;
+    let fitted = Baseline::fit(&folder.record.baseline, &dataset, &config.baselines).expect("read_baseline checked the name");
+    Ok((folder.record, dataset, fitted))
 }

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use super::{read_file, Exit, Reporter};
+use super::error::Diagnostics;
+use super::{exit_code, read_file, Exit, Reporter};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -11,28 +12,34 @@ pub struct Args {
     pub specs: Vec<PathBuf>,
 }
 
+/// Checks every spec, reporting each one's problems as it goes (a failed spec does not stop the others); the exit
+/// code is the highest among the specs'.
 pub fn run(args: &Args, reporter: &Reporter) -> Exit {
     let mut exit = Exit::Ok;
     let mut failed = 0;
     for path in &args.specs {
-        let source = match read_file(path, "spec", reporter) {
-            Ok(source) => source,
-            Err(code) => {
-                println!("error {} (unreadable)", path.display());
-                failed += 1;
-                exit = exit.max(code);
-                continue;
-            }
-        };
-        match prnn::check_source(&source) {
-            Ok(model) => println!("ok    {} (model {})", path.display(), model.name),
+        let failure = match read_file(path, "spec") {
             Err(error) => {
-                failed += 1;
-                exit = exit.max(Exit::Spec);
-                println!("error {} ({} problem{})", path.display(), error.diagnostics.len(), plural(error.diagnostics.len()));
-                reporter.diagnostics(&source, &error.diagnostics);
+                let failure = anyhow::Error::new(error);
+                reporter.report(&failure);
+                println!("error {} (unreadable)", path.display());
+                failure
             }
-        }
+            Ok(source) => match prnn::check_source(&source) {
+                Ok(model) => {
+                    println!("ok    {} (model {})", path.display(), model.name);
+                    continue;
+                }
+                Err(error) => {
+                    println!("error {} ({} problem{})", path.display(), error.diagnostics.len(), plural(error.diagnostics.len()));
+                    let failure = anyhow::Error::new(Diagnostics::spec(&source, error.diagnostics));
+                    reporter.report(&failure);
+                    failure
+                }
+            },
+        };
+        failed += 1;
+        exit = exit.max(exit_code(&failure));
     }
     if args.specs.len() > 1 {
         println!("checked {} specs: {} ok, {failed} failed", args.specs.len(), args.specs.len() - failed);

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use prnn::ir::{render, Bindings, Compiled};
 
-use super::{read_file, Exit, Reporter};
+use super::error::Diagnostics;
+use super::{load_config, read_file};
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Format {
@@ -29,41 +30,17 @@ pub struct Args {
     pub format: Format,
 }
 
-pub fn run(args: &Args, reporter: &Reporter) -> Exit {
-    let source = match read_file(&args.spec, "spec", reporter) {
-        Ok(source) => source,
-        Err(code) => return code,
-    };
-    let mut model = match prnn::check_source(&source) {
-        Ok(model) => model,
-        Err(error) => {
-            reporter.diagnostics(&source, &error.diagnostics);
-            return Exit::Spec;
-        }
-    };
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let source = read_file(&args.spec, "spec")?;
+    let mut model = prnn::check_source(&source).map_err(|error| Diagnostics::spec(&source, error.diagnostics))?;
     let mut bindings = None;
     if let Some(config_path) = &args.config {
-        let config = match super::load_config(config_path, reporter) {
-            Ok(config) => config,
-            Err(code) => return code,
-        };
-        model = match prnn::config::bind(&config, &model, &source.name) {
-            Ok(model) => model,
-            Err(diagnostics) => {
-                let config_source = match read_file(config_path, "run config", reporter) {
-                    Ok(source) => source,
-                    Err(code) => return code,
-                };
-                reporter.diagnostics(&config_source, &diagnostics);
-                return Exit::Config;
-            }
-        };
+        let (config, config_source) = load_config(config_path)?;
+        model =
+            prnn::config::bind(&config, &model, &source.name).map_err(|diagnostics| Diagnostics::config(&config_source, diagnostics))?;
         // The data decides n_items and every input's width. A current cache is used, but compiling never
         // writes one: `prnn data prepare` does.
-        let (dataset, source) = match prnn::data::load(&config, false) {
-            Ok(loaded) => loaded,
-            Err(error) => return super::data::report_data_error(&error, reporter),
-        };
+        let (dataset, source) = prnn::data::load(&config, false)?;
         if let prnn::data::Source::Prepared { note: Some(note), .. } = &source {
             eprintln!("note: {note}; `prnn data prepare` writes a new one");
         }
@@ -84,5 +61,5 @@ pub fn run(args: &Args, reporter: &Reporter) -> Exit {
         Format::Json => render::json(&compiled),
     };
     print!("{text}");
-    Exit::Ok
+    Ok(())
 }

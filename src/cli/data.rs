@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use prnn::data::{self, prepare::render_report, synth, DataCode, DataError, Dataset};
+use prnn::data::{self, prepare::render_report, synth, Dataset};
 
-use super::{load_config, Exit, Reporter};
+use super::{load_config, Exit};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -77,50 +77,61 @@ pub struct SynthArgs {
     pub force: bool,
 }
 
-pub fn run(command: &Command, reporter: &Reporter) -> Exit {
+/// Failures of `prnn data` that are not in the data itself.
+#[derive(Debug, thiserror::Error)]
+pub enum DataCommandError {
+    #[error("cannot generate this dataset: {0}")]
+    SynthSettings(#[source] std::io::Error),
+    #[error("{} already {}", .0.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(", "), if .0.len() == 1 { "exists" } else { "exist" })]
+    WouldOverwrite(Vec<PathBuf>),
+    #[error("cannot write the prepared split into {}: {source}", dir.display())]
+    Export { dir: PathBuf, source: std::io::Error },
+    #[error("cannot write the synthetic dataset into {}: {source}", dir.display())]
+    Synth { dir: PathBuf, source: std::io::Error },
+}
+
+impl DataCommandError {
+    pub fn exit(&self) -> Exit {
+        match self {
+            DataCommandError::SynthSettings(_) => Exit::Usage,
+            DataCommandError::WouldOverwrite(_) | DataCommandError::Export { .. } | DataCommandError::Synth { .. } => Exit::Io,
+        }
+    }
+
+    pub fn help(&self) -> Option<&'static str> {
+        match self {
+            DataCommandError::SynthSettings(_) => Some("see `prnn data synth --help` for each setting"),
+            DataCommandError::WouldOverwrite(_) => Some("choose another folder, or pass --force to replace these files"),
+            DataCommandError::Export { .. } | DataCommandError::Synth { .. } => None,
+        }
+    }
+}
+
+pub fn run(command: &Command) -> anyhow::Result<()> {
     match command {
-        Command::Prepare(args) => prepare(args, reporter),
-        Command::Stats(args) => stats(args, reporter),
-        Command::Synth(args) => synth_dataset(args, reporter),
+        Command::Prepare(args) => prepare(args),
+        Command::Stats(args) => stats(args),
+        Command::Synth(args) => synth_dataset(args),
     }
 }
 
-/// Data problems: a missing file is an I/O failure, anything in the data itself a data error.
-pub fn report_data_error(error: &DataError, reporter: &Reporter) -> Exit {
-    reporter.data_error(error);
-    if error.code == DataCode::File {
-        Exit::Io
-    } else {
-        Exit::Data
-    }
-}
-
-fn prepare(args: &PrepareArgs, reporter: &Reporter) -> Exit {
-    let mut config = match load_config(&args.config, reporter) {
-        Ok(config) => config,
-        Err(exit) => return exit,
-    };
+fn prepare(args: &PrepareArgs) -> anyhow::Result<()> {
+    let (mut config, _) = load_config(&args.config)?;
     if let Some(out) = &args.out {
         config.run.out = out.clone();
     }
     if let Some(dir) = &args.export {
-        if let Some(exit) = refuse_overwrite(dir, &["train.tsv", "test.tsv"], args.force, reporter) {
-            return exit;
-        }
+        refuse_overwrite(dir, &["train.tsv", "test.tsv"], args.force)?;
     }
     let started = std::time::Instant::now();
-    let loaded = if args.rebuild {
+    let (dataset, source) = if args.rebuild {
         data::prepare(&config).and_then(|dataset| {
             let key = data::cache::key(&config)?;
             let path = data::cache::store(&dataset, &config.run.out.join("cache"), &key)?;
             Ok((dataset, data::Source::Prepared { cache: Some(path), note: None }))
-        })
+        })?
     } else {
-        data::load(&config, true)
-    };
-    let (dataset, source) = match loaded {
-        Ok(loaded) => loaded,
-        Err(error) => return report_data_error(&error, reporter),
+        data::load(&config, true)?
     };
     print!("{}", render_report(&dataset.report));
     println!();
@@ -136,24 +147,15 @@ fn prepare(args: &PrepareArgs, reporter: &Reporter) -> Exit {
         }
     }
     if let Some(dir) = &args.export {
-        if let Err(error) = export(&dataset, dir) {
-            reporter.error(&format!("cannot write the prepared split into {}: {error}", dir.display()), None);
-            return Exit::Io;
-        }
+        export(&dataset, dir).map_err(|source| DataCommandError::Export { dir: dir.clone(), source })?;
         println!("exported: {} and {}", dir.join("train.tsv").display(), dir.join("test.tsv").display());
     }
-    Exit::Ok
+    Ok(())
 }
 
-fn stats(args: &StatsArgs, reporter: &Reporter) -> Exit {
-    let config = match load_config(&args.config, reporter) {
-        Ok(config) => config,
-        Err(exit) => return exit,
-    };
-    let (dataset, source) = match data::load(&config, false) {
-        Ok(loaded) => loaded,
-        Err(error) => return report_data_error(&error, reporter),
-    };
+fn stats(args: &StatsArgs) -> anyhow::Result<()> {
+    let (config, _) = load_config(&args.config)?;
+    let (dataset, source) = data::load(&config, false)?;
     if let data::Source::Prepared { note: Some(note), .. } = &source {
         eprintln!("note: {note}; `prnn data prepare` writes a new one");
     }
@@ -161,10 +163,10 @@ fn stats(args: &StatsArgs, reporter: &Reporter) -> Exit {
         StatsFormat::Text => print!("{}", render_report(&dataset.report)),
         StatsFormat::Json => println!("{}", serde_json::to_string_pretty(&dataset.report).expect("reports serialise")),
     }
-    Exit::Ok
+    Ok(())
 }
 
-fn synth_dataset(args: &SynthArgs, reporter: &Reporter) -> Exit {
+fn synth_dataset(args: &SynthArgs) -> anyhow::Result<()> {
     let config = synth::SynthConfig {
         sessions: args.sessions,
         items: args.items,
@@ -174,31 +176,20 @@ fn synth_dataset(args: &SynthArgs, reporter: &Reporter) -> Exit {
         seed: args.seed,
         ..synth::SynthConfig::default()
     };
-    if let Err(error) = config.validate() {
-        reporter.error(&format!("cannot generate this dataset: {error}"), Some("see `prnn data synth --help` for each setting"));
-        return Exit::Usage;
-    }
-    if let Some(exit) = refuse_overwrite(&args.out, &synth::FILES, args.force, reporter) {
-        return exit;
-    }
-    match synth::write_dataset(&config, &args.out, args.force) {
-        Ok(summary) => {
-            println!(
-                "wrote {}: train {} events in {} sessions, test {} events in {} sessions, {} items",
-                args.out.display(),
-                summary.train_events,
-                summary.train_sessions,
-                summary.test_events,
-                summary.test_sessions,
-                summary.items
-            );
-            Exit::Ok
-        }
-        Err(error) => {
-            reporter.error(&format!("cannot write the synthetic dataset into {}: {error}", args.out.display()), None);
-            Exit::Io
-        }
-    }
+    config.validate().map_err(DataCommandError::SynthSettings)?;
+    refuse_overwrite(&args.out, &synth::FILES, args.force)?;
+    let summary =
+        synth::write_dataset(&config, &args.out, args.force).map_err(|source| DataCommandError::Synth { dir: args.out.clone(), source })?;
+    println!(
+        "wrote {}: train {} events in {} sessions, test {} events in {} sessions, {} items",
+        args.out.display(),
+        summary.train_events,
+        summary.train_sessions,
+        summary.test_events,
+        summary.test_sessions,
+        summary.items
+    );
+    Ok(())
 }
 
 /// Seconds with at most millisecond digits: offsets are stored as f32 seconds after the session's start, so
@@ -209,17 +200,13 @@ fn format_time(seconds: f64) -> String {
 }
 
 /// Refuses to replace existing files unless `--force` is given.
-fn refuse_overwrite(dir: &Path, names: &[&str], force: bool, reporter: &Reporter) -> Option<Exit> {
-    let existing: Vec<_> = names.iter().map(|n| dir.join(n)).filter(|p| p.exists()).collect();
+fn refuse_overwrite(dir: &Path, names: &[&str], force: bool) -> Result<(), DataCommandError> {
+    let existing: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).filter(|p| p.exists()).collect();
     if existing.is_empty() || force {
-        return None;
+        Ok(())
+    } else {
+        Err(DataCommandError::WouldOverwrite(existing))
     }
-    let verb = if existing.len() == 1 { "exists" } else { "exist" };
-    reporter.error(
-        &format!("{} already {verb}", existing.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(", ")),
-        Some("choose another folder, or pass --force to replace these files"),
-    );
-    Some(Exit::Io)
 }
 
 /// Writes the prepared split in GRU4Rec's format, with the original session and item IDs.

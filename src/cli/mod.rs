@@ -1,4 +1,7 @@
-//! The command line: one module per subcommand, exit codes, and how diagnostics reach the terminal.
+//! The command line: one module per subcommand, exit codes, and how diagnostics and failures reach the terminal.
+//!
+//! Commands return `anyhow` errors whose chains hold the library's typed errors; `main` prints a failure once,
+//! with [`Reporter::report`], and [`error::exit_code`] turns it into the exit code.
 
 #[cfg(feature = "torch")]
 pub mod baseline;
@@ -7,6 +10,7 @@ pub mod compile;
 pub mod data;
 #[cfg(feature = "torch")]
 pub mod doctor;
+pub mod error;
 #[cfg(feature = "torch")]
 pub mod eval;
 #[cfg(feature = "torch")]
@@ -26,6 +30,10 @@ use codespan_reporting::term::termcolor::{ColorChoice, StandardStream};
 use prnn::config::RunConfig;
 use prnn::data::DataError;
 use prnn::diagnostic::{render_to, Diagnostic, Source};
+use prnn::run::file::{read_text, FileError};
+
+pub use error::exit_code;
+use error::Diagnostics;
 
 /// Exit codes, one per failure class (docs/cli.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -76,42 +84,53 @@ impl Reporter {
         let _ = render_to(&mut stream, source, diagnostics);
     }
 
-    /// A problem in a data file: code, file and line, the line itself, and the fix.
-    pub fn data_error(&self, error: &DataError) {
-        eprint!("{error}");
-    }
-
-    /// A problem with no source snippet, e.g. a missing file.
+    /// A problem that does not stop the command, e.g. a model whose tuning runs all failed.
+    #[cfg(feature = "torch")]
     pub fn error(&self, message: &str, help: Option<&str>) {
         eprintln!("error: {message}");
         if let Some(help) = help {
             eprintln!("  = help: {help}");
         }
     }
-}
 
-/// Reads a text file, reporting a missing or unreadable one with what to do about it.
-pub fn read_file(path: &Path, what: &str, reporter: &Reporter) -> Result<Source, Exit> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Source::new(path.display().to_string(), text)),
-        Err(error) => {
-            let help = match error.kind() {
-                std::io::ErrorKind::NotFound => Some("check the path; relative paths start from the current folder"),
-                std::io::ErrorKind::InvalidData => Some("the file must be UTF-8 text"),
-                _ => None,
-            };
-            reporter.error(&format!("cannot read {what} `{}`: {error}", path.display()), help);
-            Err(Exit::Io)
+    /// A failure that stops the command: its chain, outermost first, one line per error (diagnostics and data
+    /// errors with their snippets), then the advice of each error in the chain.
+    pub fn report(&self, failure: &anyhow::Error) {
+        let mut last: Option<String> = None;
+        for cause in failure.chain() {
+            if let Some(diagnostics) = cause.downcast_ref::<Diagnostics>() {
+                self.diagnostics(&diagnostics.source, &diagnostics.diagnostics);
+                continue;
+            }
+            if let Some(error) = cause.downcast_ref::<DataError>() {
+                eprint!("{error}");
+                continue;
+            }
+            let message = cause.to_string();
+            match &last {
+                None => eprintln!("error: {message}"),
+                // An error whose message already quotes its cause (`cannot read ...: No such file`).
+                Some(previous) if previous.contains(&message) => continue,
+                Some(_) => eprintln!("  caused by: {message}"),
+            }
+            last = Some(message);
+        }
+        for help in error::helps(failure) {
+            eprintln!("  = help: {help}");
         }
     }
 }
 
-/// Reads and checks a run config; relative paths in it resolve against its folder.
-pub fn load_config(path: &Path, reporter: &Reporter) -> Result<RunConfig, Exit> {
-    let source = read_file(path, "run config", reporter)?;
+/// Reads a spec or run config, as the source its diagnostics point into.
+pub fn read_file(path: &Path, what: &'static str) -> Result<Source, FileError> {
+    Ok(Source::new(path.display().to_string(), read_text(path, what)?))
+}
+
+/// Reads and checks a run config; relative paths in it resolve against its folder. Returns the config's source
+/// too, for diagnostics of its binding to a spec.
+pub fn load_config(path: &Path) -> anyhow::Result<(RunConfig, Source)> {
+    let source = read_file(path, "run config")?;
     let base = path.parent().unwrap_or(Path::new("."));
-    prnn::config::parse(&source.text, base).map_err(|diagnostics| {
-        reporter.diagnostics(&source, &diagnostics);
-        Exit::Config
-    })
+    let config = prnn::config::parse(&source.text, base).map_err(|diagnostics| Diagnostics::config(&source, diagnostics))?;
+    Ok((config, source))
 }

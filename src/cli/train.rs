@@ -1,15 +1,19 @@
 //! `prnn train SPEC --config RUN.TOML [--device D] [--out DIR] [key=value ...]` and `prnn train --resume DIR`.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use prnn::config::StepChoice;
+use prnn::run::file::create_dir;
+use prnn::run::{self, metrics, FileError, RunRecord, METRICS_FILE};
 use prnn::train::checkpoint::{self, CheckpointInfo};
-use prnn::train::{EpochOptions, EpochSummary, Trainer};
+use prnn::train::{EpochOptions, Trainer};
 
-use super::session::{self, RunRecord, CONFIG_FILE, METRICS_FILE, RECORD_FILE, SPEC_FILE};
-use super::{read_file, Exit, Reporter};
+use super::error::{CheckpointUse, CliError};
+use super::read_file;
+use super::session;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -69,80 +73,40 @@ impl From<StepArg> for StepChoice {
 /// Seconds between progress lines when stderr is not a terminal.
 const LOG_EVERY_SECONDS: u64 = 30;
 
-pub fn run(args: &Args, reporter: &Reporter) -> Exit {
-    match train(args, reporter) {
-        Ok(()) => Exit::Ok,
-        Err(code) => code,
-    }
-}
-
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-fn io_error(what: &str, path: &Path, error: std::io::Error, reporter: &Reporter) -> Exit {
-    reporter.error(
-        &format!("cannot write {what} `{}`: {error}", path.display()),
-        Some("check that the folder is writable and the disk has space"),
-    );
-    Exit::Io
-}
-
-/// A new run folder under `out`, named after the model and the time.
-pub fn new_run_dir(out: &Path, model: &str) -> PathBuf {
-    let stamp = jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S").to_string();
-    let base = out.join(format!("{model}-{stamp}"));
-    let mut candidate = base.clone();
-    let mut n = 2;
-    while candidate.exists() {
-        candidate = PathBuf::from(format!("{}-{n}", base.display()));
-        n += 1;
-    }
-    candidate
-}
-
-fn train(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
+pub fn run(args: &Args) -> anyhow::Result<()> {
     let (mut prepared, record, run_dir) = match &args.resume {
         Some(dir) => {
-            let (record, spec, config_text) = session::read_run(dir, reporter)?;
+            let folder = run::read_run(dir).with_context(|| format!("cannot resume `{}`", dir.display()))?;
+            let record = folder.record;
             let prepared = session::prepare(
-                spec,
-                config_text,
+                folder.spec,
+                folder.config_text,
                 &record.config_path,
                 &record.config_dir,
                 &record.overrides,
                 record.validation,
-                reporter,
             )?;
             let model_json = serde_json::to_string(&prepared.compiled.model).expect("models serialise");
-            if session::hash(&model_json) != record.model_hash {
-                reporter.error(
-                    &format!("the run in `{}` no longer matches its own spec and config", dir.display()),
-                    Some("its files were edited after training started; start a new run instead"),
-                );
-                return Err(Exit::Config);
+            if run::hash(&model_json) != record.model_hash {
+                return Err(CliError::EditedRun(dir.clone()).into());
             }
             (prepared, record, dir.clone())
         }
         None => {
             let spec_path = args.spec.as_ref().expect("clap: SPEC is required without --resume");
             let config_path = args.config.as_ref().expect("clap: --config is required without --resume");
-            let spec = read_file(spec_path, "spec", reporter)?;
-            let config_text = read_file(config_path, "run config", reporter)?.text;
+            let spec = read_file(spec_path, "spec")?;
+            let config_text = read_file(config_path, "run config")?.text;
             let config_dir = absolute(config_path.parent().unwrap_or(Path::new(".")));
-            let prepared = session::prepare(spec, config_text, config_path, &config_dir, &args.overrides, args.validation, reporter)?;
+            let prepared = session::prepare(spec, config_text, config_path, &config_dir, &args.overrides, args.validation)?;
             let run_dir = match &args.out {
-                Some(out) => {
-                    if out.exists() && std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(true) {
-                        reporter.error(
-                            &format!("the run folder `{}` exists and is not empty", out.display()),
-                            Some("give a new `--out` folder, or continue that run with `prnn train --resume DIR`"),
-                        );
-                        return Err(Exit::Io);
-                    }
-                    out.clone()
-                }
-                None => new_run_dir(&prepared.config.run.out, &prepared.compiled.model.name),
+                Some(out) if run::is_taken(out) => return Err(CliError::RunFolderTaken { dir: out.clone(), resumable: true }.into()),
+                Some(out) => out.clone(),
+                None => run::new_run_dir(&prepared.config.run.out, &prepared.compiled.model.name),
             };
             let model_json = serde_json::to_string(&prepared.compiled.model).expect("models serialise");
             let record = RunRecord {
@@ -152,9 +116,9 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
                 spec_path: spec_path.clone(),
                 config_path: config_path.clone(),
                 config_dir,
-                spec_hash: session::hash(&prepared.spec.text),
-                config_hash: session::hash(&prepared.config_text),
-                model_hash: session::hash(&model_json),
+                spec_hash: run::hash(&prepared.spec.text),
+                config_hash: run::hash(&prepared.config_text),
+                model_hash: run::hash(&model_json),
                 overrides: args.overrides.clone(),
                 max_batches: prepared.max_batches,
                 device: String::new(),
@@ -169,45 +133,28 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
     if let Some(threads) = args.threads {
         prepared.config.run.threads = threads;
     }
-    let device = session::device(
-        args.device.as_deref().or((!record.device.is_empty()).then_some(record.device.as_str())),
-        &prepared.config,
-        reporter,
-    )?;
+    let device =
+        session::device(args.device.as_deref().or((!record.device.is_empty()).then_some(record.device.as_str())), &prepared.config)?;
     let network = session::network(&prepared, device);
-    let recorded_step = match record.step.as_str() {
-        "fused" => Some(StepChoice::Fused),
-        "autograd" => Some(StepChoice::Autograd),
-        _ => None,
-    };
-    let step_kind = session::step_kind(args.step.map(StepChoice::from).or(recorded_step), &prepared.config, &network, reporter)?;
+    let step_kind = session::step_kind(args.step.map(StepChoice::from).or(record.step_choice()), &prepared.config, &network)?;
     let mut record = record;
     let mut start_epoch = 1;
     let mut network = network;
     if args.resume.is_some() {
         let path = run_dir.join(checkpoint::FILE_NAME);
         if path.exists() {
-            let info = checkpoint::load(&path, &mut network, &prepared.dataset.items).map_err(|e| {
-                reporter.error(&e.to_string(), Some("start a new run; this folder's checkpoint cannot be continued"));
-                Exit::Io
-            })?;
+            let info = checkpoint::load(&path, &mut network, &prepared.dataset.items)
+                .map_err(|source| CliError::Checkpoint { needed_for: CheckpointUse::Resume, source })
+                .with_context(|| format!("cannot resume `{}`", run_dir.display()))?;
             start_epoch = info.epoch + 1;
         }
-        keep_metrics_up_to(&run_dir.join(METRICS_FILE), start_epoch - 1).map_err(|e| io_error("metrics", &run_dir, e, reporter))?;
+        metrics::keep_up_to(&run_dir.join(METRICS_FILE), start_epoch - 1)?;
     } else {
-        std::fs::create_dir_all(&run_dir).map_err(|e| io_error("the run folder", &run_dir, e, reporter))?;
+        create_dir(&run_dir, "the run folder")?;
         record.device = session::device_name(device);
         record.step = session::step_name(step_kind).to_string();
         record.parameters = network.parameter_count();
-        let files = [
-            (SPEC_FILE, prepared.spec.text.clone()),
-            (CONFIG_FILE, prepared.config_text.clone()),
-            (RECORD_FILE, serde_json::to_string_pretty(&record).expect("records serialise") + "\n"),
-        ];
-        for (name, text) in files {
-            let path = run_dir.join(name);
-            std::fs::write(&path, text).map_err(|e| io_error("the run record", &path, e, reporter))?;
-        }
+        run::write_run(&run_dir, &prepared.spec.text, &prepared.config_text, &record)?;
     }
     let compiled = &prepared.compiled;
     let epochs = compiled.plan.epochs;
@@ -268,27 +215,16 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
         if let Some(bar) = &bar {
             bar.finish_and_clear();
         }
-        let summary = match outcome {
-            Ok(summary) => summary,
-            Err(diverged) => {
-                let kept =
-                    if epoch > 1 { format!("the checkpoint of epoch {} is kept", epoch - 1) } else { "no checkpoint was written".into() };
-                reporter.error(
-                    &format!(
-                        "training diverged: the loss became NaN or infinite in epoch {} (found by mini-batch {}); {kept}",
-                        diverged.epoch, diverged.batch
-                    ),
-                    Some("lower the learning rate (`lr=...`), or check the features for extreme values"),
-                );
-                return Err(Exit::Diverged);
-            }
-        };
+        let summary = outcome.map_err(|diverged| CliError::Diverged {
+            epoch: diverged.epoch,
+            batch: diverged.batch,
+            kept: (epoch > 1).then(|| epoch - 1),
+        })?;
         let evaluation = args.eval_every_epoch.then(|| prnn::eval::evaluate(trainer.executor(), &prepared.dataset, &prepared.config.eval));
-        append_metrics(&run_dir.join(METRICS_FILE), &summary, evaluation.as_ref())
-            .map_err(|e| io_error("metrics", &run_dir, e, reporter))?;
+        metrics::append(&run_dir.join(METRICS_FILE), &summary, evaluation.as_ref())?;
         let info = CheckpointInfo { epoch, prnn_version: env!("CARGO_PKG_VERSION").to_string(), model: compiled.model.name.clone() };
         checkpoint::save(&run_dir, trainer.network(), &prepared.dataset.items, &info)
-            .map_err(|e| io_error("the checkpoint", &run_dir.join(checkpoint::FILE_NAME), e, reporter))?;
+            .map_err(|source| FileError::write("the checkpoint", &run_dir.join(checkpoint::FILE_NAME), source))?;
         eprintln!(
             "epoch {epoch}/{epochs}  phase {}  trains {}  loss {:.5}  {} events in {:.1} s ({:.0} events/s, {:.0} mini-batches/s)",
             summary.phase,
@@ -306,30 +242,5 @@ fn train(args: &Args, reporter: &Reporter) -> Result<(), Exit> {
         }
     }
     eprintln!("done; evaluate with: prnn eval {}", run_dir.display());
-    Ok(())
-}
-
-/// One line per epoch; with `--eval-every-epoch` the line also holds the epoch's `eval` metrics.
-fn append_metrics(path: &Path, summary: &EpochSummary, evaluation: Option<&prnn::eval::Evaluation>) -> std::io::Result<()> {
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-    let mut line = serde_json::to_value(summary).expect("summaries serialise");
-    if let (Some(evaluation), Some(fields)) = (evaluation, line.as_object_mut()) {
-        fields.insert("eval".into(), serde_json::to_value(&evaluation.metrics).expect("metrics serialise"));
-    }
-    writeln!(file, "{line}")?;
-    file.sync_all()
-}
-
-/// Drops metric lines of epochs after `last` (an epoch that ran but whose checkpoint was never written).
-fn keep_metrics_up_to(path: &Path, last: u64) -> std::io::Result<()> {
-    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
-    let kept: String = text
-        .lines()
-        .filter(|line| serde_json::from_str::<EpochSummary>(line).is_ok_and(|s| s.epoch <= last))
-        .map(|line| format!("{line}\n"))
-        .collect();
-    if kept != text {
-        std::fs::write(path, kept)?;
-    }
     Ok(())
 }

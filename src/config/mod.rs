@@ -8,6 +8,7 @@
 //! errors into diagnostics, `validate.rs` checks what serde cannot, and `bind.rs` matches a config to a spec.
 
 mod bind;
+pub mod overrides;
 mod parse;
 mod schema;
 mod validate;

@@ -8,6 +8,7 @@
 
 pub mod bootstrap;
 pub mod metrics;
+pub mod recommend;
 
 use std::time::Instant;
 

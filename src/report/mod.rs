@@ -5,6 +5,7 @@
 //! spread over seeds, a paired bootstrap against a base model, and the training time.
 
 pub mod plot;
+pub mod table;
 
 use serde::Serialize;
 

@@ -10,6 +10,11 @@ pub struct EpochSeries {
     pub points: Vec<(u32, f64, f64)>,
 }
 
+/// The plotting library could not draw the plot.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct PlotError(#[from] DrawingAreaErrorKind<std::io::Error>);
+
 /// A baseline drawn as a dashed level: `(label, recall, mrr)`.
 pub type Level = (String, f64, f64);
 
@@ -19,14 +24,14 @@ const LEGEND_WIDTH: u32 = 260;
 
 /// Two panels (MRR left, Recall right) and a legend column, as an SVG document. Fails only on a plotting-library
 /// error.
-pub fn epochs_svg(series: &[EpochSeries], levels: &[Level], cutoff: u64, title: &str) -> Result<String, String> {
+pub fn epochs_svg(series: &[EpochSeries], levels: &[Level], cutoff: u64, title: &str) -> Result<String, PlotError> {
     let mut svg = String::new();
     let entries = (series.len() + levels.len()) as u32;
     let height = (80 + entries * LEGEND_ROW).max(520);
     {
         let root = SVGBackend::with_string(&mut svg, (1100 + LEGEND_WIDTH, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let root = root.titled(title, ("sans-serif", 20)).map_err(|e| e.to_string())?;
+        root.fill(&WHITE)?;
+        let root = root.titled(title, ("sans-serif", 20))?;
         let (plots, legend) = root.split_horizontally(1100);
         let (left, right) = plots.split_horizontally(550);
         let last_epoch = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).max().unwrap_or(1).max(2);
@@ -42,27 +47,16 @@ pub fn epochs_svg(series: &[EpochSeries], levels: &[Level], cutoff: u64, title: 
                 .x_label_area_size(36)
                 .y_label_area_size(56)
                 .caption(format!("{name}@{cutoff} per epoch"), ("sans-serif", 16))
-                .build_cartesian_2d(1u32..last_epoch, (bottom - pad).max(0.0)..(top + pad))
-                .map_err(|e| e.to_string())?;
-            chart
-                .configure_mesh()
-                .x_desc("epoch")
-                .y_desc(format!("{name}@{cutoff}"))
-                .y_label_formatter(&|v| format!("{v:.3}"))
-                .draw()
-                .map_err(|e| e.to_string())?;
+                .build_cartesian_2d(1u32..last_epoch, (bottom - pad).max(0.0)..(top + pad))?;
+            chart.configure_mesh().x_desc("epoch").y_desc(format!("{name}@{cutoff}")).y_label_formatter(&|v| format!("{v:.3}")).draw()?;
             for (k, line) in series.iter().enumerate() {
                 let colour = Palette99::pick(k).to_rgba();
-                chart
-                    .draw_series(LineSeries::new(line.points.iter().map(|p| (p.0, value(p))), colour.stroke_width(2)))
-                    .map_err(|e| e.to_string())?;
+                chart.draw_series(LineSeries::new(line.points.iter().map(|p| (p.0, value(p))), colour.stroke_width(2)))?;
             }
             for (k, level) in levels.iter().enumerate() {
                 let colour = Palette99::pick(series.len() + k).to_rgba();
                 let y = level_value(level);
-                chart
-                    .draw_series(DashedLineSeries::new([(1u32, y), (last_epoch, y)], 6, 4, colour.stroke_width(1)))
-                    .map_err(|e| e.to_string())?;
+                chart.draw_series(DashedLineSeries::new([(1u32, y), (last_epoch, y)], 6, 4, colour.stroke_width(1)))?;
             }
         }
         // The legend has its own column: with the paper's 17 models it would cover the lines inside a panel.
@@ -71,13 +65,13 @@ pub fn epochs_svg(series: &[EpochSeries], levels: &[Level], cutoff: u64, title: 
             let colour = Palette99::pick(k).to_rgba();
             let y = 60 + k as i32 * LEGEND_ROW as i32;
             let line = if width == 2 { vec![(8, y), (34, y)] } else { vec![(8, y), (16, y)] };
-            legend.draw(&PathElement::new(line, colour.stroke_width(width))).map_err(|e| e.to_string())?;
+            legend.draw(&PathElement::new(line, colour.stroke_width(width)))?;
             if width == 1 {
-                legend.draw(&PathElement::new(vec![(24, y), (34, y)], colour.stroke_width(1))).map_err(|e| e.to_string())?;
+                legend.draw(&PathElement::new(vec![(24, y), (34, y)], colour.stroke_width(1)))?;
             }
-            legend.draw(&Text::new(label.to_string(), (42, y - 7), ("sans-serif", 13))).map_err(|e| e.to_string())?;
+            legend.draw(&Text::new(label.to_string(), (42, y - 7), ("sans-serif", 13)))?;
         }
-        root.present().map_err(|e| e.to_string())?;
+        root.present()?;
     }
     Ok(svg)
 }

@@ -1,0 +1,436 @@
+//! An experiment's plan: baselines and the tuning grid on the validation split first, then every spec × sweep
+//! setting × seed; each cell with its folder, its `prnn train` overrides and its row of the table.
+//!
+//! Everything a typo could break is checked here, before a cell runs: the sweep and grid keys, model names, and
+//! the rows `compare_to` and `reference` name.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use indexmap::IndexMap;
+
+use crate::config::overrides::{self, OverrideError};
+use crate::config::{override_text, Experiment};
+use crate::report::table::{CellFolder, Comparison, RowCells};
+
+use super::tuning::TuningCell;
+
+/// Override keys and the values each takes, in order.
+pub type Grid = IndexMap<String, Vec<String>>;
+
+/// One combination of a grid: a value for each key, in the grid's order.
+pub type Setting = Vec<(String, String)>;
+
+/// Settings that make no plan.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    #[error("`--sweep {0}` is not `key=v1,v2,...`")]
+    NotASweep(String),
+    #[error("`--sweep {0}` lists no value")]
+    EmptySweep(String),
+    #[error(transparent)]
+    UnknownKey(OverrideError),
+    #[error("`seed` cannot be swept or tuned")]
+    SeedSwept,
+    #[error("the experiment has nothing to run")]
+    NothingToRun,
+    #[error("`{}` and `{}` both define the model `{model}`", earlier.display(), later.display())]
+    SameModel { earlier: PathBuf, later: PathBuf, model: String },
+    #[error("`[experiment] {setting} = \"{name}\"` is neither a model of the given specs nor a baseline of the experiment")]
+    UnknownRow { setting: &'static str, name: String },
+    #[error("`[experiment.tune] models` names `{0}`, which no given spec defines")]
+    UnknownTunedModel(String),
+}
+
+impl PlanError {
+    /// What to do about it.
+    pub fn help(&self) -> Option<&'static str> {
+        match self {
+            PlanError::NotASweep(_) | PlanError::EmptySweep(_) => Some("e.g. `--sweep lr=0.05,0.1,0.2`"),
+            PlanError::UnknownKey(_) => Some("sweeps and tuning grids take the keys of `prnn train KEY=VALUE`"),
+            PlanError::SeedSwept => Some("list the seeds in `[experiment] seeds` or `--seeds`"),
+            PlanError::NothingToRun => {
+                Some("name specs on the command line or in `[experiment] specs`, or baselines in `[experiment] baselines`")
+            }
+            PlanError::SameModel { .. } => Some("rows and cell folders are named after the model: give each spec its own model name"),
+            PlanError::UnknownRow { .. } => None,
+            PlanError::UnknownTunedModel(_) => Some("list model names as the specs write them after `model`"),
+        }
+    }
+}
+
+/// `key=v1,v2` → (key, values). Whether the key is an override key is checked with the grid's other keys.
+pub fn parse_sweep(text: &str) -> Result<(String, Vec<String>), PlanError> {
+    let (key, values) = text.split_once('=').ok_or_else(|| PlanError::NotASweep(text.to_string()))?;
+    let values: Vec<String> = values.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect();
+    if values.is_empty() {
+        return Err(PlanError::EmptySweep(text.to_string()));
+    }
+    Ok((key.trim().to_string(), values))
+}
+
+/// Every combination of a grid, in order (the last key varies fastest); one empty combination for no grid.
+pub fn combinations(grid: &Grid) -> Vec<Setting> {
+    let mut all = vec![Vec::new()];
+    for (key, values) in grid {
+        all = all
+            .into_iter()
+            .flat_map(|prefix: Setting| {
+                values.iter().map(move |value| {
+                    let mut next = prefix.clone();
+                    next.push((key.clone(), value.clone()));
+                    next
+                })
+            })
+            .collect();
+    }
+    all
+}
+
+/// `lr=0.1 batch=32`: how the table names a setting.
+pub fn setting_label(setting: &[(String, String)]) -> String {
+    setting.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+}
+
+/// `-lr0.1-batch32`: how a cell's folder name carries a setting.
+pub fn folder_label(setting: &[(String, String)]) -> String {
+    setting.iter().map(|(k, v)| format!("-{k}{v}")).collect()
+}
+
+/// The setting as `prnn train` overrides.
+pub fn as_overrides(setting: &[(String, String)]) -> Vec<String> {
+    setting.iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
+/// A config's grid (`lr = [0.05, 0.1]`) with its values as override text.
+pub fn grid_of(grid: &IndexMap<String, Vec<toml::Value>>) -> Grid {
+    grid.iter().map(|(k, values)| (k.clone(), values.iter().filter_map(override_text).collect())).collect()
+}
+
+/// A spec of the experiment, checked and bound to the config by the caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedSpec {
+    pub path: PathBuf,
+    pub model: String,
+    /// BLAKE3 of its text, to tell whether an existing cell was trained from this version.
+    pub text_hash: String,
+}
+
+impl PlannedSpec {
+    pub fn new(path: PathBuf, model: impl Into<String>, text: &str) -> PlannedSpec {
+        PlannedSpec { path, model: model.into(), text_hash: crate::run::hash(text) }
+    }
+}
+
+/// What a cell runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Work {
+    Baseline(String),
+    /// `prnn train` (then `prnn eval`) of the plan's spec `spec`.
+    Train {
+        spec: usize,
+        overrides: Vec<String>,
+        validation: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    /// The folder under the experiment folder, e.g. `cells/id_only-seed1` or `tune/id_only-lr0.1`.
+    pub name: String,
+    pub work: Work,
+    /// The table row it belongs to.
+    pub row: String,
+}
+
+impl Cell {
+    /// How the table names the cell when it did not finish: by its seed, the last override.
+    pub fn unfinished(&self) -> String {
+        match &self.work {
+            Work::Train { overrides, .. } => format!("{} did not finish", overrides.last().cloned().unwrap_or_default()),
+            Work::Baseline(_) => "did not finish".to_string(),
+        }
+    }
+}
+
+/// An experiment's settings, checked, with its specs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The specs to read: the command line's, else `[experiment] specs`.
+    pub spec_paths: Vec<PathBuf>,
+    /// The specs read so far ([`Plan::add_spec`]); cells refer to them by index.
+    pub specs: Vec<PlannedSpec>,
+    pub baselines: Vec<String>,
+    pub seeds: Vec<u64>,
+    pub sweep: Grid,
+    pub tune_models: Vec<String>,
+    pub tune_grid: Grid,
+    pub compare_to: Option<String>,
+    /// `[experiment] reference` as written; see [`Plan::reference`].
+    pub reference_setting: Option<String>,
+}
+
+impl Plan {
+    /// The config's sweep with `sweeps` (`key=v1,v2`, from the command line) added, its tuning grid, and the specs
+    /// to run. Checks what can be checked before any spec is read: the sweeps' form, the grids' keys, and that
+    /// there is something to run.
+    pub fn new(settings: &Experiment, sweeps: &[String], spec_paths: &[PathBuf]) -> Result<Plan, PlanError> {
+        let mut sweep = grid_of(&settings.sweep);
+        for text in sweeps {
+            let (key, values) = parse_sweep(text)?;
+            sweep.insert(key, values);
+        }
+        let tune_grid = grid_of(&settings.tune.grid);
+        for key in sweep.keys().chain(tune_grid.keys()) {
+            overrides::check_key(key).map_err(PlanError::UnknownKey)?;
+            if key == "seed" {
+                return Err(PlanError::SeedSwept);
+            }
+        }
+        let spec_paths = if spec_paths.is_empty() { settings.specs.clone() } else { spec_paths.to_vec() };
+        if spec_paths.is_empty() && settings.baselines.is_empty() {
+            return Err(PlanError::NothingToRun);
+        }
+        Ok(Plan {
+            spec_paths,
+            specs: Vec::new(),
+            baselines: settings.baselines.clone(),
+            seeds: settings.seeds.clone(),
+            sweep,
+            tune_models: settings.tune.models.clone(),
+            tune_grid,
+            compare_to: settings.compare_to.clone(),
+            reference_setting: settings.reference.clone(),
+        })
+    }
+
+    /// Adds a spec; its model must be new, since rows and folders are named after models.
+    pub fn add_spec(&mut self, spec: PlannedSpec) -> Result<(), PlanError> {
+        if let Some(earlier) = self.specs.iter().find(|s| s.model == spec.model) {
+            return Err(PlanError::SameModel { earlier: earlier.path.clone(), later: spec.path, model: spec.model });
+        }
+        self.specs.push(spec);
+        Ok(())
+    }
+
+    fn spec_of(&self, model: &str) -> Option<usize> {
+        self.specs.iter().position(|s| s.model == model)
+    }
+
+    /// Checks, once every spec is added, that the rows `compare_to` and `reference` name and the models to tune
+    /// exist.
+    pub fn check_names(&self) -> Result<(), PlanError> {
+        for (setting, name) in [("compare_to", &self.compare_to), ("reference", &self.reference_setting)] {
+            if let Some(name) = name {
+                if self.spec_of(name).is_none() && !self.baselines.contains(name) {
+                    return Err(PlanError::UnknownRow { setting, name: name.clone() });
+                }
+            }
+        }
+        match self.tune_models.iter().find(|name| self.spec_of(name).is_none()) {
+            Some(name) => Err(PlanError::UnknownTunedModel(name.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// The row the table's changes are relative to: `[experiment] reference`, else item-kNN when it runs.
+    pub fn reference(&self) -> Option<String> {
+        self.reference_setting.clone().or_else(|| self.baselines.iter().find(|b| *b == "item_knn").cloned())
+    }
+
+    /// Phase 1: the baselines, then every setting of the tuning grid for each model to tune, trained with the
+    /// first seed on the validation split.
+    pub fn first_phase(&self) -> (Vec<Cell>, Vec<TuningCell>) {
+        let first_seed = self.seeds[0];
+        let mut cells: Vec<Cell> = self
+            .baselines
+            .iter()
+            .map(|name| Cell { name: format!("cells/{name}"), work: Work::Baseline(name.clone()), row: name.clone() })
+            .collect();
+        let mut tuning = Vec::new();
+        for model in &self.tune_models {
+            let spec = self.spec_of(model).expect("check_names found every model to tune");
+            for setting in combinations(&self.tune_grid) {
+                let name = format!("tune/{model}{}", folder_label(&setting));
+                let mut overrides = as_overrides(&setting);
+                overrides.push(format!("seed={first_seed}"));
+                cells.push(Cell { name: name.clone(), work: Work::Train { spec, overrides, validation: true }, row: model.clone() });
+                tuning.push(TuningCell { model: model.clone(), setting, name });
+            }
+        }
+        (cells, tuning)
+    }
+
+    /// How the table names a model's row for a sweep setting: `id_only`, or `id_only lr=0.1`.
+    fn row_label(model: &str, setting: &[(String, String)]) -> String {
+        if setting.is_empty() {
+            model.to_string()
+        } else {
+            format!("{model} {}", setting_label(setting))
+        }
+    }
+
+    /// Phase 2: every spec × sweep setting × seed, on the full training set, with each tuned model's chosen
+    /// setting after the sweep's.
+    pub fn second_phase(&self, chosen: &HashMap<String, Setting>) -> Vec<Cell> {
+        let mut cells = Vec::new();
+        for (index, spec) in self.specs.iter().enumerate() {
+            for setting in combinations(&self.sweep) {
+                let row = Self::row_label(&spec.model, &setting);
+                for &seed in &self.seeds {
+                    let mut overrides = as_overrides(&setting);
+                    if let Some(tuned) = chosen.get(&spec.model) {
+                        overrides.extend(as_overrides(tuned));
+                    }
+                    overrides.push(format!("seed={seed}"));
+                    let name = format!("cells/{}{}-seed{seed}", spec.model, folder_label(&setting));
+                    cells.push(Cell { name, work: Work::Train { spec: index, overrides, validation: false }, row: row.clone() });
+                }
+            }
+        }
+        cells
+    }
+
+    /// The table's rows in order: the baselines, then each spec's row for every sweep setting.
+    pub fn rows(&self) -> Vec<String> {
+        let settings = combinations(&self.sweep);
+        let models = self.specs.iter().flat_map(|spec| settings.iter().map(|setting| Self::row_label(&spec.model, setting)));
+        self.baselines.iter().cloned().chain(models).collect()
+    }
+
+    /// The bootstrap's pairs: for each sweep setting, every trained row of that setting against `compare_to`'s.
+    pub fn comparisons(&self) -> Vec<Comparison> {
+        let Some(base) = &self.compare_to else { return Vec::new() };
+        combinations(&self.sweep)
+            .iter()
+            .map(|setting| {
+                let suffix = if setting.is_empty() { String::new() } else { format!(" {}", setting_label(setting)) };
+                Comparison { base: format!("{base}{suffix}"), suffix }
+            })
+            .collect()
+    }
+
+    /// The table's rows with the folders of their cells under `out`. Cells on the validation split (tuning) are
+    /// not part of the table, which is about the test set.
+    pub fn table(&self, out: &std::path::Path, cells: &[Cell]) -> Vec<RowCells> {
+        let tested = |cell: &&Cell| !matches!(cell.work, Work::Train { validation: true, .. });
+        self.rows()
+            .into_iter()
+            .map(|label| {
+                let members: Vec<&Cell> = cells.iter().filter(tested).filter(|c| c.row == label).collect();
+                RowCells {
+                    baseline: members.iter().any(|c| matches!(c.work, Work::Baseline(_))),
+                    cells: members.iter().map(|c| CellFolder { dir: out.join(&c.name), unfinished: c.unfinished() }).collect(),
+                    label,
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(toml_text: &str) -> Experiment {
+        let text = format!("[data]\ntrain = \"train.tsv\"\ntest = \"test.tsv\"\n{toml_text}");
+        crate::config::parse(&text, std::path::Path::new(".")).unwrap_or_else(|e| panic!("{e:?}")).experiment
+    }
+
+    fn spec(model: &str) -> PlannedSpec {
+        PlannedSpec::new(PathBuf::from(format!("{model}.prnn")), model, model)
+    }
+
+    #[test]
+    fn a_grid_expands_to_every_combination_in_order() {
+        let grid: Grid = [
+            ("lr".to_string(), vec!["0.1".to_string(), "0.2".to_string()]),
+            ("batch".to_string(), vec!["32".to_string(), "50".to_string()]),
+        ]
+        .into_iter()
+        .collect();
+        let all = combinations(&grid);
+        let labels: Vec<String> = all.iter().map(|c| setting_label(c)).collect();
+        assert_eq!(labels, ["lr=0.1 batch=32", "lr=0.1 batch=50", "lr=0.2 batch=32", "lr=0.2 batch=50"]);
+        assert_eq!(folder_label(&all[1]), "-lr0.1-batch50");
+        assert_eq!(as_overrides(&all[2]), ["lr=0.2", "batch=32"]);
+        assert_eq!(combinations(&IndexMap::new()), vec![Setting::new()]);
+    }
+
+    #[test]
+    fn sweeps_parse_from_the_command_line() {
+        assert_eq!(parse_sweep("lr=0.05, 0.1").unwrap(), ("lr".to_string(), vec!["0.05".to_string(), "0.1".to_string()]));
+        assert_eq!(parse_sweep("lr"), Err(PlanError::NotASweep("lr".into())));
+        assert_eq!(parse_sweep("lr="), Err(PlanError::EmptySweep("lr=".into())));
+    }
+
+    #[test]
+    fn settings_that_make_no_plan_are_refused_in_order() {
+        let refused = |toml_text: &str, sweeps: &[&str]| {
+            let sweeps: Vec<String> = sweeps.iter().map(|s| s.to_string()).collect();
+            Plan::new(&settings(toml_text), &sweeps, &[PathBuf::from("a.prnn")]).unwrap_err()
+        };
+        // A malformed `--sweep` is found before the config's grid keys.
+        assert_eq!(refused("[experiment.sweep]\nrate = [1]\n", &["lr"]), PlanError::NotASweep("lr".into()));
+        assert!(matches!(refused("[experiment.sweep]\nrate = [1]\n", &[]), PlanError::UnknownKey(_)));
+        assert!(matches!(refused("", &["rate=1,2"]), PlanError::UnknownKey(_)));
+        assert_eq!(refused("[experiment.tune]\nmodels = [\"a\"]\ngrid = { seed = [1] }\n", &[]), PlanError::SeedSwept);
+        assert_eq!(Plan::new(&settings(""), &[], &[]).unwrap_err(), PlanError::NothingToRun);
+    }
+
+    #[test]
+    fn names_are_checked_against_the_specs_and_baselines() {
+        let mut plan = Plan::new(&settings("[experiment]\ncompare_to = \"ids\"\nbaselines = [\"sknn\"]\n"), &[], &[]).unwrap();
+        assert_eq!(plan.check_names(), Err(PlanError::UnknownRow { setting: "compare_to", name: "ids".into() }));
+        plan.add_spec(spec("ids")).unwrap();
+        assert_eq!(plan.check_names(), Ok(()));
+        let twice = plan.add_spec(PlannedSpec::new("copy.prnn".into(), "ids", "")).unwrap_err();
+        assert_eq!(twice.to_string(), "`ids.prnn` and `copy.prnn` both define the model `ids`");
+        assert_eq!(plan.reference(), None, "item-kNN is the default reference only when it runs");
+
+        let specs = [PathBuf::from("ids.prnn")];
+        let mut plan = Plan::new(&settings("[experiment.tune]\nmodels = [\"gru\"]\ngrid = { lr = [0.1] }\n"), &[], &specs).unwrap();
+        assert_eq!(plan.spec_paths, specs);
+        plan.add_spec(spec("ids")).unwrap();
+        assert_eq!(plan.check_names(), Err(PlanError::UnknownTunedModel("gru".into())));
+    }
+
+    #[test]
+    fn cells_cover_baselines_tuning_specs_sweeps_and_seeds() {
+        let config = "[experiment]\nseeds = [1, 2]\nbaselines = [\"item_knn\"]\ncompare_to = \"ids\"\n\
+                      [experiment.tune]\nmodels = [\"ids\"]\ngrid = { lr = [0.05, 0.2] }\n";
+        let mut plan = Plan::new(&settings(config), &["batch=8,16".to_string()], &[]).unwrap();
+        plan.add_spec(spec("ids")).unwrap();
+        plan.add_spec(spec("both")).unwrap();
+        plan.check_names().unwrap();
+        assert_eq!(plan.reference().as_deref(), Some("item_knn"));
+
+        let (first, tuning) = plan.first_phase();
+        let names: Vec<&str> = first.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["cells/item_knn", "tune/ids-lr0.05", "tune/ids-lr0.2"]);
+        assert_eq!(first[1].work, Work::Train { spec: 0, overrides: vec!["lr=0.05".into(), "seed=1".into()], validation: true });
+        assert_eq!(tuning[1].setting, vec![("lr".to_string(), "0.2".to_string())]);
+
+        let chosen = HashMap::from([("ids".to_string(), tuning[1].setting.clone())]);
+        let second = plan.second_phase(&chosen);
+        assert_eq!(second.len(), 2 * 2 * 2);
+        let cell = second.iter().find(|c| c.name == "cells/ids-batch16-seed2").unwrap();
+        assert_eq!(
+            cell.work,
+            Work::Train { spec: 0, overrides: vec!["batch=16".into(), "lr=0.2".into(), "seed=2".into()], validation: false }
+        );
+        assert_eq!((cell.row.as_str(), cell.unfinished()), ("ids batch=16", "seed=2 did not finish".to_string()));
+        let untuned = second.iter().find(|c| c.name == "cells/both-batch8-seed1").unwrap();
+        assert!(matches!(&untuned.work, Work::Train { overrides, .. } if overrides == &["batch=8", "seed=1"]));
+
+        assert_eq!(plan.rows(), ["item_knn", "ids batch=8", "ids batch=16", "both batch=8", "both batch=16"]);
+        let bases: Vec<(String, String)> = plan.comparisons().into_iter().map(|c| (c.base, c.suffix)).collect();
+        assert_eq!(bases, [("ids batch=8".to_string(), " batch=8".to_string()), ("ids batch=16".to_string(), " batch=16".to_string())]);
+
+        let all: Vec<Cell> = first.into_iter().chain(second).collect();
+        let table = plan.table(std::path::Path::new("out"), &all);
+        assert_eq!(table.len(), 5);
+        assert!(table[0].baseline && table[0].cells[0].dir == std::path::Path::new("out/cells/item_knn"));
+        assert_eq!(table[1].cells.len(), 2, "the tuning cells are not rows of the table");
+    }
+}

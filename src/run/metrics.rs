@@ -1,0 +1,125 @@
+//! `metrics.jsonl`: one JSON line per trained epoch (an `EpochSummary`), with the epoch's evaluation under
+//! `"eval"` when the run evaluates after every epoch.
+//!
+//! A line is appended and synced before the epoch's checkpoint is written, so a run killed in between has a
+//! line for an epoch it will train again; [`keep_up_to`] drops such lines when the run resumes.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::eval::{CutoffMetrics, Evaluation};
+use crate::train::EpochSummary;
+
+use super::{FileError, METRICS_FILE};
+
+/// Appends an epoch's line to `metrics.jsonl` at `path`.
+pub fn append(path: &Path, summary: &EpochSummary, evaluation: Option<&Evaluation>) -> Result<(), FileError> {
+    let mut line = serde_json::to_value(summary).expect("summaries serialise");
+    if let (Some(evaluation), Some(fields)) = (evaluation, line.as_object_mut()) {
+        fields.insert("eval".into(), serde_json::to_value(&evaluation.metrics).expect("metrics serialise"));
+    }
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        writeln!(file, "{line}")?;
+        file.sync_all()
+    };
+    write().map_err(|source| FileError::write("metrics", path, source))
+}
+
+/// Drops the lines of epochs after `last` (epochs that ran but whose checkpoint was never written).
+pub fn keep_up_to(path: &Path, last: u64) -> Result<(), FileError> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+    let kept: String = text
+        .lines()
+        .filter(|line| serde_json::from_str::<EpochSummary>(line).is_ok_and(|s| s.epoch <= last))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    if kept != text {
+        std::fs::write(path, kept).map_err(|source| FileError::write("metrics", path, source))?;
+    }
+    Ok(())
+}
+
+/// What the report reads of an epoch's line; a field a line lacks reads as 0.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochLine {
+    pub epoch: u32,
+    pub seconds: f64,
+    pub events: f64,
+    /// The evaluation after the epoch, when the run made one.
+    pub eval: Option<Vec<CutoffMetrics>>,
+}
+
+/// The epochs of a run folder, in order; no file or an unreadable line gives fewer epochs, not an error, since
+/// a cell that never trained is reported as unfinished elsewhere.
+pub fn read(dir: &Path) -> Vec<EpochLine> {
+    let text = std::fs::read_to_string(dir.join(METRICS_FILE)).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .map(|value| EpochLine {
+            epoch: value["epoch"].as_u64().unwrap_or(0) as u32,
+            seconds: value["seconds"].as_f64().unwrap_or(0.0),
+            events: value["events"].as_f64().unwrap_or(0.0),
+            eval: value.get("eval").and_then(|e| serde_json::from_value(e.clone()).ok()),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(epoch: u64) -> EpochSummary {
+        EpochSummary {
+            epoch,
+            phase: 1,
+            trains: vec!["id_net".into()],
+            loss: 0.5,
+            batches: 10,
+            events: 400,
+            seconds: 2.0,
+            events_per_second: 200.0,
+            batches_per_second: 5.0,
+        }
+    }
+
+    fn evaluation(mrr: f64) -> Evaluation {
+        Evaluation {
+            metrics: vec![CutoffMetrics { cutoff: 20, recall: 0.5, mrr }],
+            events: 0,
+            sessions: 0,
+            candidates: 0,
+            seconds: 0.0,
+            events_per_second: 0.0,
+            ranks: vec![],
+        }
+    }
+
+    #[test]
+    fn epochs_read_back_with_their_evaluations() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(METRICS_FILE);
+        append(&path, &summary(1), None).unwrap();
+        append(&path, &summary(2), Some(&evaluation(0.25))).unwrap();
+        let epochs = read(dir.path());
+        assert_eq!(epochs.len(), 2);
+        assert_eq!((epochs[0].epoch, epochs[0].seconds, epochs[0].events, epochs[0].eval.as_ref()), (1, 2.0, 400.0, None));
+        assert_eq!(epochs[1].eval, Some(evaluation(0.25).metrics));
+        // Every line is an `EpochSummary` as training wrote it.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.lines().all(|line| serde_json::from_str::<EpochSummary>(line).is_ok()), "{text}");
+    }
+
+    #[test]
+    fn a_resume_drops_the_epochs_after_the_last_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(METRICS_FILE);
+        for epoch in 1..=3 {
+            append(&path, &summary(epoch), None).unwrap();
+        }
+        keep_up_to(&path, 2).unwrap();
+        assert_eq!(read(dir.path()).iter().map(|e| e.epoch).collect::<Vec<_>>(), [1, 2]);
+        keep_up_to(&dir.path().join("absent.jsonl"), 2).unwrap();
+        assert!(read(&dir.path().join("absent")).is_empty());
+    }
+}
