@@ -1,7 +1,7 @@
 //! Data: session files and item features read, cleaned and split into a training-ready dataset, with a cache.
 //!
 //! - [`sessions`]: session files (any separator, columns and time format) into a compact columnar store.
-//! - [`prepare`]: the paper's filters and time split, item renumbering and features, into a [`Dataset`].
+//! - [`prepare`](mod@prepare): the paper's filters and time split, item renumbering and features, into a [`Dataset`].
 //! - [`features`]: dense vectors, TF-IDF text and categories as one row per item.
 //! - [`cache`]: the prepared dataset on disk, keyed by the content hash of everything that went in.
 //! - [`batches`]: session-parallel mini-batches as GRU4Rec builds them, for training and evaluation.

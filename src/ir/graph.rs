@@ -3,7 +3,7 @@
 //!
 //! Nodes are added in one canonical order (subnets in merge order, each preceded by the inputs it reads
 //! first), so the same model always yields the same node numbering, whatever order the spec declared it in
-//! ([`super::build`]). Nodes name their parameters by [`ParamId`] ([`super::param`]).
+//! (`build.rs`). Nodes name their parameters by [`ParamId`] ([`super::param`]).
 
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;

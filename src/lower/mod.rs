@@ -6,7 +6,7 @@
 //!   - [`autograd`]: libtorch operations and autograd, on any device;
 //!   - [`fused`]: the fused CPU step, hand-derived gradients and sparse Adagrad in Rust loops.
 //! - [`gru`], [`loss`], [`optim`]: the GRU forms, activations and losses, and Adagrad as libtorch operations.
-//! - [`rows`]: which item and vocabulary rows a mini-batch touches.
+//! - `rows`: which item and vocabulary rows a mini-batch touches.
 
 pub mod autograd;
 pub mod fused;

@@ -3,7 +3,7 @@
 //!
 //! At GRU4Rec's sizes a training step is a few hundred small operations, and libtorch's per-operation
 //! dispatch and autograd bookkeeping cost more than their arithmetic (docs/performance.md). The IR names
-//! every node, so each node kind's forward ([`forward`]) and backward ([`backward`]) is written out once
+//! every node, so each node kind's forward (`forward.rs`) and backward (`backward.rs`) is written out once
 //! here. The autograd executor stays the reference and the CUDA path: `tests/fused.rs` checks this one
 //! against it for every input kind, GRU form, merge, loss and schedule.
 //!
