@@ -179,7 +179,8 @@ pub struct Subnet {
     pub gru: NodeId,
 }
 
-/// The order executors visit nodes in.
+/// The order executors visit nodes in, and the graph's structure as they look it up (computed once, when the
+/// graph is built: node payloads may change afterwards, edges may not).
 ///
 /// A step runs each of its subnets' nodes forward (inputs, embeddings, then the GRU), then the head: the
 /// nodes from hidden states to the loss, in graph order. Backward runs the head in reverse topological order
@@ -191,6 +192,12 @@ pub struct Order {
     pub subnets: Vec<Vec<NodeId>>,
     pub head: Vec<NodeId>,
     pub head_backward: Vec<NodeId>,
+    /// Per node: the nodes it reads, lowest-numbered first.
+    pub sources: Vec<Vec<NodeId>>,
+    /// The loss, the activation it reads, and the merged scores the activation reads.
+    pub loss: NodeId,
+    pub activation: NodeId,
+    pub merged: NodeId,
 }
 
 /// The compiled dataflow graph of one model.
@@ -239,7 +246,19 @@ impl Order {
                 .expect("the graph is acyclic");
             head_backward.push(ready);
         }
-        Order { subnets: subnet_nodes, head, head_backward }
+        let sources: Vec<Vec<NodeId>> = graph
+            .node_indices()
+            .map(|node| {
+                let mut sources: Vec<NodeId> = graph.neighbors_directed(node, Direction::Incoming).map(NodeId::from).collect();
+                sources.sort();
+                sources
+            })
+            .collect();
+        let loss: NodeId =
+            graph.node_indices().find(|&i| matches!(graph[i], Node::Loss { .. })).expect("every graph ends in a loss").into();
+        let activation = sources[loss.index()][0];
+        let merged = sources[activation.index()][0];
+        Order { subnets: subnet_nodes, head, head_backward, sources, loss, activation, merged }
     }
 }
 
@@ -278,23 +297,21 @@ impl Graph {
     }
 
     /// The nodes `node` reads, lowest-numbered first.
-    pub fn sources(&self, node: NodeId) -> Vec<NodeId> {
-        let mut sources: Vec<NodeId> = self.graph.neighbors_directed(node.into(), Direction::Incoming).map(NodeId::from).collect();
-        sources.sort();
-        sources
+    pub fn sources(&self, node: NodeId) -> &[NodeId] {
+        &self.order.sources[node.index()]
     }
 
     /// The node the merged scores come from: the score sum, or the only scores node.
     pub fn merged(&self) -> NodeId {
-        self.sources(self.activation())[0]
+        self.order.merged
     }
 
     pub fn activation(&self) -> NodeId {
-        self.sources(self.loss())[0]
+        self.order.activation
     }
 
     pub fn loss(&self) -> NodeId {
-        self.graph.node_indices().find(|&i| matches!(self.graph[i], Node::Loss { .. })).expect("every graph ends in a loss").into()
+        self.order.loss
     }
 
     /// The subnet whose score part a head node belongs to (None: a node every part shares).

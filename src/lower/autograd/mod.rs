@@ -77,7 +77,7 @@ impl<'a> Pass<'a> {
                 Some(output_scores(frame, *w, *b, tied, self.value(graph.sources(node)[0])))
             }
             Node::ScoreSum { weights } => {
-                let parts = graph.sources(node).into_iter().enumerate().filter(|(k, _)| present.contains(&SubnetId::new(*k)));
+                let parts = graph.sources(node).iter().copied().enumerate().filter(|(k, _)| present.contains(&SubnetId::new(*k)));
                 let weighted = parts.map(|(k, part)| {
                     let part = self.value(part);
                     if weights[k] == 1.0 {
@@ -346,7 +346,7 @@ pub(crate) fn scores_into(ir: &Bound, network: &Network, states: &[Tensor], out:
     let merged = graph.merged();
     match graph.node(merged) {
         Node::ScoreSum { weights } => {
-            for (k, part) in graph.sources(merged).into_iter().enumerate() {
+            for (k, part) in graph.sources(merged).iter().copied().enumerate() {
                 add_part(part, weights[k]);
             }
         }

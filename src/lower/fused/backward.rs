@@ -76,7 +76,7 @@ impl State {
             Node::ScoreSum { weights } => {
                 let Some(Gradient::Own(d_scores)) = &grads[node.index()] else { unreachable!("the activation's gradient reached the sum") };
                 let mut parts = Vec::new();
-                for (k, part) in graph.sources(node).into_iter().enumerate() {
+                for (k, part) in graph.sources(node).iter().copied().enumerate() {
                     if !matches!(values[part.index()], Some(Value::Part { .. })) {
                         continue; // absent from this step, or reused from an earlier step
                     }

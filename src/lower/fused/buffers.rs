@@ -26,7 +26,11 @@ pub(super) struct Pool(Vec<Vec<f32>>);
 
 impl Pool {
     pub(super) fn take(&mut self, len: usize) -> Vec<f32> {
-        let mut buffer = match self.0.iter().position(|b| b.capacity() >= len) {
+        // The shortest buffer that already held `len` values is shortened, not filled: growing a buffer writes
+        // zeros first, and shortening a long one for a short use would make its next long use grow it again.
+        let held = self.0.iter().enumerate().filter(|(_, b)| b.len() >= len).min_by_key(|(_, b)| b.len()).map(|(at, _)| at);
+        let fits = held.or_else(|| self.0.iter().position(|b| b.capacity() >= len));
+        let mut buffer = match fits {
             Some(at) => self.0.swap_remove(at),
             None => self.0.pop().unwrap_or_default(),
         };

@@ -69,7 +69,7 @@ impl State {
             }
             Node::ScoreSum { weights } => {
                 let mut scores = self.pool.zeros(rows * scored.len());
-                for (k, part) in graph.sources(node).into_iter().enumerate() {
+                for (k, part) in graph.sources(node).iter().copied().enumerate() {
                     if step.loss_on.contains(&SubnetId::new(k)) {
                         add_row(&mut scores, self.part_of(ir, part), weights[k] as f32);
                     }
