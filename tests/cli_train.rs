@@ -191,3 +191,62 @@ fn bad_overrides_and_devices_are_usage_errors() {
     assert_eq!(output.status.code(), Some(5));
     assert!(stderr(&output).contains("is not a run folder") || stderr(&output).contains("run record"), "{}", stderr(&output));
 }
+
+/// The `"stopping"` records of a run's `metrics.jsonl`, by epoch.
+fn stopping_lines(run: &Path) -> Vec<(u64, serde_json::Value)> {
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|line| (line["epoch"].as_u64().unwrap(), line["stopping"].clone()))
+        .collect()
+}
+
+#[test]
+fn early_stopping_keeps_the_best_epoch_and_resumes_in_the_middle_of_its_patience() {
+    let (data, spec) = setup(3_000);
+    // No later epoch can gain more than 1 in MRR: epoch 1 is the best, and patience 2 stops after epoch 3.
+    let stop = ["epochs=6", "stop.patience=2", "stop.min_delta=1"];
+    let train = |out: &Path| {
+        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("prnn"));
+        command.arg("train").arg(&spec).arg("--config").arg(&data.config).arg("--out").arg(out).args(stop);
+        command
+    };
+    let whole = data.dir.path().join("whole");
+    let output = train(&whole).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("training stopped after epoch 3 (2 epochs without a gain above 1); kept epoch 1"),
+        "{}",
+        stderr(&output)
+    );
+    let lines = stopping_lines(&whole);
+    assert_eq!(lines.iter().map(|(e, _)| *e).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(lines.iter().map(|(_, s)| s["best"].as_bool().unwrap()).collect::<Vec<_>>(), [true, false, false]);
+    assert_eq!(lines[2].1["end"]["kept_epoch"], 1);
+    assert_eq!(lines[2].1["end"]["reason"]["why"], "patience");
+    assert!(lines[..2].iter().all(|(_, s)| s.get("end").is_none()));
+    // The run folder's checkpoint is the kept epoch's weights.
+    let best = tensors(&whole.join("best.safetensors"));
+    assert!(tensors(&whole.join("checkpoint.safetensors")) == best, "the final checkpoint holds the best epoch");
+
+    // Killed once epoch 2 is recorded, that is while patience is running, and resumed.
+    let killed = data.dir.path().join("killed");
+    let mut child = train(&killed).stderr(Stdio::null()).spawn().unwrap();
+    loop {
+        let recorded = std::fs::read_to_string(killed.join("metrics.jsonl")).map_or(0, |t| t.lines().count());
+        if recorded >= 2 {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "training ended before epoch 2 was recorded");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let output = prnn().arg("train").arg("--resume").arg(&killed).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stopping_lines(&killed), lines, "the resumed run makes the same decisions");
+    let (a, b) = (tensors(&whole.join("checkpoint.safetensors")), tensors(&killed.join("checkpoint.safetensors")));
+    assert!(a == b, "the resumed run keeps the same weights");
+    let output = prnn().arg("train").arg("--resume").arg(&killed).output().unwrap();
+    assert!(stderr(&output).contains("finished all its epochs"), "{}", stderr(&output));
+}

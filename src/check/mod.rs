@@ -26,7 +26,7 @@ use crate::diagnostic::{Code, Diagnostic, Span};
 use crate::syntax::ast::{Block, Ident, SpecFile, Statement, Value};
 
 const MODEL_KEYS: &[&str] = &["merge", "output", "loss"];
-const TRAIN_KEYS: &[&str] = &["optimizer", "batch", "seed", "negatives", "schedule"];
+const TRAIN_KEYS: &[&str] = &["optimizer", "batch", "seed", "negatives", "schedule", "stop"];
 
 /// Checks a parsed spec and fills in defaults.
 pub fn check(spec: &SpecFile) -> Result<Model, Vec<Diagnostic>> {

@@ -131,6 +131,51 @@ pub struct Train {
     pub seed: u64,
     pub negatives: Negatives,
     pub schedule: Schedule,
+    /// Early stopping on a validation metric; `None` trains every epoch of the schedule. Left out of the
+    /// JSON when `None`, so a model without it hashes as before (run folders compare the hash on resume).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop: Option<EarlyStop>,
+}
+
+/// Stop when the validation metric has not gained more than `min_delta` for `patience` epochs, and keep the
+/// best epoch. The schedule's epochs become a maximum; where each stop applies is the plan's (src/ir/plan.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EarlyStop {
+    pub metric: StopMetric,
+    pub cutoff: u64,
+    pub patience: u64,
+    pub min_delta: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopMetric {
+    Mrr,
+    Recall,
+}
+
+impl StopMetric {
+    pub const NAMES: &'static [&'static str] = &["mrr", "recall"];
+
+    pub fn from_name(name: &str) -> Option<StopMetric> {
+        match name {
+            "mrr" => Some(StopMetric::Mrr),
+            "recall" => Some(StopMetric::Recall),
+            _ => None,
+        }
+    }
+
+    /// As reports write it: `MRR` or `Recall`.
+    pub fn label(self) -> &'static str {
+        match self {
+            StopMetric::Mrr => "MRR",
+            StopMetric::Recall => "Recall",
+        }
+    }
+}
+
+impl EarlyStop {
+    pub const DEFAULT: EarlyStop = EarlyStop { metric: StopMetric::Mrr, cutoff: 20, patience: 3, min_delta: 0.0 };
 }
 
 /// Adagrad with optional heavy-ball momentum, as GRU4Rec does it (eps inside the square root).

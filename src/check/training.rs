@@ -1,8 +1,8 @@
 //! The `train` block: optimizer, batch, seed and negatives, and the schedule with its checks on subnet order.
 
-use super::args::{backticked, read_epochs, read_integer, wrong_type, Range};
+use super::args::{backticked, read_epochs, read_integer, read_name, wrong_type, Range};
 use super::subnets::all_known;
-use super::{Checker, Input, Negatives, Optimizer, ResidualPhase, Schedule, Settings, Subnet, Train};
+use super::{Checker, EarlyStop, Input, Negatives, Optimizer, ResidualPhase, Schedule, Settings, StopMetric, Subnet, Train};
 use crate::diagnostic::{Code, Diagnostic, Span};
 use crate::syntax::ast::{Ident, Value, ValueKind};
 
@@ -39,7 +39,39 @@ impl Checker<'_> {
                 self.push(d);
             }
         }
-        Train { optimizer, batch, seed, negatives, schedule }
+        let stop = value("stop").and_then(|v| self.stop(v));
+        Train { optimizer, batch, seed, negatives, schedule, stop }
+    }
+
+    /// `stop = early(metric = mrr, cutoff = 20, patience = 3, min_delta = 0)` or `stop = none`.
+    fn stop(&mut self, value: &Value) -> Option<EarlyStop> {
+        let (name, args) = self.function(value, "stop", &["early", "none"], |name| match name {
+            "early" => (&["metric", "cutoff", "patience", "min_delta"][..], 0),
+            _ => (&[][..], 0),
+        })?;
+        if name == "none" {
+            return None;
+        }
+        let default = EarlyStop::DEFAULT;
+        let metric = match args.get("metric") {
+            None => default.metric,
+            Some(v) => match read_name(v, "metric", self.sink) {
+                None => default.metric,
+                Some(written) => StopMetric::from_name(written).unwrap_or_else(|| {
+                    let d = Diagnostic::error(Code::UnknownName, format!("unknown stopping metric `{written}`"))
+                        .at(v.span, format!("expected one of {}", backticked(StopMetric::NAMES)))
+                        .suggest(written, StopMetric::NAMES.iter().copied());
+                    self.push(d);
+                    default.metric
+                }),
+            },
+        };
+        Some(EarlyStop {
+            metric,
+            cutoff: args.integer("cutoff", default.cutoff, Range::Positive, self.sink),
+            patience: args.integer("patience", default.patience, Range::Positive, self.sink),
+            min_delta: args.real("min_delta", default.min_delta, Range::NonNegative, self.sink),
+        })
     }
 
     fn optimizer(&mut self, value: &Value) -> Optimizer {

@@ -5,10 +5,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use prnn::check::StopMetric;
 use prnn::config::StepChoice;
 use prnn::run::file::create_dir;
+use prnn::run::metrics::StopRecord;
 use prnn::run::{self, metrics, FileError, RunRecord, METRICS_FILE};
 use prnn::train::checkpoint::{self, CheckpointInfo};
+use prnn::train::stopping::{GroupEnd, Stopper};
 use prnn::train::{EpochOptions, Trainer};
 
 use super::error::{CheckpointUse, CliError};
@@ -158,27 +161,55 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
     let compiled = &prepared.compiled;
     let epochs = compiled.plan.epochs;
+    let mut stopper = compiled.plan.stop.clone().map(Stopper::new);
     eprintln!(
-        "training {} ({} parameters) on {}, {} step: {epochs} epoch{}, {}; run folder {}",
+        "training {} ({} parameters) on {}, {} step: {}{epochs} epoch{}, {}; run folder {}",
         compiled.model.name,
         network.parameter_count(),
         session::device_name(device),
         session::step_name(step_kind),
+        if stopper.is_some() { "at most " } else { "" },
         if epochs == 1 { "" } else { "s" },
         compiled.plan.strategy,
         run_dir.display()
     );
-    if start_epoch > epochs {
-        eprintln!("the run has finished all {epochs} epochs already");
-        return Ok(());
+    if let Some(stopper) = &mut stopper {
+        let rule = stopper.stopping().rule;
+        eprintln!(
+            "early stopping on {}@{} over the validation split ({} held-out sessions), patience {}",
+            rule.metric.label(),
+            rule.cutoff,
+            prepared.dataset.test.len(),
+            rule.patience
+        );
+        if args.resume.is_some() {
+            for (epoch, record) in metrics::stop_records(&run_dir) {
+                if epoch < start_epoch {
+                    stopper.observe(epoch, record.score);
+                }
+            }
+            start_epoch = resume_stopping(stopper, &run_dir, &mut network, &prepared, start_epoch - 1)? + 1;
+        }
     }
-    if start_epoch > 1 {
+    let next_epoch = |stopper: &Option<Stopper>, done: u64| match stopper {
+        Some(stopper) => stopper.next_epoch(done),
+        None => (done < epochs).then_some(done + 1),
+    };
+    let Some(first_epoch) = next_epoch(&stopper, start_epoch - 1) else {
+        match &stopper {
+            None => eprintln!("the run has finished all {epochs} epochs already"),
+            Some(_) => eprintln!("the run has finished all its epochs already (early stopping ended its last group)"),
+        }
+        return Ok(());
+    };
+    if first_epoch > 1 {
         eprintln!("resuming after epoch {}", start_epoch - 1);
     }
     let mut trainer = Trainer::new(network, &prepared.dataset, step_kind).expect("session::step_kind checked the fused step");
     let options = EpochOptions { max_batches: prepared.max_batches, ..EpochOptions::default() };
     let terminal = std::io::stderr().is_terminal();
-    for epoch in start_epoch..=epochs {
+    let mut next = Some(first_epoch);
+    while let Some(epoch) = next {
         let bar = terminal.then(|| {
             let bar = ProgressBar::new(0);
             bar.set_style(
@@ -220,11 +251,28 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             batch: diverged.batch,
             kept: (epoch > 1).then(|| epoch - 1),
         })?;
-        let evaluation = args.eval_every_epoch.then(|| prnn::eval::evaluate(trainer.executor(), &prepared.dataset, &prepared.config.eval));
-        metrics::append(&run_dir.join(METRICS_FILE), &summary, evaluation.as_ref())?;
-        let info = CheckpointInfo { epoch, prnn_version: env!("CARGO_PKG_VERSION").to_string(), model: compiled.model.name.clone() };
-        checkpoint::save(&run_dir, trainer.network(), &prepared.dataset.items, &info)
-            .map_err(|source| FileError::write("the checkpoint", &run_dir.join(checkpoint::FILE_NAME), source))?;
+        let mut eval_settings = prepared.config.eval.clone();
+        if let Some(stopper) = &stopper {
+            let cutoff = stopper.stopping().rule.cutoff;
+            if !eval_settings.cutoffs.contains(&cutoff) {
+                eval_settings.cutoffs.push(cutoff);
+            }
+        }
+        let evaluation = (args.eval_every_epoch || stopper.is_some())
+            .then(|| prnn::eval::evaluate(trainer.executor(), &prepared.dataset, &eval_settings));
+        let stop_record = stopper.as_mut().map(|stopper| {
+            let rule = stopper.stopping().rule;
+            let metrics = evaluation.as_ref().expect("stopping evaluates every epoch").metrics.iter();
+            let at_cutoff = metrics.clone().find(|m| m.cutoff == rule.cutoff).expect("the stopping cutoff is evaluated");
+            let score = match rule.metric {
+                StopMetric::Mrr => at_cutoff.mrr,
+                StopMetric::Recall => at_cutoff.recall,
+            };
+            let observation = stopper.observe(epoch, score);
+            StopRecord { metric: format!("{}@{}", rule.metric.label(), rule.cutoff), score, best: observation.best, end: observation.end }
+        });
+        metrics::append(&run_dir.join(METRICS_FILE), &summary, evaluation.as_ref(), stop_record.as_ref())?;
+        save_checkpoint(&run_dir, trainer.network(), &prepared, epoch)?;
         eprintln!(
             "epoch {epoch}/{epochs}  phase {}  trains {}  loss {:.5}  {} events in {:.1} s ({:.0} events/s, {:.0} mini-batches/s)",
             summary.phase,
@@ -238,9 +286,79 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         if let Some(evaluation) = &evaluation {
             let line: Vec<String> =
                 evaluation.metrics.iter().map(|m| format!("Recall@{0} {1:.4}  MRR@{0} {2:.4}", m.cutoff, m.recall, m.mrr)).collect();
-            eprintln!("epoch {epoch}/{epochs}  {}", line.join("  "));
+            let on = if stopper.is_some() { " (validation)" } else { "" };
+            eprintln!("epoch {epoch}/{epochs}{on}  {}", line.join("  "));
         }
+        if let (Some(stopper), Some(record)) = (&stopper, &stop_record) {
+            if record.best {
+                checkpoint::keep_as_best(&run_dir)
+                    .map_err(|source| FileError::write("the best checkpoint", &run_dir.join(checkpoint::BEST_FILE_NAME), source))?;
+            }
+            if let Some(end) = record.end {
+                let mut network = trainer.into_network();
+                go_back_to_best(stopper, &end, &run_dir, &mut network, &prepared)?;
+                trainer = Trainer::new(network, &prepared.dataset, step_kind).expect("the step ran this network already");
+            }
+        }
+        next = next_epoch(&stopper, epoch);
     }
     eprintln!("done; evaluate with: prnn eval {}", run_dir.display());
     Ok(())
+}
+
+fn save_checkpoint(run_dir: &Path, network: &prnn::lower::Network, prepared: &session::Prepared, epoch: u64) -> anyhow::Result<()> {
+    let info = CheckpointInfo { epoch, prnn_version: env!("CARGO_PKG_VERSION").to_string(), model: prepared.compiled.model.name.clone() };
+    checkpoint::save(run_dir, network, &prepared.dataset.items, &info)
+        .map_err(|source| FileError::write("the checkpoint", &run_dir.join(checkpoint::FILE_NAME), source))?;
+    Ok(())
+}
+
+/// Ends a stopping group: the network goes back to the group's best epoch, saved as the checkpoint of the
+/// group's last epoch, so the run goes on (or resumes) with the next group.
+fn go_back_to_best(
+    stopper: &Stopper,
+    end: &GroupEnd,
+    run_dir: &Path,
+    network: &mut prnn::lower::Network,
+    prepared: &session::Prepared,
+) -> anyhow::Result<u64> {
+    let best = run_dir.join(checkpoint::BEST_FILE_NAME);
+    let info = checkpoint::load(&best, network, &prepared.dataset.items)
+        .map_err(|source| CliError::Checkpoint { needed_for: CheckpointUse::Resume, source })?;
+    anyhow::ensure!(
+        info.epoch == end.kept_epoch,
+        "{} holds epoch {}, but early stopping keeps epoch {}: the run folder was changed by hand",
+        best.display(),
+        info.epoch,
+        end.kept_epoch
+    );
+    let groups = &stopper.stopping().groups;
+    let last_epoch = groups[end.group].last_epoch;
+    save_checkpoint(run_dir, network, prepared, last_epoch)?;
+    let what = if groups.len() > 1 { format!("phase {}", end.group + 1) } else { "training".to_string() };
+    eprintln!(
+        "early stopping: {what} stopped after epoch {} ({}); kept epoch {} ({:.4})",
+        end.stopped_after, end.reason, end.kept_epoch, end.kept_score
+    );
+    Ok(last_epoch)
+}
+
+/// Brings a resumed run's files in line with the replayed stopping state, for a run killed between writing an
+/// epoch's checkpoint and its best copy, or before going back to a finished group's best. Returns the epoch
+/// the checkpoint now holds.
+fn resume_stopping(
+    stopper: &Stopper,
+    run_dir: &Path,
+    network: &mut prnn::lower::Network,
+    prepared: &session::Prepared,
+    checkpoint_epoch: u64,
+) -> anyhow::Result<u64> {
+    if stopper.best_of_group(checkpoint_epoch).is_some_and(|(best, _)| best == checkpoint_epoch) {
+        checkpoint::keep_as_best(run_dir)
+            .map_err(|source| FileError::write("the best checkpoint", &run_dir.join(checkpoint::BEST_FILE_NAME), source))?;
+    }
+    match stopper.end_of_group(checkpoint_epoch) {
+        Some(end) if end.stopped_after == checkpoint_epoch => go_back_to_best(stopper, &end, run_dir, network, prepared),
+        _ => Ok(checkpoint_epoch),
+    }
 }

@@ -1,74 +1,248 @@
-//! `key=value` overrides of a spec's training settings: `prnn train KEY=VALUE`, and the sweeps and tuning grids of
+//! `key=value` overrides of a spec's settings: `prnn train KEY=VALUE`, and the sweeps, grids and searches of
 //! `prnn run`, which pass their settings to `prnn train` the same way.
+//!
+//! Every number a spec can hold has a key. Training settings have bare keys (`lr`, `batch`, `epochs`); the
+//! rest are addressed by what they belong to: a subnet (`id_net.hidden`, `id_net.dropout`, `id_net.lr`), an
+//! input (`id.dropout`, `id.dim`), every subnet's hidden size at once (`hidden`), the loss (`loss.bpreg`, `loss.logq`), the output (`output.alpha`), a merge
+//! weight (`merge.id_net`), a residual phase (`schedule.id_net`) and early stopping (`stop`, `stop.patience`,
+//! `stop.min_delta`, `stop.cutoff`, `stop.metric`). Values are checked against the same ranges as the spec's
+//! own, and what ties settings together (equal hidden sizes under `shared_w` and `interaction`, negatives
+//! for a mini-batch of 1) is checked again once every override is applied.
 
-use crate::check::{Model, Schedule};
+use crate::check::{Activation, EarlyStop, Embedding, InputKind, Loss, Merge, Model, Schedule, StopMetric};
 
-/// The keys overrides take, as error messages list them.
-pub const KEYS: &str = "seed, batch, lr, momentum, eps, epochs, extra, alpha, max_batches";
+/// The bare keys, as error messages list them.
+const GLOBAL_KEYS: &[&str] = &["seed", "batch", "lr", "momentum", "eps", "epochs", "extra", "alpha", "max_batches", "hidden", "stop"];
+/// The addressed keys' forms, for messages and for checking a key before any spec is read.
+const ADDRESSED_FORMS: &[&str] = &[
+    "SUBNET.hidden",
+    "SUBNET.dropout",
+    "SUBNET.lr",
+    "INPUT.dropout",
+    "INPUT.dim",
+    "loss.bpreg",
+    "loss.logq",
+    "output.alpha",
+    "merge.SUBNET",
+    "schedule.SUBNET",
+    "stop.patience",
+    "stop.min_delta",
+    "stop.cutoff",
+    "stop.metric",
+];
+const SUBNET_FIELDS: &[&str] = &["hidden", "dropout", "lr"];
+const INPUT_FIELDS: &[&str] = &["dropout", "dim"];
+const STOP_FIELDS: &[&str] = &["patience", "min_delta", "cutoff", "metric"];
+/// Epochs beyond this are a typo, as in a spec.
+const MAX_EPOCHS: u64 = 100_000;
+
+/// Every key form overrides take, as error messages list them.
+pub fn key_forms() -> String {
+    GLOBAL_KEYS.iter().chain(ADDRESSED_FORMS).copied().collect::<Vec<_>>().join(", ")
+}
+
+/// The values a setting takes, as messages say them; the same ranges a spec's settings have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expected {
+    /// 0, 1, 2, ...
+    WholeNumber,
+    /// 1, 2, ...
+    PositiveWholeNumber,
+    /// > 0
+    Positive,
+    /// >= 0
+    NonNegative,
+    /// [0, 1)
+    Fraction,
+    /// `mrr` or `recall`
+    StopMetric,
+    /// `early` or `none`
+    Stop,
+}
+
+impl std::fmt::Display for Expected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Expected::WholeNumber => "a whole number ≥ 0",
+            Expected::PositiveWholeNumber => "a whole number ≥ 1",
+            Expected::Positive => "a number > 0",
+            Expected::NonNegative => "a number ≥ 0",
+            Expected::Fraction => "a number in [0, 1)",
+            Expected::StopMetric => "`mrr` or `recall`",
+            Expected::Stop => "`early` or `none`",
+        })
+    }
+}
 
 /// An override that cannot apply.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum OverrideError {
-    #[error("override `{0}` is not `key=value` (keys: {KEYS})")]
+    #[error("override `{0}` is not `key=value` (keys: {keys})", keys = key_forms())]
     NotKeyValue(String),
-    #[error("unknown override `{key}`{}; keys: {KEYS}", closest.map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default())]
-    UnknownKey { key: String, closest: Option<&'static str> },
-    #[error("override `{key}` needs a whole number ≥ 0, got `{value}`")]
-    NotWholeNumber { key: String, value: String },
-    #[error("override `{key}` needs a number ≥ 0, got `{value}`")]
-    NotNumber { key: String, value: String },
-    #[error("override `{key}` must be at least 1")]
-    Zero { key: String },
-    #[error("override `lr` must be above 0")]
-    ZeroLearningRate,
-    #[error("override `momentum` must be below 1")]
-    MomentumOfOne,
+    #[error("unknown override `{key}`{}; keys: {keys}", closest.as_ref().map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default())]
+    UnknownKey { key: String, closest: Option<String>, keys: String },
+    #[error("override `{key}` needs {expected}, got `{value}`")]
+    BadValue { key: String, value: String, expected: Expected },
+    #[error("override `{key}` does not apply to this spec: {why}")]
+    NotApplicable { key: String, why: String },
+    #[error("the overrides leave `{merge}` subnets of unequal hidden size ({sizes}): {why}; set them all, or use `hidden=N`")]
+    UnequalHidden { merge: &'static str, sizes: String, why: &'static str },
+    #[error("the overrides make every merge weight 0: no subnet would contribute to the scores")]
+    AllWeightsZero,
     #[error("a mini-batch of 1 has no negatives with in-batch negatives only: use `batch=2` or more, or `extra=N`")]
     NoNegatives,
 }
 
-/// Whether `key` is an override key; the error names the closest one.
-pub fn check_key(key: &str) -> Result<(), OverrideError> {
-    let names = KEYS.split(", ");
-    if names.clone().any(|name| name == key) {
-        return Ok(());
-    }
-    let closest = crate::diagnostic::closest(key, names);
-    Err(OverrideError::UnknownKey { key: key.to_string(), closest })
+fn unknown(key: &str, candidates: impl IntoIterator<Item = String>, keys: String) -> OverrideError {
+    let candidates: Vec<String> = candidates.into_iter().collect();
+    let closest = crate::diagnostic::closest(key, candidates.iter().map(String::as_str)).map(str::to_string);
+    OverrideError::UnknownKey { key: key.to_string(), closest, keys }
 }
 
-/// Applies `key=value` overrides, in order, to the model's training settings. Returns the run-only
-/// `max_batches` (a cap on every epoch, which no spec setting holds).
+/// Whether `key` has the form of an override key, before any spec is read; the error names the closest
+/// form. Whether the subnet or input it names exists is checked when the override is applied.
+pub fn check_key(key: &str) -> Result<(), OverrideError> {
+    let known = match key.split_once('.') {
+        None => GLOBAL_KEYS.contains(&key),
+        Some(("loss", field)) => ["bpreg", "logq"].contains(&field),
+        Some(("output", field)) => field == "alpha",
+        Some(("stop", field)) => STOP_FIELDS.contains(&field),
+        Some(("merge" | "schedule", name)) => is_name(name),
+        Some((name, field)) => is_name(name) && (SUBNET_FIELDS.contains(&field) || INPUT_FIELDS.contains(&field)),
+    };
+    if known {
+        return Ok(());
+    }
+    let forms = GLOBAL_KEYS.iter().chain(ADDRESSED_FORMS).map(|s| s.to_string());
+    Err(unknown(key, forms, key_forms()))
+}
+
+fn is_name(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Every key that applies to `model`, in the order a user reads a spec.
+pub fn keys_of(model: &Model) -> Vec<String> {
+    let mut keys: Vec<String> = GLOBAL_KEYS.iter().map(|k| k.to_string()).collect();
+    for input in &model.inputs {
+        if let InputKind::ItemId { embedding, .. } = &input.kind {
+            keys.push(format!("{}.dropout", input.name));
+            if matches!(embedding, Embedding::Separate { .. }) {
+                keys.push(format!("{}.dim", input.name));
+            }
+        }
+    }
+    for subnet in &model.subnets {
+        keys.extend(SUBNET_FIELDS.iter().map(|field| format!("{}.{field}", subnet.name)));
+    }
+    match model.loss {
+        Loss::BprMax { .. } => keys.push("loss.bpreg".into()),
+        Loss::CrossEntropy { .. } => keys.push("loss.logq".into()),
+        Loss::Top1 | Loss::Bpr | Loss::Top1Max => {}
+    }
+    if matches!(model.activation, Activation::Elu { .. }) {
+        keys.push("output.alpha".into());
+    }
+    if let Merge::Parallel { subnets, .. } | Merge::SharedW { subnets, .. } = &model.merge {
+        keys.extend(subnets.iter().map(|s| format!("merge.{s}")));
+    }
+    if let Schedule::Residual { phases } = &model.train.schedule {
+        keys.extend(phases.iter().map(|p| format!("schedule.{}", p.subnet)));
+    }
+    keys.extend(STOP_FIELDS.iter().map(|field| format!("stop.{field}")));
+    keys
+}
+
+/// One `key=value`, with its value read as what the key takes.
+struct Setting<'a> {
+    key: &'a str,
+    value: &'a str,
+}
+
+impl Setting<'_> {
+    fn bad(&self, expected: Expected) -> OverrideError {
+        OverrideError::BadValue { key: self.key.into(), value: self.value.into(), expected }
+    }
+
+    fn integer(&self, expected: Expected) -> Result<u64, OverrideError> {
+        let n = self.value.parse::<u64>().map_err(|_| self.bad(expected))?;
+        match expected {
+            Expected::PositiveWholeNumber if n == 0 => Err(self.bad(expected)),
+            _ => Ok(n),
+        }
+    }
+
+    fn epochs(&self) -> Result<u64, OverrideError> {
+        self.integer(Expected::PositiveWholeNumber).and_then(|n| {
+            if n > MAX_EPOCHS {
+                Err(self.bad(Expected::PositiveWholeNumber))
+            } else {
+                Ok(n)
+            }
+        })
+    }
+
+    fn real(&self, expected: Expected) -> Result<f64, OverrideError> {
+        let v = self.value.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| self.bad(expected))?;
+        let ok = match expected {
+            Expected::Positive => v > 0.0,
+            Expected::NonNegative => v >= 0.0,
+            Expected::Fraction => (0.0..1.0).contains(&v),
+            _ => true,
+        };
+        if ok {
+            Ok(v)
+        } else {
+            Err(self.bad(expected))
+        }
+    }
+
+    fn not_applicable(&self, why: String) -> OverrideError {
+        OverrideError::NotApplicable { key: self.key.into(), why }
+    }
+}
+
+/// Applies `key=value` overrides, in order, to the model. Returns the run-only `max_batches` (a cap on every
+/// epoch, which no spec setting holds).
 pub fn apply(model: &mut Model, overrides: &[String]) -> Result<Option<u64>, OverrideError> {
     let mut max_batches = None;
     for text in overrides {
         let (key, value) = text.split_once('=').ok_or_else(|| OverrideError::NotKeyValue(text.clone()))?;
-        let (key, value) = (key.trim(), value.trim());
-        let integer = || value.parse::<u64>().map_err(|_| OverrideError::NotWholeNumber { key: key.into(), value: value.into() });
-        let real = || {
-            value
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite() && *v >= 0.0)
-                .ok_or_else(|| OverrideError::NotNumber { key: key.into(), value: value.into() })
-        };
-        let positive = |n: u64| if n == 0 { Err(OverrideError::Zero { key: key.into() }) } else { Ok(n) };
-        let train = &mut model.train;
-        match key {
-            "seed" => train.seed = integer()?,
-            "batch" => train.batch = positive(integer()?)?,
-            "lr" => {
-                train.optimizer.learning_rate = real().and_then(|v| if v > 0.0 { Ok(v) } else { Err(OverrideError::ZeroLearningRate) })?
+        let setting = Setting { key: key.trim(), value: value.trim() };
+        if let Some(n) = apply_one(model, &setting)? {
+            max_batches = Some(n);
+        }
+    }
+    // Checked once all are applied: resizing a `shared_w` model takes one override per subnet.
+    check_ties(model)?;
+    if model.train.batch == 1 && model.train.negatives.extra == 0 {
+        return Err(OverrideError::NoNegatives);
+    }
+    Ok(max_batches)
+}
+
+fn apply_one(model: &mut Model, setting: &Setting) -> Result<Option<u64>, OverrideError> {
+    let key = setting.key;
+    let keys = keys_of(model);
+    let train = &mut model.train;
+    match key.split_once('.') {
+        None => match key {
+            "seed" => train.seed = setting.integer(Expected::WholeNumber)?,
+            "batch" => train.batch = setting.integer(Expected::PositiveWholeNumber)?,
+            "lr" => train.optimizer.learning_rate = setting.real(Expected::Positive)?,
+            "momentum" => train.optimizer.momentum = setting.real(Expected::Fraction)?,
+            "eps" => train.optimizer.eps = setting.real(Expected::Positive)?,
+            "extra" => train.negatives.extra = setting.integer(Expected::WholeNumber)?,
+            "alpha" => train.negatives.alpha = setting.real(Expected::NonNegative)?,
+            "max_batches" => return Ok(Some(setting.integer(Expected::PositiveWholeNumber)?)),
+            // Every subnet at once: the one way to resize a model whose merge needs equal sizes in one setting.
+            "hidden" => {
+                let hidden = setting.integer(Expected::PositiveWholeNumber)?;
+                model.subnets.iter_mut().for_each(|s| s.hidden = hidden);
             }
-            "momentum" => {
-                train.optimizer.momentum = real().and_then(|v| if v < 1.0 { Ok(v) } else { Err(OverrideError::MomentumOfOne) })?
-            }
-            "eps" => train.optimizer.eps = real()?,
-            "extra" => train.negatives.extra = integer()?,
-            "alpha" => train.negatives.alpha = real()?,
-            "max_batches" => max_batches = Some(positive(integer()?)?),
             "epochs" => {
-                let epochs = positive(integer()?)?;
+                let epochs = setting.epochs()?;
                 match &mut train.schedule {
                     Schedule::Simultaneous { epochs: e }
                     | Schedule::Alternating { epochs: e, .. }
@@ -77,13 +251,126 @@ pub fn apply(model: &mut Model, overrides: &[String]) -> Result<Option<u64>, Ove
                     Schedule::Residual { phases } => phases.iter_mut().for_each(|p| p.epochs = epochs),
                 }
             }
-            _ => return Err(check_key(key).expect_err("every known key has an arm above")),
+            "stop" => {
+                train.stop = match setting.value {
+                    "none" => None,
+                    "early" => Some(train.stop.unwrap_or(EarlyStop::DEFAULT)),
+                    _ => return Err(setting.bad(Expected::Stop)),
+                }
+            }
+            _ => return Err(unknown(key, keys.clone(), keys.join(", "))),
+        },
+        Some(("stop", field)) => {
+            // Setting any part of the rule turns early stopping on, with the defaults for the rest.
+            let stop = train.stop.get_or_insert(EarlyStop::DEFAULT);
+            match field {
+                "patience" => stop.patience = setting.integer(Expected::PositiveWholeNumber)?,
+                "min_delta" => stop.min_delta = setting.real(Expected::NonNegative)?,
+                "cutoff" => stop.cutoff = setting.integer(Expected::PositiveWholeNumber)?,
+                "metric" => stop.metric = StopMetric::from_name(setting.value).ok_or_else(|| setting.bad(Expected::StopMetric))?,
+                _ => return Err(unknown(key, keys.clone(), keys.join(", "))),
+            }
+        }
+        Some(("loss", field)) => match (field, &mut model.loss) {
+            ("bpreg", Loss::BprMax { bpreg }) => *bpreg = setting.real(Expected::NonNegative)?,
+            ("logq", Loss::CrossEntropy { logq }) => *logq = setting.real(Expected::NonNegative)?,
+            ("bpreg" | "logq", loss) => {
+                let owner = if field == "bpreg" { "bpr_max" } else { "cross_entropy" };
+                let loss = crate::check::loss_name(*loss);
+                return Err(setting.not_applicable(format!("`{field}` is a setting of `{owner}`, and this spec's loss is `{loss}`")));
+            }
+            _ => return Err(unknown(key, keys.clone(), keys.join(", "))),
+        },
+        Some(("output", "alpha")) => match &mut model.activation {
+            Activation::Elu { alpha } => *alpha = setting.real(Expected::Positive)?,
+            other => {
+                let name = crate::check::activation_name(*other);
+                return Err(setting.not_applicable(format!("`alpha` is a setting of `elu`, and this spec's activation is `{name}`")));
+            }
+        },
+        Some(("merge", name)) => match &mut model.merge {
+            Merge::Parallel { subnets, weights } | Merge::SharedW { subnets, weights } => {
+                let Some(index) = subnets.iter().position(|s| s == name) else {
+                    return Err(unknown(key, subnets.iter().map(|s| format!("merge.{s}")), keys.join(", ")));
+                };
+                weights[index] = setting.real(Expected::NonNegative)?;
+            }
+            Merge::Single { .. } | Merge::Interaction { .. } => {
+                return Err(setting.not_applicable("only `parallel` and `shared_w` merges have weights".into()));
+            }
+        },
+        Some(("schedule", name)) => match &mut train.schedule {
+            Schedule::Residual { phases } => {
+                let Some(phase) = phases.iter_mut().find(|p| p.subnet == name) else {
+                    return Err(unknown(key, keys.iter().filter(|k| k.starts_with("schedule.")).cloned(), keys.join(", ")));
+                };
+                phase.epochs = setting.epochs()?;
+            }
+            other => {
+                let strategy = other.name();
+                return Err(setting.not_applicable(format!(
+                    "only `residual` schedules give each subnet its own epochs; this spec's is `{strategy}` (use `epochs`)"
+                )));
+            }
+        },
+        Some((name, field)) => {
+            if let Some(subnet) = model.subnets.iter_mut().find(|s| s.name == name) {
+                match field {
+                    "hidden" => subnet.hidden = setting.integer(Expected::PositiveWholeNumber)?,
+                    "dropout" => subnet.dropout = setting.real(Expected::Fraction)?,
+                    "lr" => subnet.learning_rate = Some(setting.real(Expected::Positive)?),
+                    _ => {
+                        let candidates = SUBNET_FIELDS.iter().map(|f| format!("{name}.{f}"));
+                        return Err(unknown(key, candidates, keys.join(", ")));
+                    }
+                }
+            } else if let Some(input) = model.inputs.iter_mut().find(|i| i.name == name) {
+                match (field, &mut input.kind) {
+                    ("dropout", InputKind::ItemId { dropout, .. }) => *dropout = setting.real(Expected::Fraction)?,
+                    ("dim", InputKind::ItemId { embedding: Embedding::Separate { dim }, .. }) => {
+                        *dim = setting.integer(Expected::PositiveWholeNumber)?
+                    }
+                    ("dim", InputKind::ItemId { .. }) => {
+                        return Err(setting.not_applicable(format!(
+                            "`{name}` has no separate embedding to size (give it `embedding = separate(dim = N)` in the spec)"
+                        )));
+                    }
+                    ("dropout" | "dim", _) => {
+                        return Err(setting.not_applicable(format!("`{name}` is a feature input; only item ID inputs have `{field}`")));
+                    }
+                    _ => {
+                        let candidates = INPUT_FIELDS.iter().map(|f| format!("{name}.{f}"));
+                        return Err(unknown(key, candidates, keys.join(", ")));
+                    }
+                }
+            } else {
+                return Err(unknown(key, keys.clone(), keys.join(", ")));
+            }
         }
     }
-    if model.train.batch == 1 && model.train.negatives.extra == 0 {
-        return Err(OverrideError::NoNegatives);
+    Ok(None)
+}
+
+/// What one override can break between settings, checked as the spec checker does.
+fn check_ties(model: &Model) -> Result<(), OverrideError> {
+    let (merge, names, why): (&'static str, Vec<&str>, &'static str) = match &model.merge {
+        Merge::SharedW { subnets, .. } => {
+            ("shared_w", subnets.iter().map(String::as_str).collect(), "their weighted sum is multiplied by one output matrix")
+        }
+        Merge::Interaction { .. } => ("interaction", model.merge.subnets(), "their hidden states are multiplied element-wise"),
+        Merge::Single { .. } | Merge::Parallel { .. } => ("", Vec::new(), ""),
+    };
+    let sizes: Vec<(&str, u64)> = names.iter().filter_map(|n| model.subnet(n).map(|s| (*n, s.hidden))).collect();
+    if sizes.windows(2).any(|pair| pair[0].1 != pair[1].1) {
+        let sizes = sizes.iter().map(|(n, h)| format!("`{n}` {h}")).collect::<Vec<_>>().join(", ");
+        return Err(OverrideError::UnequalHidden { merge, sizes, why });
     }
-    Ok(max_batches)
+    if let Merge::Parallel { weights, .. } | Merge::SharedW { weights, .. } = &model.merge {
+        if weights.iter().all(|w| *w == 0.0) {
+            return Err(OverrideError::AllWeightsZero);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -91,11 +378,13 @@ mod tests {
     use super::*;
 
     const SPEC: &str = "model m {
-  input id    : item_id
+  input id    : item_id(embedding = separate(dim = 16), dropout = 0.1)
   input image : dense
   subnet id_net    = gru(id, hidden = 8)
   subnet image_net = gru(image, hidden = 8)
-  merge = parallel(id_net, image_net)
+  merge = shared_w(id_net, image_net)
+  output = scores(activation = elu(0.5))
+  loss = bpr_max(bpreg = 1)
 }
 train {
   batch    = 16
@@ -103,15 +392,19 @@ train {
 }
 ";
 
-    fn model() -> Model {
-        crate::compile::check_source(&crate::diagnostic::Source::new("m.prnn", SPEC)).unwrap_or_else(|e| panic!("{:?}", e.diagnostics))
+    fn model_of(spec: &str) -> Model {
+        crate::compile::check_source(&crate::diagnostic::Source::new("m.prnn", spec)).unwrap_or_else(|e| panic!("{:?}", e.diagnostics))
     }
 
-    fn apply_to_model(overrides: &[&str]) -> Result<(Model, Option<u64>), OverrideError> {
-        let mut model = model();
+    fn apply_to(spec: &str, overrides: &[&str]) -> Result<(Model, Option<u64>), OverrideError> {
+        let mut model = model_of(spec);
         let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
         let max_batches = apply(&mut model, &overrides)?;
         Ok((model, max_batches))
+    }
+
+    fn apply_to_model(overrides: &[&str]) -> Result<(Model, Option<u64>), OverrideError> {
+        apply_to(SPEC, overrides)
     }
 
     #[test]
@@ -126,6 +419,52 @@ train {
     }
 
     #[test]
+    fn addressed_overrides_reach_every_number_of_the_spec() {
+        let (model, _) = apply_to_model(&["hidden=24"]).unwrap();
+        assert!(model.subnets.iter().all(|s| s.hidden == 24));
+        let (model, _) = apply_to_model(&[
+            "id_net.hidden=32",
+            "image_net.hidden=32",
+            "id_net.dropout=0.3",
+            "image_net.lr=0.01",
+            "id.dropout=0.2",
+            "id.dim=64",
+            "loss.bpreg=0.5",
+            "output.alpha=2",
+            "merge.image_net=0.25",
+            "schedule.image_net=7",
+        ])
+        .unwrap();
+        let (id_net, image_net) = (model.subnet("id_net").unwrap(), model.subnet("image_net").unwrap());
+        assert_eq!((id_net.hidden, id_net.dropout, id_net.learning_rate), (32, 0.3, None));
+        assert_eq!((image_net.hidden, image_net.learning_rate), (32, Some(0.01)));
+        assert_eq!(model.input("id").unwrap().kind, InputKind::ItemId { embedding: Embedding::Separate { dim: 64 }, dropout: 0.2 });
+        assert_eq!(model.loss, Loss::BprMax { bpreg: 0.5 });
+        assert_eq!(model.activation, Activation::Elu { alpha: 2.0 });
+        assert_eq!(model.merge, Merge::SharedW { subnets: vec!["id_net".into(), "image_net".into()], weights: vec![1.0, 0.25] });
+        let Schedule::Residual { phases } = &model.train.schedule else { panic!("the spec is residual") };
+        assert_eq!(phases.iter().map(|p| p.epochs).collect::<Vec<_>>(), [2, 7]);
+    }
+
+    #[test]
+    fn cross_entropy_takes_logq() {
+        let spec =
+            "model m {\n input id : item_id\n subnet id_net = gru(id)\n output = scores(activation = softmax)\n loss = cross_entropy\n}\n";
+        let (model, _) = apply_to(spec, &["loss.logq=1"]).unwrap();
+        assert_eq!(model.loss, Loss::CrossEntropy { logq: 1.0 });
+    }
+
+    #[test]
+    fn stop_overrides_turn_early_stopping_on_and_off() {
+        let (model, _) = apply_to_model(&["stop.patience=2"]).unwrap();
+        assert_eq!(model.train.stop, Some(EarlyStop { patience: 2, ..EarlyStop::DEFAULT }));
+        let (model, _) = apply_to_model(&["stop=early", "stop.metric=recall", "stop.cutoff=10", "stop.min_delta=0.001"]).unwrap();
+        assert_eq!(model.train.stop, Some(EarlyStop { metric: StopMetric::Recall, cutoff: 10, patience: 3, min_delta: 0.001 }));
+        let (model, _) = apply_to_model(&["stop.patience=2", "stop=none"]).unwrap();
+        assert_eq!(model.train.stop, None);
+    }
+
+    #[test]
     fn epochs_reach_every_phase_of_a_residual_schedule() {
         let (model, _) = apply_to_model(&["epochs=4"]).unwrap();
         let Schedule::Residual { phases } = &model.train.schedule else { panic!("the spec is residual") };
@@ -134,22 +473,69 @@ train {
 
     #[test]
     fn bad_overrides_say_what_is_wrong() {
-        let error = |overrides: &[&str]| apply_to_model(overrides).unwrap_err().to_string();
-        assert_eq!(error(&["epoch=2"]), format!("unknown override `epoch` (did you mean `epochs`?); keys: {KEYS}"));
-        assert_eq!(error(&["zzz=2"]), format!("unknown override `zzz`; keys: {KEYS}"));
-        assert_eq!(error(&["batch"]), format!("override `batch` is not `key=value` (keys: {KEYS})"));
-        assert_eq!(error(&["lr=fast"]), "override `lr` needs a number ≥ 0, got `fast`");
-        assert_eq!(error(&["lr=0"]), "override `lr` must be above 0");
-        assert_eq!(error(&["momentum=1"]), "override `momentum` must be below 1");
-        assert_eq!(error(&["seed=-1"]), "override `seed` needs a whole number ≥ 0, got `-1`");
-        assert_eq!(error(&["epochs=0"]), "override `epochs` must be at least 1");
-        assert_eq!(error(&["batch=1"]), OverrideError::NoNegatives.to_string());
+        let plain = "model m {\n input id : item_id\n subnet id_net = gru(id)\n}\n";
+        let error = |spec: &str, overrides: &[&str]| apply_to(spec, overrides).unwrap_err().to_string();
+        let messages: Vec<String> = [
+            (SPEC, &["epoch=2"][..]),
+            (SPEC, &["zzz=2"]),
+            (SPEC, &["batch"]),
+            (SPEC, &["lr=fast"]),
+            (SPEC, &["lr=0"]),
+            (SPEC, &["momentum=1"]),
+            (SPEC, &["seed=-1"]),
+            (SPEC, &["epochs=0"]),
+            (SPEC, &["batch=1"]),
+            (SPEC, &["id_net.hiden=200"]),
+            (SPEC, &["id_nt.hidden=200"]),
+            (SPEC, &["id_net.hidden=0"]),
+            (SPEC, &["id_net.hidden=200"]),
+            (SPEC, &["id_net.dropout=1.5"]),
+            (SPEC, &["image.dropout=0.2"]),
+            (SPEC, &["loss.logq=1"]),
+            (SPEC, &["merge.text_net=1"]),
+            (SPEC, &["merge.id_net=0", "merge.image_net=0"]),
+            (SPEC, &["schedule.id_net=0"]),
+            (SPEC, &["stop=maybe"]),
+            (SPEC, &["stop.metric=ndcg"]),
+            (plain, &["output.alpha=1"]),
+            (plain, &["merge.id_net=1"]),
+            (plain, &["schedule.id_net=3"]),
+            (plain, &["id.dim=8"]),
+            (plain, &["loss.bpreg=1"]),
+        ]
+        .iter()
+        .map(|(spec, overrides)| format!("{overrides:?}\n  {}", error(spec, overrides)))
+        .collect();
+        insta::assert_snapshot!(messages.join("\n"));
         assert!(apply_to_model(&["batch=1", "extra=2"]).is_ok(), "extra negatives make a mini-batch of 1 trainable");
     }
 
     #[test]
-    fn keys_are_checked_on_their_own() {
-        assert_eq!(check_key("lr"), Ok(()));
-        assert_eq!(check_key("rate"), Err(OverrideError::UnknownKey { key: "rate".into(), closest: None }));
+    fn keys_are_checked_for_their_form_before_a_spec_is_read() {
+        for key in ["lr", "stop", "id_net.hidden", "text.dim", "loss.logq", "merge.anything", "schedule.x", "stop.patience"] {
+            assert_eq!(check_key(key), Ok(()), "{key}");
+        }
+        let Err(OverrideError::UnknownKey { closest, .. }) = check_key("rate") else { panic!("rate is no key") };
+        assert_eq!(closest, None);
+        let Err(OverrideError::UnknownKey { closest, .. }) = check_key("loss.logg") else { panic!("loss.logg is no key") };
+        assert_eq!(closest.as_deref(), Some("loss.logq"));
+        assert!(check_key("id_net.hiden").is_err());
+        assert!(check_key("9net.hidden").is_err());
+    }
+
+    #[test]
+    fn every_key_a_spec_lists_applies_to_it() {
+        let model = model_of(SPEC);
+        for key in keys_of(&model) {
+            let value = match key.as_str() {
+                "stop" => "early",
+                "stop.metric" => "mrr",
+                _ => "1",
+            };
+            let mut copy = model.clone();
+            let result = apply(&mut copy, &[format!("{key}={value}")]);
+            assert!(!matches!(result, Err(OverrideError::UnknownKey { .. } | OverrideError::NotApplicable { .. })), "{key}: {result:?}");
+            assert_eq!(check_key(&key), Ok(()), "{key}");
+        }
     }
 }

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::graph::Owner;
 use super::handle::SubnetId;
-use crate::check::{Merge, Model, Optimizer, Schedule};
+use crate::check::{EarlyStop, Merge, Model, Optimizer, Schedule};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -77,6 +77,49 @@ pub struct Plan {
     pub batch: u64,
     /// Seeds the initial weights and, with the epoch number, every epoch's random streams.
     pub seed: u64,
+    /// Early stopping, when the spec asks for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop: Option<Stopping>,
+}
+
+/// Early stopping lowered onto the plan's epochs. The schedule's epochs are numbered as without stopping, so
+/// every epoch keeps its seed; a stop skips the rest of its group's epochs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stopping {
+    pub rule: EarlyStop,
+    /// Runs of epochs that stop together, in order. Patience counts within a group; when a group ends (its
+    /// patience runs out or its last epoch is trained) the network goes back to the group's best epoch, and
+    /// the next group starts from there.
+    pub groups: Vec<StopGroup>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StopGroup {
+    pub first_epoch: u64,
+    pub last_epoch: u64,
+}
+
+impl Stopping {
+    /// The group that covers `epoch` (1-based), as an index into `groups`.
+    pub fn group_of(&self, epoch: u64) -> Option<usize> {
+        self.groups.iter().position(|g| g.first_epoch <= epoch && epoch <= g.last_epoch)
+    }
+
+    /// Residual training stops each phase on its own: a later subnet trains on the residual of the earlier
+    /// ones at their best. The other strategies stop the whole run: their phases are not runs of epochs that
+    /// improve one ensemble (alternating's phases are single epochs of a cycle; simultaneous and
+    /// interleaving have one phase).
+    fn lower(rule: EarlyStop, schedule: &Schedule, phases: &[Phase]) -> Stopping {
+        let groups = match schedule {
+            Schedule::Residual { .. } => {
+                phases.iter().map(|p| StopGroup { first_epoch: p.first_epoch, last_epoch: p.last_epoch }).collect()
+            }
+            Schedule::Simultaneous { .. } | Schedule::Alternating { .. } | Schedule::Interleaving { .. } => {
+                vec![StopGroup { first_epoch: 1, last_epoch: schedule.total_epochs() }]
+            }
+        };
+        Stopping { rule, groups }
+    }
 }
 
 impl Plan {
@@ -182,6 +225,7 @@ impl Plan {
             }
         };
         let train = &model.train;
+        let stop = train.stop.map(|rule| Stopping::lower(rule, schedule, &phases));
         Plan {
             strategy: schedule.name(),
             epochs: schedule.total_epochs(),
@@ -189,6 +233,7 @@ impl Plan {
             optimizer: train.optimizer,
             batch: train.batch,
             seed: train.seed,
+            stop,
         }
     }
 }

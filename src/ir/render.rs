@@ -257,7 +257,26 @@ pub fn text(compiled: &Compiled) -> String {
         }
     };
     let epochs = if plan.epochs == 1 { "1 epoch".to_string() } else { format!("{} epochs", plan.epochs) };
-    writeln!(out, "plan: {}, {epochs}; {detail}", plan.strategy).unwrap();
+    let at_most = if plan.stop.is_some() { "at most " } else { "" };
+    writeln!(out, "plan: {}, {at_most}{epochs}; {detail}", plan.strategy).unwrap();
+    if let Some(stop) = &plan.stop {
+        let rule = &stop.rule;
+        let scope = if stop.groups.len() > 1 {
+            "each phase stops on its own and goes back to its best epoch before the next phase"
+        } else {
+            "the run stops and keeps its best epoch"
+        };
+        writeln!(
+            out,
+            "  early stopping on the validation split's {}@{}: after {} epoch{} without a gain above {}, {scope}",
+            rule.metric.label(),
+            rule.cutoff,
+            rule.patience,
+            if rule.patience == 1 { "" } else { "s" },
+            format_number(rule.min_delta)
+        )
+        .unwrap();
+    }
     if plan.phases.iter().flat_map(|p| &p.steps).flat_map(|s| &s.forward).any(|f| f.mode == Mode::Frozen) {
         writeln!(out, "  (frozen: runs forward in inference mode, no dropout, no gradient; its parameters do not change)").unwrap();
     }

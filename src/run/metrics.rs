@@ -8,15 +8,32 @@ use std::io::Write;
 use std::path::Path;
 
 use crate::eval::{CutoffMetrics, Evaluation};
+use crate::train::stopping::GroupEnd;
 use crate::train::EpochSummary;
 
 use super::{FileError, METRICS_FILE};
 
+/// Early stopping's record of an epoch, under `"stopping"` in its line.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StopRecord {
+    /// The metric stopped on, e.g. `MRR@20`, always on the validation split.
+    pub metric: String,
+    pub score: f64,
+    /// The epoch is its group's best so far.
+    pub best: bool,
+    /// Set on the epoch that ended its group: the epoch kept and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<GroupEnd>,
+}
+
 /// Appends an epoch's line to `metrics.jsonl` at `path`.
-pub fn append(path: &Path, summary: &EpochSummary, evaluation: Option<&Evaluation>) -> Result<(), FileError> {
+pub fn append(path: &Path, summary: &EpochSummary, evaluation: Option<&Evaluation>, stop: Option<&StopRecord>) -> Result<(), FileError> {
     let mut line = serde_json::to_value(summary).expect("summaries serialise");
     if let (Some(evaluation), Some(fields)) = (evaluation, line.as_object_mut()) {
         fields.insert("eval".into(), serde_json::to_value(&evaluation.metrics).expect("metrics serialise"));
+    }
+    if let (Some(stop), Some(fields)) = (stop, line.as_object_mut()) {
+        fields.insert("stopping".into(), serde_json::to_value(stop).expect("stop records serialise"));
     }
     let write = || -> std::io::Result<()> {
         let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
@@ -38,6 +55,18 @@ pub fn keep_up_to(path: &Path, last: u64) -> Result<(), FileError> {
         std::fs::write(path, kept).map_err(|source| FileError::write("metrics", path, source))?;
     }
     Ok(())
+}
+
+/// The early-stopping records of a run folder's epochs, in order.
+pub fn stop_records(dir: &Path) -> Vec<(u64, StopRecord)> {
+    let text = std::fs::read_to_string(dir.join(METRICS_FILE)).unwrap_or_default();
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|value| {
+            let epoch = value["epoch"].as_u64()?;
+            Some((epoch, serde_json::from_value(value.get("stopping")?.clone()).ok()?))
+        })
+        .collect()
 }
 
 /// What the report reads of an epoch's line; a field a line lacks reads as 0.
@@ -99,8 +128,8 @@ mod tests {
     fn epochs_read_back_with_their_evaluations() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(METRICS_FILE);
-        append(&path, &summary(1), None).unwrap();
-        append(&path, &summary(2), Some(&evaluation(0.25))).unwrap();
+        append(&path, &summary(1), None, None).unwrap();
+        append(&path, &summary(2), Some(&evaluation(0.25)), None).unwrap();
         let epochs = read(dir.path());
         assert_eq!(epochs.len(), 2);
         assert_eq!((epochs[0].epoch, epochs[0].seconds, epochs[0].events, epochs[0].eval.as_ref()), (1, 2.0, 400.0, None));
@@ -115,11 +144,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(METRICS_FILE);
         for epoch in 1..=3 {
-            append(&path, &summary(epoch), None).unwrap();
+            append(&path, &summary(epoch), None, None).unwrap();
         }
         keep_up_to(&path, 2).unwrap();
         assert_eq!(read(dir.path()).iter().map(|e| e.epoch).collect::<Vec<_>>(), [1, 2]);
         keep_up_to(&dir.path().join("absent.jsonl"), 2).unwrap();
         assert!(read(&dir.path().join("absent")).is_empty());
+    }
+
+    #[test]
+    fn stop_records_read_back_with_their_epochs() {
+        use crate::train::stopping::StopReason;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(METRICS_FILE);
+        let kept = |score, best, end| StopRecord { metric: "MRR@20".into(), score, best, end };
+        let end = GroupEnd {
+            group: 0,
+            stopped_after: 3,
+            kept_epoch: 2,
+            kept_score: 0.3,
+            reason: StopReason::Patience { patience: 1, min_delta: 0.0 },
+        };
+        append(&path, &summary(1), None, None).unwrap();
+        append(&path, &summary(2), Some(&evaluation(0.3)), Some(&kept(0.3, true, None))).unwrap();
+        append(&path, &summary(3), Some(&evaluation(0.2)), Some(&kept(0.2, false, Some(end)))).unwrap();
+        assert_eq!(stop_records(dir.path()), [(2, kept(0.3, true, None)), (3, kept(0.2, false, Some(end)))]);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.lines().all(|line| serde_json::from_str::<EpochSummary>(line).is_ok()), "{text}");
     }
 }

@@ -14,6 +14,8 @@ use crate::data::intern::Interner;
 use crate::lower::Network;
 
 pub const FILE_NAME: &str = "checkpoint.safetensors";
+/// The best epoch of the current early-stopping group (a copy of that epoch's checkpoint).
+pub const BEST_FILE_NAME: &str = "best.safetensors";
 
 /// What a checkpoint says about itself.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -62,6 +64,25 @@ pub fn save(dir: &Path, network: &Network, items: &Interner, info: &CheckpointIn
     temporary.as_file().sync_all()?;
     temporary.persist(&target).map_err(|e| e.error)?;
     // The rename is durable only once the folder's entry is on disk.
+    if let Ok(folder) = std::fs::File::open(dir) {
+        let _ = folder.sync_all();
+    }
+    Ok(target)
+}
+
+/// Copies the run's checkpoint to `best.safetensors`: the weights early stopping goes back to. The copy is
+/// written beside and renamed over, so a kill leaves either the old best or the new one.
+pub fn keep_as_best(dir: &Path) -> std::io::Result<PathBuf> {
+    let target = dir.join(BEST_FILE_NAME);
+    let mut temporary = tempfile::Builder::new().prefix(".best-").suffix(".partial").tempfile_in(dir)?;
+    std::io::copy(&mut std::fs::File::open(dir.join(FILE_NAME))?, &mut temporary)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        temporary.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    temporary.as_file().sync_all()?;
+    temporary.persist(&target).map_err(|e| e.error)?;
     if let Ok(folder) = std::fs::File::open(dir) {
         let _ = folder.sync_all();
     }

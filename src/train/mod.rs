@@ -2,6 +2,7 @@
 //!
 //! - [`sampler`]: extra negatives drawn ∝ support^alpha.
 //! - [`checkpoint`]: parameters, optimizer state and the item index in safetensors, written atomically.
+//! - [`stopping`]: early stopping's decisions from validation scores.
 //!
 //! The trainer knows nothing about files: the CLI loops over epochs, writes metrics and checkpoints. Every
 //! epoch reseeds libtorch and the sampler from the plan's seed and the epoch number, so a run resumed from
@@ -9,6 +10,7 @@
 
 pub mod checkpoint;
 pub mod sampler;
+pub mod stopping;
 
 use std::time::Instant;
 
