@@ -1,5 +1,5 @@
-//! Experiments (`prnn run`): the cells a run config and its specs make, the setting tuning keeps for each model,
-//! and whether an existing experiment folder holds what the plan would make.
+//! Experiments (`prnn run`): the cells a run config and its specs make, the settings a tuning search proposes, the
+//! setting tuning keeps for each model, and whether an existing experiment folder holds what the plan would make.
 //!
 //! An experiment folder holds `config.toml` (the run config it was made with), `cells/` and `tune/` (one run
 //! folder per cell, [`crate::run`]), `logs/` (each cell's output) and the report: `results.md`, `results.csv`,
@@ -8,6 +8,7 @@
 
 pub mod existing;
 pub mod plan;
+pub mod search;
 pub mod tuning;
 
 use std::path::{Path, PathBuf};
