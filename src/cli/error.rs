@@ -175,12 +175,15 @@ fn exit_of(cause: &(dyn Error + 'static)) -> Option<Exit> {
         if let Some(error) = cause.downcast_ref::<PlanError>() {
             return Some(match error {
                 PlanError::NotASweep(_) | PlanError::EmptySweep(_) | PlanError::NothingToRun | PlanError::SameModel { .. } => Exit::Usage,
-                PlanError::UnknownKey(_) | PlanError::SeedSwept | PlanError::UnknownRow { .. } | PlanError::UnknownTunedModel(_) => {
-                    Exit::Config
-                }
+                PlanError::UnknownKey(_)
+                | PlanError::SeedSwept
+                | PlanError::UnknownRow { .. }
+                | PlanError::UnknownTunedModel(_)
+                | PlanError::Space(_)
+                | PlanError::Search(_) => Exit::Config,
             });
         }
-        if cause.is::<Conflict>() {
+        if cause.is::<Conflict>() || cause.is::<prnn::experiment::search::SearchError>() {
             return Some(Exit::Config);
         }
         if cause.is::<prnn::lower::DeviceError>() || cause.is::<prnn::lower::Unsupported>() {

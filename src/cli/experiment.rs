@@ -17,6 +17,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use prnn::experiment::existing::{check_cell, check_config, remove_unfinished};
+use prnn::experiment::search::Observation;
 use prnn::experiment::{self as plan, tuning, Cell, CellState, Conflict, Plan, PlannedSpec, Work};
 use prnn::experiment::{CONFIG_FILE, LOGS_DIR, PLOT_SVG, RESULTS_CSV, RESULTS_JSON, RESULTS_MD};
 use prnn::report::plot::epochs_svg;
@@ -112,13 +113,33 @@ pub fn run(args: &Args, reporter: &Reporter) -> anyhow::Result<()> {
     };
     let jobs = settings.jobs as usize;
 
-    let (first, tuning_cells) = plan.first_phase();
-    if args.plan {
-        print_plan(&out, &first, "phase 1: baselines and tuning");
+    let (first, tuning_cells) = if plan.learns_from_results() {
+        if args.plan {
+            let first = plan.baseline_cells();
+            print_plan(&out, &first, "phase 1: baselines and tuning");
+            for model in &plan.tune_models {
+                println!("  tune/{model}-trial*: {} TPE trials, {jobs} at a time, each round proposed from the results before it", plan.trials());
+            }
+            (first, Vec::new())
+        } else {
+            run_search(&plan, &runner, &out, cutoff, jobs)?
+        }
     } else {
-        runner.run_all(&first, &plan.specs, jobs)?;
+        let (first, tuning_cells) = plan.first_phase()?;
+        if args.plan {
+            print_plan(&out, &first, "phase 1: baselines and tuning");
+        } else {
+            runner.run_all(&first, &plan.specs, jobs)?;
+        }
+        (first, tuning_cells)
+    };
+    let mut tuning = tuning::choose(&plan.tune_models, &tuning_cells, |cell| results::read_metrics_at(&out.join(&cell.name), cutoff));
+    // A trial that stopped early is trained again for the epochs it kept.
+    for (model, setting) in tuning.chosen.iter_mut() {
+        if let Some(cell) = tuning_cells.iter().find(|c| &c.model == model && &c.setting == setting) {
+            setting.extend(tuning::kept_epochs_of(&out.join(&cell.name)));
+        }
     }
-    let tuning = tuning::choose(&plan.tune_models, &tuning_cells, |cell| results::read_metrics_at(&out.join(&cell.name), cutoff));
     if !args.plan {
         for model in &tuning.unfinished {
             reporter.error(
@@ -167,6 +188,33 @@ pub fn run(args: &Args, reporter: &Reporter) -> anyhow::Result<()> {
     } else {
         Err(CliError::UnfinishedCells(failed).into())
     }
+}
+
+/// Phase 1 under TPE: the baselines, then each model's trials in rounds of `jobs`. A round's proposals see the
+/// results of the rounds before it and nothing else, so the same rounds come out however the jobs interleave,
+/// and a killed search regenerates them from the finished trials' results.
+fn run_search(plan: &Plan, runner: &Runner, out: &Path, cutoff: u64, jobs: usize) -> anyhow::Result<(Vec<Cell>, Vec<tuning::TuningCell>)> {
+    let mut cells = plan.baseline_cells();
+    runner.run_all(&cells, &plan.specs, jobs)?;
+    let mut tuned = Vec::new();
+    for model in &plan.tune_models {
+        let mut history: Vec<Observation> = Vec::new();
+        let mut next = 0;
+        while next < plan.trials() {
+            let round = next..(next + jobs.max(1)).min(plan.trials());
+            next = round.end;
+            let trials = plan.tuning_trials(model, round, &history)?;
+            let round_cells: Vec<Cell> = trials.iter().map(|t| t.cell.clone()).collect();
+            runner.run_all(&round_cells, &plan.specs, jobs)?;
+            for trial in trials {
+                let score = results::read_metrics_at(&out.join(&trial.cell.name), cutoff).map(|m| m.mrr);
+                history.push(Observation { setting: trial.proposed, score });
+                cells.push(trial.cell);
+                tuned.push(trial.tuning);
+            }
+        }
+    }
+    Ok((cells, tuned))
 }
 
 fn print_plan(out: &Path, cells: &[Cell], title: &str) {

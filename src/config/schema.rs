@@ -460,15 +460,27 @@ impl Default for Experiment {
     }
 }
 
-/// `[experiment.tune]`: a grid searched on the validation split for some models; the best value (by MRR at
-/// the cut-off) is then used to train them on all the training data.
+/// `[experiment.tune]`: a search on the validation split for some models; the best setting (by MRR at the
+/// cut-off) is then used to train them on all the training data. Either `grid` (lists of values) or `space`
+/// (typed ranges searched by `method`); `prnn::experiment::search` reads the space.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Tune {
     /// Model names (as the specs name them).
     pub models: Vec<String>,
     pub grid: IndexMap<String, Vec<toml::Value>>,
+    /// `grid` (the default), `random` or `tpe`.
+    pub method: Option<String>,
+    /// Trials per model; a grid runs its whole product.
+    pub trials: Option<usize>,
+    /// Seeds the random and TPE proposals.
+    pub seed: u64,
+    /// Override key → range, e.g. `lr = { log = [0.01, 0.25] }`.
+    pub space: IndexMap<String, toml::Value>,
 }
+
+/// The search methods `[experiment.tune] method` takes.
+pub const TUNE_METHODS: [&str; 3] = ["grid", "random", "tpe"];
 
 impl RunConfig {
     /// The cut-off of `prnn run`'s table: `[experiment] cutoff`, else the largest of `[eval] cutoffs`.

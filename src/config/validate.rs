@@ -4,7 +4,7 @@ use std::cell::OnceCell;
 
 use toml::de::DeTable;
 
-use super::schema::{override_text, parse_device, InputBinding, RunConfig, Split, BASELINE_NAMES};
+use super::schema::{override_text, parse_device, InputBinding, RunConfig, Split, BASELINE_NAMES, TUNE_METHODS};
 use super::span;
 use crate::diagnostic::{closest, Code, Diagnostic, Span};
 
@@ -206,6 +206,39 @@ pub(super) fn validate_baselines_and_experiment(config: &RunConfig, text: &str, 
             }
         }
     }
+    let tune = &experiment.tune;
+    if !tune.grid.is_empty() && !tune.space.is_empty() {
+        problem(
+            "experiment.tune",
+            "space",
+            "`[experiment.tune]` has both `grid` and `space`".into(),
+            "a grid lists values (`grid = { lr = [0.05, 0.1] }`); a space gives ranges for `method`: keep one",
+        );
+    }
+    if let Some(method) = tune.method.as_deref().filter(|m| !TUNE_METHODS.contains(m)) {
+        problem(
+            "experiment.tune",
+            "method",
+            format!("unknown search method `{method}`"),
+            "`method` is one of `grid`, `random`, `tpe`",
+        );
+    }
+    if tune.method.as_deref().is_some_and(|m| m != "grid") && !tune.grid.is_empty() {
+        problem(
+            "experiment.tune",
+            "method",
+            "random and TPE search draw from ranges, not from a grid".into(),
+            "give the ranges as `space`, e.g. `space.lr = { log = [0.01, 0.25] }`",
+        );
+    }
+    if let Some(key) = experiment.sweep.keys().find(|key| tune.space.contains_key(*key)) {
+        problem(
+            "experiment.sweep",
+            key,
+            format!("`{key}` is both swept and tuned"),
+            "keep it in `[experiment.sweep]` or in `[experiment.tune.space]`, not both",
+        );
+    }
     if let Some(key) = experiment.sweep.keys().find(|key| experiment.tune.grid.contains_key(*key)) {
         problem(
             "experiment.sweep",
@@ -214,7 +247,7 @@ pub(super) fn validate_baselines_and_experiment(config: &RunConfig, text: &str, 
             "keep it in `[experiment.sweep]` or in `[experiment.tune.grid]`, not both",
         );
     }
-    if !experiment.tune.models.is_empty() && experiment.tune.grid.is_empty() {
+    if !experiment.tune.models.is_empty() && experiment.tune.grid.is_empty() && experiment.tune.space.is_empty() {
         problem(
             "experiment.tune",
             "models",

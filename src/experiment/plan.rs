@@ -10,7 +10,10 @@ use std::path::PathBuf;
 use indexmap::IndexMap;
 
 use crate::config::overrides::{self, OverrideError};
-use crate::config::{override_text, Experiment};
+use crate::config::{override_text, Experiment, Tune};
+use serde::Deserialize;
+
+use super::search::{Method, Observation, Range, Search, SearchError, Space, Value};
 use crate::report::table::{CellFolder, Comparison, RowCells};
 
 use super::tuning::TuningCell;
@@ -40,6 +43,10 @@ pub enum PlanError {
     UnknownRow { setting: &'static str, name: String },
     #[error("`[experiment.tune] models` names `{0}`, which no given spec defines")]
     UnknownTunedModel(String),
+    #[error("`[experiment.tune] space`: {0}")]
+    Space(String),
+    #[error("`[experiment.tune]`: {0}")]
+    Search(#[from] SearchError),
 }
 
 impl PlanError {
@@ -55,6 +62,8 @@ impl PlanError {
             PlanError::SameModel { .. } => Some("rows and cell folders are named after the model: give each spec its own model name"),
             PlanError::UnknownRow { .. } => None,
             PlanError::UnknownTunedModel(_) => Some("list model names as the specs write them after `model`"),
+            PlanError::Space(_) => Some("e.g. `space.lr = { log = [0.01, 0.25] }`, `space.\"id_net.hidden\" = { int = [64, 512], step = 64 }`"),
+            PlanError::Search(error) => error.help(),
         }
     }
 }
@@ -107,6 +116,37 @@ pub fn grid_of(grid: &IndexMap<String, Vec<toml::Value>>) -> Grid {
     grid.iter().map(|(k, values)| (k.clone(), values.iter().filter_map(override_text).collect())).collect()
 }
 
+/// The config's tuning as a search: a `grid` is a grid search over its values; a `space` is searched by
+/// `method`.
+pub fn search_of(tune: &Tune) -> Result<Option<Search>, PlanError> {
+    if tune.models.is_empty() {
+        return Ok(None);
+    }
+    let method = match tune.method.as_deref() {
+        None | Some("grid") => Method::Grid,
+        Some("random") => Method::Random,
+        Some(_) => Method::Tpe,
+    };
+    let space = if tune.space.is_empty() {
+        let ranges = tune.grid.iter().map(|(key, values)| {
+            let values = values
+                .iter()
+                .filter_map(|value| match value {
+                    toml::Value::Integer(n) => Some(Value::Integer(*n)),
+                    toml::Value::Float(x) => Some(Value::Float(*x)),
+                    other => override_text(other).map(Value::Text),
+                })
+                .collect();
+            (key.clone(), Range::Categorical(values))
+        });
+        Space::new(ranges).map_err(|e| PlanError::Space(e.to_string()))?
+    } else {
+        let table: toml::Table = tune.space.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        Space::deserialize(toml::Value::Table(table)).map_err(|e| PlanError::Space(e.to_string().trim().to_string()))?
+    };
+    Ok(Some(Search::new(method, space, tune.trials, tune.seed)?))
+}
+
 /// A spec of the experiment, checked and bound to the config by the caller.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlannedSpec {
@@ -153,6 +193,14 @@ impl Cell {
     }
 }
 
+/// A tuning trial: its cell, its place in the tuning table, and the setting as the search proposed it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trial {
+    pub cell: Cell,
+    pub tuning: TuningCell,
+    pub proposed: super::search::Setting,
+}
+
 /// An experiment's settings, checked, with its specs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -164,7 +212,8 @@ pub struct Plan {
     pub seeds: Vec<u64>,
     pub sweep: Grid,
     pub tune_models: Vec<String>,
-    pub tune_grid: Grid,
+    /// How the tuned models' settings are searched; `None` when nothing is tuned.
+    pub tune: Option<Search>,
     pub compare_to: Option<String>,
     /// `[experiment] reference` as written; see [`Plan::reference`].
     pub reference_setting: Option<String>,
@@ -180,8 +229,9 @@ impl Plan {
             let (key, values) = parse_sweep(text)?;
             sweep.insert(key, values);
         }
-        let tune_grid = grid_of(&settings.tune.grid);
-        for key in sweep.keys().chain(tune_grid.keys()) {
+        let tune = search_of(&settings.tune)?;
+        let tuned_keys: Vec<String> = tune.iter().flat_map(|search| search.space().keys().map(str::to_string)).collect();
+        for key in sweep.keys().chain(&tuned_keys) {
             overrides::check_key(key).map_err(PlanError::UnknownKey)?;
             if key == "seed" {
                 return Err(PlanError::SeedSwept);
@@ -198,7 +248,7 @@ impl Plan {
             seeds: settings.seeds.clone(),
             sweep,
             tune_models: settings.tune.models.clone(),
-            tune_grid,
+            tune,
             compare_to: settings.compare_to.clone(),
             reference_setting: settings.reference.clone(),
         })
@@ -238,27 +288,61 @@ impl Plan {
         self.reference_setting.clone().or_else(|| self.baselines.iter().find(|b| *b == "item_knn").cloned())
     }
 
-    /// Phase 1: the baselines, then every setting of the tuning grid for each model to tune, trained with the
-    /// first seed on the validation split.
-    pub fn first_phase(&self) -> (Vec<Cell>, Vec<TuningCell>) {
-        let first_seed = self.seeds[0];
-        let mut cells: Vec<Cell> = self
-            .baselines
-            .iter()
-            .map(|name| Cell { name: format!("cells/{name}"), work: Work::Baseline(name.clone()), row: name.clone() })
-            .collect();
+    /// Phase 1 begins with the baselines.
+    pub fn baseline_cells(&self) -> Vec<Cell> {
+        self.baselines.iter().map(|name| Cell { name: format!("cells/{name}"), work: Work::Baseline(name.clone()), row: name.clone() }).collect()
+    }
+
+    /// Trials per tuned model.
+    pub fn trials(&self) -> usize {
+        self.tune.as_ref().map_or(0, Search::trials)
+    }
+
+    /// Whether a trial's setting depends on the results of earlier trials (TPE), so trials run in rounds.
+    pub fn learns_from_results(&self) -> bool {
+        self.tune.as_ref().is_some_and(|search| search.method() == Method::Tpe)
+    }
+
+    /// Phase 1's tuning: trials `trials` of `model`, trained with the first seed on the validation split.
+    /// `history` holds the model's finished trials before them, in trial order (only TPE reads it).
+    pub fn tuning_trials(
+        &self,
+        model: &str,
+        trials: std::ops::Range<usize>,
+        history: &[Observation],
+    ) -> Result<Vec<Trial>, SearchError> {
+        let Some(search) = &self.tune else { return Ok(Vec::new()) };
+        let spec = self.spec_of(model).expect("check_names found every model to tune");
+        let width = search.trials().to_string().len();
+        trials
+            .map(|trial| {
+                let proposed = search.propose(trial, history)?;
+                let setting = proposed.as_text();
+                let name = match search.method() {
+                    // A grid cell is named by its values, as before searches had other methods.
+                    Method::Grid => format!("tune/{model}{}", folder_label(&setting)),
+                    Method::Random | Method::Tpe => format!("tune/{model}-trial{:0width$}", trial + 1),
+                };
+                let mut overrides = proposed.as_overrides();
+                overrides.push(format!("seed={}", self.seeds[0]));
+                let cell = Cell { name: name.clone(), work: Work::Train { spec, overrides, validation: true }, row: model.to_string() };
+                Ok(Trial { cell, tuning: TuningCell { model: model.to_string(), setting, name }, proposed })
+            })
+            .collect()
+    }
+
+    /// Phase 1 whole, where no trial depends on another's result (grid and random search): the baselines,
+    /// then every trial of every model to tune.
+    pub fn first_phase(&self) -> Result<(Vec<Cell>, Vec<TuningCell>), SearchError> {
+        let mut cells = self.baseline_cells();
         let mut tuning = Vec::new();
         for model in &self.tune_models {
-            let spec = self.spec_of(model).expect("check_names found every model to tune");
-            for setting in combinations(&self.tune_grid) {
-                let name = format!("tune/{model}{}", folder_label(&setting));
-                let mut overrides = as_overrides(&setting);
-                overrides.push(format!("seed={first_seed}"));
-                cells.push(Cell { name: name.clone(), work: Work::Train { spec, overrides, validation: true }, row: model.clone() });
-                tuning.push(TuningCell { model: model.clone(), setting, name });
+            for trial in self.tuning_trials(model, 0..self.trials(), &[])? {
+                cells.push(trial.cell);
+                tuning.push(trial.tuning);
             }
         }
-        (cells, tuning)
+        Ok((cells, tuning))
     }
 
     /// How the table names a model's row for a sweep setting: `id_only`, or `id_only lr=0.1`.
@@ -405,7 +489,7 @@ mod tests {
         plan.check_names().unwrap();
         assert_eq!(plan.reference().as_deref(), Some("item_knn"));
 
-        let (first, tuning) = plan.first_phase();
+        let (first, tuning) = plan.first_phase().unwrap();
         let names: Vec<&str> = first.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["cells/item_knn", "tune/ids-lr0.05", "tune/ids-lr0.2"]);
         assert_eq!(first[1].work, Work::Train { spec: 0, overrides: vec!["lr=0.05".into(), "seed=1".into()], validation: true });
