@@ -140,7 +140,9 @@ impl ItemKnn {
     pub fn fit(train: &Sessions, n_items: usize, settings: &ItemKnnSettings) -> ItemKnn {
         let distinct = SessionItems::new(train, n_items);
         // Under `events` counting each event of an item counts its session's distinct items once more, which
-        // is what the official `baselines.py` computes (its `iarray[items] += 1` adds 1 per distinct index).
+        // is what the official `baselines.py` computes: its `iarray[items] += 1` adds 1 per distinct index, as
+        // NumPy's `+=` through an index array does. Counting event pairs (`np.add.at`) is a different baseline,
+        // the one behind the reference notes' 0.4774 / 0.2163 (docs/baselines.md).
         let (support, weight_of_session): (Vec<f64>, Box<SessionWeight>) = match settings.counting {
             KnnCounting::Sessions => {
                 let mut support = vec![0.0f64; n_items];
@@ -380,6 +382,24 @@ mod tests {
         // From item 1's side: its 2 events each see item 0 once.
         let expect_10 = 2.0 / ((2.0f64 + 1.0).sqrt() * (4.0f64 + 1.0).sqrt());
         assert!(close(knn.neighbours_of(1)[0].1, expect_10), "{:?}", knn.neighbours_of(1));
+    }
+
+    #[test]
+    fn item_knn_event_counting_adds_one_per_distinct_item_not_per_event_pair() {
+        // Both items repeat in session 0: pair counting would give cooc(0, 1) = 2 * 2 = 4.
+        let train = sessions(&[&[0, 1, 0, 1], &[1, 2]]);
+        let settings = ItemKnnSettings { lambda: 0.0, alpha: 0.5, neighbours: 10, counting: KnnCounting::Events };
+        let knn = ItemKnn::fit(&train, 3, &settings);
+        // supp(0) = 2, supp(1) = 3, supp(2) = 1 events; each of the two events of 0 sees item 1 once.
+        let expect_01 = 2.0 / (2.0f64 * 3.0).sqrt();
+        assert_eq!(knn.neighbours_of(0).len(), 1);
+        assert!(close(knn.neighbours_of(0)[0].1, expect_01), "{:?}", knn.neighbours_of(0));
+        // Item 1: its two events in session 0 see 0 once each, its event in session 1 sees 2 once.
+        let expect_10 = 2.0 / (3.0f64 * 2.0).sqrt();
+        let expect_12 = 1.0 / (3.0f64 * 1.0).sqrt();
+        let neighbours = knn.neighbours_of(1);
+        assert_eq!(neighbours.iter().map(|n| n.0).collect::<Vec<_>>(), [0, 2]);
+        assert!(close(neighbours[0].1, expect_10) && close(neighbours[1].1, expect_12), "{neighbours:?}");
     }
 
     #[test]

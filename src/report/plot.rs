@@ -1,5 +1,6 @@
 //! The plot of an experiment's metrics per epoch: MRR and Recall at the cut-off, one line per model, baselines flat.
 
+use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 
 /// One model's metrics after each epoch (means over its seeds).
@@ -15,18 +16,67 @@ pub struct EpochSeries {
 #[error(transparent)]
 pub struct PlotError(#[from] DrawingAreaErrorKind<std::io::Error>);
 
-/// A baseline drawn as a dashed level: `(label, recall, mrr)`.
+/// A baseline drawn as a dotted or dashed level: `(label, recall, mrr)`.
 pub type Level = (String, f64, f64);
 
 /// Pixels per legend entry; the legend column lists every line, so the plot grows with their number.
 const LEGEND_ROW: u32 = 18;
 const LEGEND_WIDTH: u32 = 260;
 
+/// Okabe and Ito's colour-blind-safe palette, less its yellow, which is too pale on white. Models take it in
+/// this order and baselines from the end, so that with a handful of models the two families share no colour.
+const PALETTE: [RGBColor; 7] = [
+    RGBColor(0x00, 0x72, 0xB2), // blue
+    RGBColor(0xD5, 0x5E, 0x00), // vermillion
+    RGBColor(0x00, 0x9E, 0x73), // bluish green
+    RGBColor(0xCC, 0x79, 0xA7), // reddish purple
+    RGBColor(0xE6, 0x9F, 0x00), // orange
+    RGBColor(0x56, 0xB4, 0xE9), // sky blue
+    RGBColor(0x00, 0x00, 0x00), // black
+];
+
+/// A baseline's stroke: dotted, dashed, long-dashed, in the order the baselines come. Every dash of a
+/// baseline is shorter than any dash a model gets, so the two families never share a pattern.
+const BASELINE_DASHES: [Dash; 3] = [Dash::Dashed { on: 2, off: 4 }, Dash::Dashed { on: 7, off: 4 }, Dash::Dashed { on: 12, off: 4 }];
+
+/// How a line is stroked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Dash {
+    Solid,
+    /// Dashes `on` pixels long with gaps of `off` pixels.
+    Dashed {
+        on: u32,
+        off: u32,
+    },
+}
+
+/// The colour and stroke of one line, the same in both panels and the legend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct LineStyle {
+    colour: RGBColor,
+    dash: Dash,
+}
+
+/// The styles of `models` model lines followed by `baselines` baseline levels. Models are solid while the
+/// palette lasts, then go round it again with ever longer dashes; baselines are dotted or dashed. No two lines
+/// share a style as long as there are fewer than 21 baselines (7 colours against 3 patterns).
+fn line_styles(models: usize, baselines: usize) -> Vec<LineStyle> {
+    let model = |k: usize| {
+        let round = (k / PALETTE.len()) as u32;
+        let dash = if round == 0 { Dash::Solid } else { Dash::Dashed { on: 12 + 6 * round, off: 3 } };
+        LineStyle { colour: PALETTE[k % PALETTE.len()], dash }
+    };
+    let baseline =
+        |k: usize| LineStyle { colour: PALETTE[PALETTE.len() - 1 - k % PALETTE.len()], dash: BASELINE_DASHES[k % BASELINE_DASHES.len()] };
+    (0..models).map(model).chain((0..baselines).map(baseline)).collect()
+}
+
 /// Two panels (MRR left, Recall right) and a legend column, as an SVG document. Fails only on a plotting-library
 /// error.
 pub fn epochs_svg(series: &[EpochSeries], levels: &[Level], cutoff: u64, title: &str) -> Result<String, PlotError> {
     let mut svg = String::new();
     let entries = (series.len() + levels.len()) as u32;
+    let styles = line_styles(series.len(), levels.len());
     let height = (80 + entries * LEGEND_ROW).max(520);
     {
         let root = SVGBackend::with_string(&mut svg, (1100 + LEGEND_WIDTH, height)).into_drawing_area();
@@ -49,27 +99,26 @@ pub fn epochs_svg(series: &[EpochSeries], levels: &[Level], cutoff: u64, title: 
                 .caption(format!("{name}@{cutoff} per epoch"), ("sans-serif", 16))
                 .build_cartesian_2d(1u32..last_epoch, (bottom - pad).max(0.0)..(top + pad))?;
             chart.configure_mesh().x_desc("epoch").y_desc(format!("{name}@{cutoff}")).y_label_formatter(&|v| format!("{v:.3}")).draw()?;
-            for (k, line) in series.iter().enumerate() {
-                let colour = Palette99::pick(k).to_rgba();
-                chart.draw_series(LineSeries::new(line.points.iter().map(|p| (p.0, value(p))), colour.stroke_width(2)))?;
-            }
-            for (k, level) in levels.iter().enumerate() {
-                let colour = Palette99::pick(series.len() + k).to_rgba();
-                let y = level_value(level);
-                chart.draw_series(DashedLineSeries::new([(1u32, y), (last_epoch, y)], 6, 4, colour.stroke_width(1)))?;
+            let model_lines = series.iter().map(|line| line.points.iter().map(|p| (p.0, value(p))).collect::<Vec<_>>());
+            let level_lines = levels.iter().map(|level| vec![(1u32, level_value(level)), (last_epoch, level_value(level))]);
+            for (points, style) in model_lines.chain(level_lines).zip(&styles) {
+                let stroke = style.colour.stroke_width(2);
+                match style.dash {
+                    Dash::Solid => chart.draw_series(LineSeries::new(points, stroke))?,
+                    Dash::Dashed { on, off } => chart.draw_series(DashedLineSeries::new(points, on, off, stroke))?,
+                };
             }
         }
         // The legend has its own column: with the paper's 17 models it would cover the lines inside a panel.
-        let labels = series.iter().map(|s| (s.label.as_str(), 2)).chain(levels.iter().map(|l| (l.0.as_str(), 1)));
-        for (k, (label, width)) in labels.enumerate() {
-            let colour = Palette99::pick(k).to_rgba();
+        let labels = series.iter().map(|s| s.label.as_str()).chain(levels.iter().map(|l| l.0.as_str()));
+        for (k, (label, style)) in labels.zip(&styles).enumerate() {
             let y = 60 + k as i32 * LEGEND_ROW as i32;
-            let line = if width == 2 { vec![(8, y), (34, y)] } else { vec![(8, y), (16, y)] };
-            legend.draw(&PathElement::new(line, colour.stroke_width(width)))?;
-            if width == 1 {
-                legend.draw(&PathElement::new(vec![(24, y), (34, y)], colour.stroke_width(1)))?;
+            let sample = [(6, y), (38, y)];
+            match style.dash {
+                Dash::Solid => legend.draw(&PathElement::new(sample, style.colour.stroke_width(2)))?,
+                Dash::Dashed { on, off } => legend.draw(&DashedPathElement::new(sample, on, off, style.colour.stroke_width(2)))?,
             }
-            legend.draw(&Text::new(label.to_string(), (42, y - 7), ("sans-serif", 13)))?;
+            legend.draw(&Text::new(label.to_string(), (46, y - 7), ("sans-serif", 13)))?;
         }
         root.present()?;
     }
@@ -93,5 +142,34 @@ mod tests {
         }
         // Two panels, each with two model lines and one dashed level.
         assert!(svg.matches("<polyline").count() >= 4, "{}", svg.matches("<polyline").count());
+        for style in line_styles(2, 1) {
+            let RGBColor(r, g, b) = style.colour;
+            let hex = format!("#{r:02X}{g:02X}{b:02X}");
+            assert!(svg.contains(&hex), "no line is drawn in {hex}");
+        }
+    }
+
+    #[test]
+    fn no_two_lines_share_a_colour_and_a_dash() {
+        // Up to well past the paper's 17 models, with every number of baselines prnn can list and more.
+        for models in 0..=40 {
+            for baselines in 0..=20 {
+                let styles = line_styles(models, baselines);
+                assert_eq!(styles.len(), models + baselines);
+                let distinct: std::collections::HashSet<LineStyle> = styles.iter().copied().collect();
+                assert_eq!(distinct.len(), styles.len(), "{models} models and {baselines} baselines: {styles:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn models_are_solid_and_baselines_dotted_or_dashed_each_its_own_way() {
+        let styles = line_styles(4, 3);
+        let (models, baselines) = styles.split_at(4);
+        assert!(models.iter().all(|s| s.dash == Dash::Solid), "{models:?}");
+        assert!(baselines.iter().all(|s| s.dash != Dash::Solid), "{baselines:?}");
+        let patterns: std::collections::HashSet<Dash> = baselines.iter().map(|s| s.dash).collect();
+        let colours: std::collections::HashSet<RGBColor> = styles.iter().map(|s| s.colour).collect();
+        assert_eq!((patterns.len(), colours.len()), (3, 7), "{styles:?}");
     }
 }
