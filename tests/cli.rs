@@ -30,7 +30,11 @@ fn help_lists_every_command_and_the_exit_codes() {
 
 #[test]
 fn check_accepts_every_paper_spec() {
-    let specs: Vec<_> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/specs")).unwrap().map(|e| e.unwrap().path()).collect();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("specs");
+    let files = |dir: std::path::PathBuf| {
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "prnn"))
+    };
+    let specs: Vec<_> = files(root.clone()).chain(files(root.join("modern"))).collect();
     let output = prnn().arg("check").args(&specs).output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(stdout(&output).contains(&format!("checked {n} specs: {n} ok, 0 failed", n = specs.len())));

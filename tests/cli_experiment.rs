@@ -265,7 +265,7 @@ fn the_library_plans_the_cells_that_prnn_run_lists() {
         plan.add_spec(PlannedSpec::new(path, compiled.model.name.clone(), &text)).unwrap();
     }
     plan.check_names().unwrap();
-    let (first, tuning) = plan.first_phase();
+    let (first, tuning) = plan.first_phase().unwrap();
     let second = plan.second_phase(&HashMap::new());
     let names = |cells: &[Cell]| cells.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
     assert_eq!(names(&first), ["cells/item_knn", "tune/both-lr0.05", "tune/both-lr0.2"]);
@@ -330,4 +330,75 @@ fn a_session_scored_alone_ranks_its_next_item_where_evaluation_does() {
     assert!(checked >= 40, "{checked} events");
     // Batched and single-row inference may round differently; a near tie can then swap two ranks, nothing more.
     assert!(same * 10 >= checked * 9, "{same} of {checked} ranks agree");
+}
+
+const SPEC_STOPPING: &str = "model ids {
+  input id : item_id
+  subnet id_net = gru(id, hidden = 16)
+}
+train {
+  optimizer = adagrad(lr = 0.1)
+  batch     = 16
+  schedule  = simultaneous(epochs = 3)
+  stop      = early(patience = 1)
+}
+";
+
+#[test]
+fn a_tpe_search_killed_and_resumed_makes_the_same_table_and_retrains_for_the_kept_epochs() {
+    let data = common::synthetic(prnn::data::synth::SynthConfig { sessions: 300, items: 120, clusters: 6, dim: 4, ..Default::default() });
+    let root = data.dir.path();
+    std::fs::write(root.join("ids.prnn"), SPEC_STOPPING).unwrap();
+    let mut config = std::fs::read_to_string(&data.config).unwrap();
+    // Twelve trials: the first ten are TPE's random start-up, the last two are proposed from their results.
+    config += "\n[experiment]\nspecs = [\"ids.prnn\"]\nseeds = [1]\njobs = 2\n\n[experiment.tune]\nmodels = [\"ids\"]\n\
+               method = \"tpe\"\ntrials = 12\nseed = 3\nspace.lr = { log = [0.01, 0.3] }\nspace.\"id_net.hidden\" = { int = [8, 32], step = 8 }\n";
+    let config_path = root.join("experiment.toml");
+    std::fs::write(&config_path, &config).unwrap();
+    let command = |out: &Path| {
+        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("prnn"));
+        command.arg("run").arg("--config").arg(&config_path).arg("--out").arg(out).current_dir(root);
+        command
+    };
+    let whole = root.join("whole");
+    let output = command(&whole).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let results =
+        |out: &Path| -> serde_json::Value { serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap() };
+    let tuning = results(&whole)["tuning"].clone();
+    assert_eq!(tuning.as_array().unwrap().len(), 12, "{tuning}");
+    // Every trial's setting lies in the space, on its steps.
+    for row in tuning.as_array().unwrap() {
+        let setting = row["setting"].as_str().unwrap();
+        let hidden: u64 = setting.split("id_net.hidden=").nth(1).unwrap().parse().unwrap();
+        let lr: f64 = setting.split("lr=").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+        assert!(hidden % 8 == 0 && (8..=32).contains(&hidden) && (0.01..=0.3).contains(&lr), "{setting}");
+    }
+    // The chosen trial stopped early; the full-data cell trains for the epochs it kept, without stopping.
+    let chosen = tuning.as_array().unwrap().iter().find(|r| r["chosen"] == true).unwrap();
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(whole.join("cells/ids-seed1/run.json")).unwrap()).unwrap();
+    let overrides: Vec<String> = record["overrides"].as_array().unwrap().iter().map(|o| o.as_str().unwrap().to_string()).collect();
+    let expected_start: Vec<String> = chosen["setting"].as_str().unwrap().split(' ').map(String::from).collect();
+    assert_eq!(overrides[..2], expected_start[..], "{overrides:?}");
+    assert_eq!(overrides[2], "stop=none", "{overrides:?}");
+    assert!(overrides[3].starts_with("epochs=") && overrides[4] == "seed=1", "{overrides:?}");
+
+    // The same search killed after some trials finished, then run again.
+    let killed = root.join("killed");
+    let mut child = command(&killed).stderr(std::process::Stdio::null()).stdout(std::process::Stdio::null()).spawn().unwrap();
+    loop {
+        if killed.join("tune/ids-trial05/eval.json").exists() {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the search ended before trial 5 finished");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let output = command(&killed).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let (a, b) = (results(&whole), results(&killed));
+    assert_eq!(a["tuning"], b["tuning"], "the resumed search proposes and scores the same trials");
+    assert_eq!(a["rows"][0]["mrr"], b["rows"][0]["mrr"]);
 }

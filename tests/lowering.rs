@@ -48,7 +48,11 @@ fn shipped(config: &str) -> (RunConfig, Dataset) {
 }
 
 fn specs() -> Vec<PathBuf> {
-    let mut specs: Vec<PathBuf> = std::fs::read_dir(root().join("specs")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut specs: Vec<PathBuf> = std::fs::read_dir(root().join("specs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "prnn"))
+        .collect();
     specs.sort();
     specs
 }

@@ -118,7 +118,10 @@ pub fn run(args: &Args, reporter: &Reporter) -> anyhow::Result<()> {
             let first = plan.baseline_cells();
             print_plan(&out, &first, "phase 1: baselines and tuning");
             for model in &plan.tune_models {
-                println!("  tune/{model}-trial*: {} TPE trials, {jobs} at a time, each round proposed from the results before it", plan.trials());
+                println!(
+                    "  tune/{model}-trial*: {} TPE trials, {jobs} at a time, each round proposed from the results before it",
+                    plan.trials()
+                );
             }
             (first, Vec::new())
         } else {

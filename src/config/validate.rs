@@ -216,12 +216,7 @@ pub(super) fn validate_baselines_and_experiment(config: &RunConfig, text: &str, 
         );
     }
     if let Some(method) = tune.method.as_deref().filter(|m| !TUNE_METHODS.contains(m)) {
-        problem(
-            "experiment.tune",
-            "method",
-            format!("unknown search method `{method}`"),
-            "`method` is one of `grid`, `random`, `tpe`",
-        );
+        problem("experiment.tune", "method", format!("unknown search method `{method}`"), "`method` is one of `grid`, `random`, `tpe`");
     }
     if tune.method.as_deref().is_some_and(|m| m != "grid") && !tune.grid.is_empty() {
         problem(

@@ -62,7 +62,9 @@ impl PlanError {
             PlanError::SameModel { .. } => Some("rows and cell folders are named after the model: give each spec its own model name"),
             PlanError::UnknownRow { .. } => None,
             PlanError::UnknownTunedModel(_) => Some("list model names as the specs write them after `model`"),
-            PlanError::Space(_) => Some("e.g. `space.lr = { log = [0.01, 0.25] }`, `space.\"id_net.hidden\" = { int = [64, 512], step = 64 }`"),
+            PlanError::Space(_) => {
+                Some("e.g. `space.lr = { log = [0.01, 0.25] }`, `space.\"id_net.hidden\" = { int = [64, 512], step = 64 }`")
+            }
             PlanError::Search(error) => error.help(),
         }
     }
@@ -290,7 +292,10 @@ impl Plan {
 
     /// Phase 1 begins with the baselines.
     pub fn baseline_cells(&self) -> Vec<Cell> {
-        self.baselines.iter().map(|name| Cell { name: format!("cells/{name}"), work: Work::Baseline(name.clone()), row: name.clone() }).collect()
+        self.baselines
+            .iter()
+            .map(|name| Cell { name: format!("cells/{name}"), work: Work::Baseline(name.clone()), row: name.clone() })
+            .collect()
     }
 
     /// Trials per tuned model.
@@ -305,12 +310,7 @@ impl Plan {
 
     /// Phase 1's tuning: trials `trials` of `model`, trained with the first seed on the validation split.
     /// `history` holds the model's finished trials before them, in trial order (only TPE reads it).
-    pub fn tuning_trials(
-        &self,
-        model: &str,
-        trials: std::ops::Range<usize>,
-        history: &[Observation],
-    ) -> Result<Vec<Trial>, SearchError> {
+    pub fn tuning_trials(&self, model: &str, trials: std::ops::Range<usize>, history: &[Observation]) -> Result<Vec<Trial>, SearchError> {
         let Some(search) = &self.tune else { return Ok(Vec::new()) };
         let spec = self.spec_of(model).expect("check_names found every model to tune");
         let width = search.trials().to_string().len();

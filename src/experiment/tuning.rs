@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::eval::CutoffMetrics;
+use crate::report::TuningRow;
 use crate::run::metrics::StopRecord;
 use crate::train::stopping::GroupEnd;
-use crate::report::TuningRow;
 
 use super::plan::{setting_label, Setting};
 
