@@ -193,6 +193,24 @@ fn experiment_settings_are_checked_before_anything_runs() {
         ("[experiment.tune]\nmodels = [\"ids\"]\ngrid = { rate = [0.1] }\n", 4, "unknown override `rate`"),
         ("[experiment.sweep]\nseed = [1, 2]\n", 4, "`seed` cannot be swept"),
         ("[experiment.tune]\nmodels = [\"gru\"]\ngrid = { lr = [0.1] }\n", 4, "names `gru`, which no given spec defines"),
+        (
+            "[experiment.tune]\nmodels = [\"ids\"]\nmethod = \"bayes\"\ntrials = 3\nspace.lr = { log = [0.01, 0.1] }\n",
+            4,
+            "unknown search method `bayes`",
+        ),
+        (
+            "[experiment.tune]\nmodels = [\"ids\"]\nmethod = \"tpe\"\nspace.lr = { log = [0.01, 0.1] }\n",
+            4,
+            "a tpe search needs a number of trials",
+        ),
+        (
+            "[experiment.tune]\nmodels = [\"ids\"]\nmethod = \"tpe\"\ntrials = 3\nspace.rate = { log = [0.01, 0.1] }\n",
+            4,
+            "unknown override `rate`",
+        ),
+        ("[experiment.tune]\nmodels = [\"ids\"]\nmethod = \"tpe\"\ntrials = 3\nspace.lr = { log = [0, 0.1] }\n", 4, "`lr`"),
+        ("[experiment.tune]\nmodels = [\"ids\"]\nmethod = \"grid\"\nspace.lr = { log = [0.01, 0.1] }\n", 4, "continuous `log` range"),
+        ("[experiment.tune]\nmodels = [\"ids\"]\ngrid = { lr = [0.1] }\nspace.lr = { log = [0.01, 0.1] }\n", 4, "both `grid` and `space`"),
     ];
     for (section, code, message) in cases {
         let config = root.join("bad.toml");

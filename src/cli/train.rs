@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use prnn::check::StopMetric;
 use prnn::config::StepChoice;
+use prnn::ir::StopMetric;
 use prnn::run::file::create_dir;
 use prnn::run::metrics::StopRecord;
 use prnn::run::{self, metrics, FileError, RunRecord, METRICS_FILE};

@@ -20,7 +20,7 @@ pub mod param;
 pub mod plan;
 pub mod render;
 
-pub use crate::check::{Activation, Loss};
+pub use crate::check::{Activation, EarlyStop, Loss, StopMetric};
 use crate::check::{Model, Negatives};
 pub use expr::{Bindings, Expr, Symbol};
 pub use graph::{Graph, GruForm, GruInput, Init, InputRepr, Node, Owner, Param, Role, RowSpace};

@@ -148,8 +148,8 @@ impl Stopper {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::{EarlyStop, StopMetric};
     use crate::ir::plan::StopGroup;
+    use crate::ir::{EarlyStop, StopMetric};
 
     fn stopper(patience: u64, min_delta: f64, groups: &[(u64, u64)]) -> Stopper {
         let rule = EarlyStop { metric: StopMetric::Mrr, cutoff: 20, patience, min_delta };
