@@ -50,8 +50,10 @@ pub struct Args {
     /// Continue a stopped or killed run from its last checkpoint, with its own spec, config and overrides.
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["spec", "config", "overrides"])]
     pub resume: Option<PathBuf>,
-    /// Training settings to override: seed, batch, lr, momentum, eps, epochs, extra, alpha, and max_batches
-    /// (stop every epoch after N mini-batches, for smoke runs). E.g. `epochs=1 lr=0.1`.
+    /// Spec settings to override: seed, batch, lr, momentum, eps, epochs, extra, alpha, hidden, stop; addressed
+    /// ones such as `id_net.hidden=200`, `id_net.dropout=0.3`, `id.dropout=0.2`, `loss.logq=1`,
+    /// `output.alpha=0.5`, `merge.id_net=0.5`, `schedule.id_net=5`, `stop.patience=2`; and max_batches (stop
+    /// every epoch after N mini-batches, for smoke runs). E.g. `epochs=1 lr=0.1`.
     #[arg(value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
 }
