@@ -208,9 +208,15 @@ fn early_stopping_keeps_the_best_epoch_and_resumes_in_the_middle_of_its_patience
     let stop = ["epochs=6", "stop.patience=2", "stop.min_delta=1"];
     let train = |out: &Path| {
         let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("prnn"));
-        command.arg("train").arg(&spec).arg("--config").arg(&data.config).arg("--out").arg(out).args(stop);
+        command.arg("train").arg(&spec).arg("--config").arg(&data.config).arg("--out").arg(out).arg("--validation").args(stop);
         command
     };
+    // Without held-out sessions there is nothing to stop on, and the test set never chooses.
+    let refused = data.dir.path().join("refused");
+    let output = prnn().arg("train").arg(&spec).arg("--config").arg(&data.config).arg("--out").arg(&refused).args(stop).output().unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("train with `--validation` to find the epochs"), "{}", stderr(&output));
+    assert!(!refused.exists(), "nothing is written for a refused run");
     let whole = data.dir.path().join("whole");
     let output = train(&whole).output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));

@@ -63,6 +63,8 @@ pub enum CheckpointUse {
 pub enum CliError {
     #[error("the validation split leaves no session to evaluate")]
     NoValidationSessions,
+    #[error("early stopping chooses its epoch on held-out sessions, and this run trains on the whole training set")]
+    StopNeedsValidation,
     #[error("cannot use the fused step: {0}")]
     FusedStep(#[source] prnn::lower::Unsupported),
     #[error("the run folder `{}` exists and is not empty", dir.display())]
@@ -95,6 +97,7 @@ impl CliError {
     fn exit(&self) -> Exit {
         match self {
             CliError::NoValidationSessions => Exit::Data,
+            CliError::StopNeedsValidation => Exit::Usage,
             CliError::FusedStep(_) | CliError::UnknownBaseline(_) | CliError::NoItemsAsked | CliError::NoKnownItem => Exit::Usage,
             CliError::RunFolderTaken { .. } | CliError::NoCheckpoint { .. } => Exit::Io,
             CliError::EditedRun(_) => Exit::Config,
@@ -109,6 +112,9 @@ impl CliError {
     fn help(&self) -> Option<String> {
         let help = match self {
             CliError::NoValidationSessions => "the training set's last sessions share no item with the rest; train without `--validation`",
+            CliError::StopNeedsValidation => {
+                "train with `--validation` to find the epochs, then on all the data with `stop=none epochs=K`; `prnn run` does both"
+            }
             CliError::FusedStep(_) => "use `--step autograd`, or `--device cpu`",
             CliError::RunFolderTaken { resumable: true, .. } => {
                 "give a new `--out` folder, or continue that run with `prnn train --resume DIR`"

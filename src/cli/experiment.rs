@@ -74,7 +74,8 @@ pub fn run(args: &Args, reporter: &Reporter) -> anyhow::Result<()> {
         let source = read_file(&path, "spec")?;
         let model = prnn::check_source(&source).map_err(|error| Diagnostics::spec(&source, error.diagnostics))?;
         prnn::config::bind(&config, &model, &source.name).map_err(|diagnostics| Diagnostics::config(&config_source, diagnostics))?;
-        plan.add_spec(PlannedSpec::new(path, model.name, &source.text))?;
+        let stops = model.train.stop.is_some();
+        plan.add_spec(PlannedSpec::new(path, model.name, &source.text).stopping(stops))?;
     }
     plan.check_names()?;
     let reference = plan.reference();
@@ -137,10 +138,16 @@ pub fn run(args: &Args, reporter: &Reporter) -> anyhow::Result<()> {
         (first, tuning_cells)
     };
     let mut tuning = tuning::choose(&plan.tune_models, &tuning_cells, |cell| results::read_metrics_at(&out.join(&cell.name), cutoff));
-    // A trial that stopped early is trained again for the epochs it kept.
+    // A trial that stopped early is trained again for the epochs it kept; so is an untuned spec that stops.
     for (model, setting) in tuning.chosen.iter_mut() {
         if let Some(cell) = tuning_cells.iter().find(|c| &c.model == model && &c.setting == setting) {
             setting.extend(tuning::kept_epochs_of(&out.join(&cell.name)));
+        }
+    }
+    for (_, stopping) in plan.stopping_cells() {
+        let kept = tuning::kept_epochs_of(&out.join(&stopping.name));
+        if !kept.is_empty() {
+            tuning.chosen.insert(stopping.model, kept);
         }
     }
     if !args.plan {

@@ -35,9 +35,7 @@ pub fn prepare(
     let config = prnn::config::parse(&config_text, config_dir).map_err(|diagnostics| Diagnostics::config(&config_source, diagnostics))?;
     model = prnn::config::bind(&config, &model, &spec.name).map_err(|diagnostics| Diagnostics::config(&config_source, diagnostics))?;
     let max_batches = prnn::config::overrides::apply(&mut model, overrides)?;
-    // Early stopping chooses on held-out sessions, never on the test set: without `--validation` the run
-    // trains on the training set minus the validation split and stops on that split.
-    let dataset = load_data(&config, validation || model.train.stop.is_some())?;
+    let dataset = load_data(&config, validation)?;
     let compiled = Compiled::new(model);
     Ok(Prepared { spec, config_text, config, compiled, dataset, max_batches })
 }

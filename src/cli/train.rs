@@ -135,6 +135,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             (prepared, record, run_dir)
         }
     };
+    // Early stopping chooses on the validation split: the test set never chooses, and a model trained on less
+    // than the training set would be scored on other test events than every other model.
+    if prepared.compiled.plan.stop.is_some() && !record.validation {
+        return Err(CliError::StopNeedsValidation.into());
+    }
     if let Some(threads) = args.threads {
         prepared.config.run.threads = threads;
     }

@@ -156,11 +156,18 @@ pub struct PlannedSpec {
     pub model: String,
     /// BLAKE3 of its text, to tell whether an existing cell was trained from this version.
     pub text_hash: String,
+    /// It stops early: its epochs are found on the validation split before it trains on all the data.
+    pub stops: bool,
 }
 
 impl PlannedSpec {
     pub fn new(path: PathBuf, model: impl Into<String>, text: &str) -> PlannedSpec {
-        PlannedSpec { path, model: model.into(), text_hash: crate::run::hash(text) }
+        PlannedSpec { path, model: model.into(), text_hash: crate::run::hash(text), stops: false }
+    }
+
+    /// The same spec, marked as stopping early (`stop = early(...)` in the spec).
+    pub fn stopping(self, stops: bool) -> PlannedSpec {
+        PlannedSpec { stops, ..self }
     }
 }
 
@@ -290,11 +297,28 @@ impl Plan {
         self.reference_setting.clone().or_else(|| self.baselines.iter().find(|b| *b == "item_knn").cloned())
     }
 
-    /// Phase 1 begins with the baselines.
+    /// Phase 1's cells that no search proposes: the baselines, and for every spec that stops early and is not
+    /// tuned, one run with its own settings on the validation split, which finds its epochs.
     pub fn baseline_cells(&self) -> Vec<Cell> {
-        self.baselines
+        let baselines =
+            self.baselines.iter().map(|name| Cell { name: format!("cells/{name}"), work: Work::Baseline(name.clone()), row: name.clone() });
+        baselines.chain(self.stopping_cells().into_iter().map(|(cell, _)| cell)).collect()
+    }
+
+    /// For every spec that stops early and is not tuned: its validation run (`tune/MODEL`), as a cell and as the
+    /// run whose kept epochs its cells on all the data train for.
+    pub fn stopping_cells(&self) -> Vec<(Cell, TuningCell)> {
+        let first_seed = self.seeds[0];
+        self.specs
             .iter()
-            .map(|name| Cell { name: format!("cells/{name}"), work: Work::Baseline(name.clone()), row: name.clone() })
+            .enumerate()
+            .filter(|(_, spec)| spec.stops && !self.tune_models.contains(&spec.model))
+            .map(|(index, spec)| {
+                let name = format!("tune/{}", spec.model);
+                let work = Work::Train { spec: index, overrides: vec![format!("seed={first_seed}")], validation: true };
+                let cell = Cell { name: name.clone(), work, row: spec.model.clone() };
+                (cell, TuningCell { model: spec.model.clone(), setting: Setting::new(), name })
+            })
             .collect()
     }
 
@@ -516,5 +540,22 @@ mod tests {
         assert_eq!(table.len(), 5);
         assert!(table[0].baseline && table[0].cells[0].dir == std::path::Path::new("out/cells/item_knn"));
         assert_eq!(table[1].cells.len(), 2, "the tuning cells are not rows of the table");
+    }
+
+    #[test]
+    fn a_spec_that_stops_early_finds_its_epochs_on_the_validation_split_unless_it_is_tuned() {
+        let config =
+            "[experiment]\nseeds = [4, 5]\nbaselines = [\"sknn\"]\n[experiment.tune]\nmodels = [\"tuned\"]\ngrid = { lr = [0.1] }\n";
+        let mut plan = Plan::new(&settings(config), &[], &[]).unwrap();
+        plan.add_spec(spec("plain")).unwrap();
+        plan.add_spec(spec("stops").stopping(true)).unwrap();
+        plan.add_spec(spec("tuned").stopping(true)).unwrap();
+        let names: Vec<String> = plan.baseline_cells().into_iter().map(|c| c.name).collect();
+        assert_eq!(names, ["cells/sknn", "tune/stops"]);
+        let (cell, trial) = plan.stopping_cells().remove(0);
+        assert_eq!(cell.work, Work::Train { spec: 1, overrides: vec!["seed=4".into()], validation: true });
+        assert_eq!((trial.model.as_str(), trial.setting.len()), ("stops", 0));
+        let (first, _) = plan.first_phase().unwrap();
+        assert!(first.iter().any(|c| c.name == "tune/tuned-lr0.1") && first.iter().any(|c| c.name == "tune/stops"));
     }
 }
