@@ -1,8 +1,9 @@
-//! An experiment's plan: baselines and the tuning grid on the validation split first, then every spec × sweep
-//! setting × seed; each cell with its folder, its `prnn train` overrides and its row of the table.
+//! An experiment's plan: baselines, the tuning search and the validation runs of specs that stop early first,
+//! then every spec × sweep setting × seed; each cell with its folder, its `prnn train` overrides and its row of
+//! the table.
 //!
-//! Everything a typo could break is checked here, before a cell runs: the sweep and grid keys, model names, and
-//! the rows `compare_to` and `reference` name.
+//! Everything a typo could break is checked here, before a cell runs: the sweep keys, the search space, model
+//! names, and the rows `compare_to` and `reference` name.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
