@@ -52,9 +52,19 @@ pub fn save(dir: &Path, network: &Network, items: &Interner, info: &CheckpointIn
         .map(|(name, dtype, shape, bytes)| (name.clone(), TensorView::new(*dtype, shape.clone(), bytes).expect("shapes match their bytes")))
         .collect();
     let bytes = safetensors::serialize(views, Some(metadata)).map_err(std::io::Error::other)?;
-    let target = dir.join(FILE_NAME);
-    let mut temporary = tempfile::Builder::new().prefix(".checkpoint-").suffix(".partial").tempfile_in(dir)?;
-    std::io::Write::write_all(&mut temporary, &bytes)?;
+    replace_atomically(dir, FILE_NAME, |file| std::io::Write::write_all(file, &bytes))
+}
+
+/// Copies the run's checkpoint to `best.safetensors`: the weights early stopping goes back to.
+pub fn keep_as_best(dir: &Path) -> std::io::Result<PathBuf> {
+    replace_atomically(dir, BEST_FILE_NAME, |file| std::io::copy(&mut std::fs::File::open(dir.join(FILE_NAME))?, file).map(|_| ()))
+}
+
+/// Writes `dir/name` beside and renames it over, so a kill leaves either the old file or the new one.
+fn replace_atomically(dir: &Path, name: &str, write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>) -> std::io::Result<PathBuf> {
+    let target = dir.join(name);
+    let mut temporary = tempfile::Builder::new().prefix(&format!(".{name}-")).suffix(".partial").tempfile_in(dir)?;
+    write(temporary.as_file_mut())?;
     // Temporary files are private (0600); a checkpoint is as readable as the rest of the run folder.
     #[cfg(unix)]
     {
@@ -64,25 +74,6 @@ pub fn save(dir: &Path, network: &Network, items: &Interner, info: &CheckpointIn
     temporary.as_file().sync_all()?;
     temporary.persist(&target).map_err(|e| e.error)?;
     // The rename is durable only once the folder's entry is on disk.
-    if let Ok(folder) = std::fs::File::open(dir) {
-        let _ = folder.sync_all();
-    }
-    Ok(target)
-}
-
-/// Copies the run's checkpoint to `best.safetensors`: the weights early stopping goes back to. The copy is
-/// written beside and renamed over, so a kill leaves either the old best or the new one.
-pub fn keep_as_best(dir: &Path) -> std::io::Result<PathBuf> {
-    let target = dir.join(BEST_FILE_NAME);
-    let mut temporary = tempfile::Builder::new().prefix(".best-").suffix(".partial").tempfile_in(dir)?;
-    std::io::copy(&mut std::fs::File::open(dir.join(FILE_NAME))?, &mut temporary)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        temporary.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    }
-    temporary.as_file().sync_all()?;
-    temporary.persist(&target).map_err(|e| e.error)?;
     if let Ok(folder) = std::fs::File::open(dir) {
         let _ = folder.sync_all();
     }
