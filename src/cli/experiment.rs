@@ -73,8 +73,10 @@ pub fn run(args: &Args, reporter: &Reporter) -> anyhow::Result<()> {
     for path in plan.spec_paths.clone() {
         let source = read_file(&path, "spec")?;
         let model = prnn::check_source(&source).map_err(|error| Diagnostics::spec(&source, error.diagnostics))?;
-        prnn::config::bind(&config, &model, &source.name).map_err(|diagnostics| Diagnostics::config(&config_source, diagnostics))?;
-        let stops = model.train.stop.is_some();
+        let bound =
+            prnn::config::bind(&config, &model, &source.name).map_err(|diagnostics| Diagnostics::config(&config_source, diagnostics))?;
+        // Whether it stops early is the IR plan's to say, as for every other stage after the checker.
+        let stops = prnn::ir::Compiled::new(bound).plan.stop.is_some();
         plan.add_spec(PlannedSpec::new(path, model.name, &source.text).stopping(stops))?;
     }
     plan.check_names()?;
