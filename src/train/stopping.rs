@@ -84,11 +84,12 @@ impl Stopper {
         let range = self.stopping.groups[index];
         let state = &mut self.groups[index];
         assert!(state.end.is_none(), "epoch {epoch} trained after its group ended");
+        // A group's first epoch is its best so far whatever it scored; a NaN never beats anything after it.
         let best = match state.best {
-            None => !score.is_nan(),
+            None => true,
             Some((_, best)) => score > best + rule.min_delta,
         };
-        if best || state.best.is_none() {
+        if best {
             state.best = Some((epoch, if score.is_nan() { f64::NEG_INFINITY } else { score }));
             state.since_best = 0;
         } else {
@@ -106,7 +107,7 @@ impl Stopper {
             GroupEnd { group: index, stopped_after: epoch, kept_epoch, kept_score, reason }
         });
         state.end = end;
-        Observation { best: best || state.since_best == 0, end }
+        Observation { best, end }
     }
 
     /// The next epoch to train after `epoch`, skipping what remains of ended groups; `None` when the run is
