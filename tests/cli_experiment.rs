@@ -192,6 +192,13 @@ fn experiment_settings_are_checked_before_anything_runs() {
         ("[experiment]\ncompare_to = \"gru\"\n", 4, "neither a model of the given specs nor a baseline"),
         ("[experiment.tune]\nmodels = [\"ids\"]\ngrid = { rate = [0.1] }\n", 4, "unknown override `rate`"),
         ("[experiment.sweep]\nseed = [1, 2]\n", 4, "`seed` cannot be swept"),
+        // A swept value is checked against each spec before any cell trains.
+        ("[experiment.sweep]\n\"id_net.hidden\" = [8, 0]\n", 2, "the sweep setting `id_net.hidden=0` does not apply to"),
+        (
+            "[experiment.sweep]\n\"stop.patience\" = [1, 2]\n[experiment.tune]\nmodels = [\"ids\"]\ngrid = { lr = [0.1] }\n",
+            4,
+            "`[experiment.tune]` decides when tuned models stop",
+        ),
         ("[experiment.tune]\nmodels = [\"gru\"]\ngrid = { lr = [0.1] }\n", 4, "names `gru`, which no given spec defines"),
         (
             "[experiment.tune]\nmodels = [\"ids\"]\nmethod = \"bayes\"\ntrials = 3\nspace.lr = { log = [0.01, 0.1] }\n",
@@ -260,6 +267,22 @@ fn experiment_settings_are_checked_before_anything_runs() {
     let plan = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(plan.contains("to run   cells/ids-seed1") && plan.contains("to run   cells/ids-seed2"), "{plan}");
     assert!(!root.join("plan").exists(), "--plan creates nothing");
+    // A sweep that turns early stopping on gives that setting alone a validation run to find its epochs.
+    let output = prnn()
+        .arg("run")
+        .arg(root.join("ids.prnn"))
+        .arg("--config")
+        .arg(&data.config)
+        .arg("--out")
+        .arg(root.join("plan"))
+        .args(["--seeds", "1", "--sweep", "stop=none,early", "--plan"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let plan = String::from_utf8_lossy(&output.stdout).into_owned();
+    let validation: Vec<&str> = plan.lines().filter(|line| line.contains("(validation split)")).collect();
+    assert_eq!(validation.len(), 1, "{plan}");
+    assert!(validation[0].contains("tune/ids-stopearly"), "{plan}");
 }
 
 #[test]
@@ -284,7 +307,7 @@ fn the_library_plans_the_cells_that_prnn_run_lists() {
     }
     plan.check_names().unwrap();
     let (first, tuning) = plan.first_phase().unwrap();
-    let second = plan.second_phase(&HashMap::new());
+    let second = plan.second_phase(&HashMap::new(), &HashMap::new());
     let names = |cells: &[Cell]| cells.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
     assert_eq!(names(&first), ["cells/item_knn", "tune/both-lr0.05", "tune/both-lr0.2"]);
     assert_eq!(tuning.iter().map(|t| t.model.as_str()).collect::<Vec<_>>(), ["both", "both"]);

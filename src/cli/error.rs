@@ -183,6 +183,7 @@ fn exit_of(cause: &(dyn Error + 'static)) -> Option<Exit> {
                 PlanError::NotASweep(_) | PlanError::EmptySweep(_) | PlanError::NothingToRun | PlanError::SameModel { .. } => Exit::Usage,
                 PlanError::UnknownKey(_)
                 | PlanError::SeedSwept
+                | PlanError::StopSweptWhileTuning(_)
                 | PlanError::UnknownRow { .. }
                 | PlanError::UnknownTunedModel(_)
                 | PlanError::Space(_)

@@ -16,7 +16,9 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use anyhow::Context;
 use prnn::experiment::existing::{check_cell, check_config, remove_unfinished};
+use prnn::experiment::plan::{as_overrides, setting_label};
 use prnn::experiment::search::Observation;
 use prnn::experiment::{self as plan, tuning, Cell, CellState, Conflict, Plan, PlannedSpec, Work};
 use prnn::experiment::{CONFIG_FILE, LOGS_DIR, PLOT_SVG, RESULTS_CSV, RESULTS_JSON, RESULTS_MD};
@@ -75,8 +77,15 @@ pub fn run(args: &Args, reporter: &Reporter) -> anyhow::Result<()> {
         let model = prnn::check_source(&source).map_err(|error| Diagnostics::spec(&source, error.diagnostics))?;
         let bound =
             prnn::config::bind(&config, &model, &source.name).map_err(|diagnostics| Diagnostics::config(&config_source, diagnostics))?;
-        // Whether it stops early is the IR plan's to say, as for every other stage after the checker.
-        let stops = prnn::ir::Compiled::new(bound).plan.stop.is_some();
+        // Each sweep setting is applied now, so a value the spec cannot take fails before any cell trains; whether
+        // the setting stops early is the IR plan's to say, as for every other stage after the checker.
+        let mut stops = Vec::new();
+        for setting in plan.sweep_settings() {
+            let mut swept = bound.clone();
+            prnn::config::overrides::apply(&mut swept, &as_overrides(&setting))
+                .with_context(|| format!("the sweep setting `{}` does not apply to `{}`", setting_label(&setting), path.display()))?;
+            stops.push(prnn::ir::Compiled::new(swept).plan.stop.is_some());
+        }
         plan.add_spec(PlannedSpec::new(path, model.name, &source.text).stopping(stops))?;
     }
     plan.check_names()?;
@@ -146,10 +155,11 @@ pub fn run(args: &Args, reporter: &Reporter) -> anyhow::Result<()> {
             setting.extend(tuning::kept_epochs_of(&out.join(&cell.name)));
         }
     }
-    for (_, stopping) in plan.stopping_cells() {
-        let kept = tuning::kept_epochs_of(&out.join(&stopping.name));
-        if !kept.is_empty() {
-            tuning.chosen.insert(stopping.model, kept);
+    let mut kept = std::collections::HashMap::new();
+    for (cell, _) in plan.stopping_cells() {
+        let epochs = tuning::kept_epochs_of(&out.join(&cell.name));
+        if !epochs.is_empty() {
+            kept.insert(cell.row, epochs);
         }
     }
     if !args.plan {
@@ -160,7 +170,7 @@ pub fn run(args: &Args, reporter: &Reporter) -> anyhow::Result<()> {
             );
         }
     }
-    let second = plan.second_phase(&tuning.chosen);
+    let second = plan.second_phase(&tuning.chosen, &kept);
     if args.plan {
         print_plan(&out, &second, "phase 2: every spec, setting and seed");
         return Ok(());

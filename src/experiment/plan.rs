@@ -36,6 +36,8 @@ pub enum PlanError {
     UnknownKey(OverrideError),
     #[error("`seed` cannot be swept or tuned")]
     SeedSwept,
+    #[error("the sweep sets `{0}`, but `[experiment.tune]` decides when tuned models stop")]
+    StopSweptWhileTuning(String),
     #[error("the experiment has nothing to run")]
     NothingToRun,
     #[error("`{}` and `{}` both define the model `{model}`", earlier.display(), later.display())]
@@ -57,6 +59,9 @@ impl PlanError {
             PlanError::NotASweep(_) | PlanError::EmptySweep(_) => Some("e.g. `--sweep lr=0.05,0.1,0.2`"),
             PlanError::UnknownKey(_) => Some("sweeps and tuning grids take the keys of `prnn train KEY=VALUE`"),
             PlanError::SeedSwept => Some("list the seeds in `[experiment] seeds` or `--seeds`"),
+            PlanError::StopSweptWhileTuning(_) => Some(
+                "a tuned model trains again for the epochs its best trial kept; sweep `stop` in an experiment without `[experiment.tune]`",
+            ),
             PlanError::NothingToRun => {
                 Some("name specs on the command line or in `[experiment] specs`, or baselines in `[experiment] baselines`")
             }
@@ -157,17 +162,19 @@ pub struct PlannedSpec {
     pub model: String,
     /// BLAKE3 of its text, to tell whether an existing cell was trained from this version.
     pub text_hash: String,
-    /// It stops early: its epochs are found on the validation split before it trains on all the data.
-    pub stops: bool,
+    /// For each sweep setting ([`Plan::sweep_settings`]), whether the spec with that setting stops early: then
+    /// its epochs are found on the validation split before it trains on all the data.
+    pub stops: Vec<bool>,
 }
 
 impl PlannedSpec {
     pub fn new(path: PathBuf, model: impl Into<String>, text: &str) -> PlannedSpec {
-        PlannedSpec { path, model: model.into(), text_hash: crate::run::hash(text), stops: false }
+        PlannedSpec { path, model: model.into(), text_hash: crate::run::hash(text), stops: Vec::new() }
     }
 
-    /// The same spec, marked as stopping early (`stop = early(...)` in the spec).
-    pub fn stopping(self, stops: bool) -> PlannedSpec {
+    /// The same spec, marked for each sweep setting as stopping early or not (`stop = early(...)` in the spec,
+    /// or a swept `stop`).
+    pub fn stopping(self, stops: Vec<bool>) -> PlannedSpec {
         PlannedSpec { stops, ..self }
     }
 }
@@ -247,6 +254,11 @@ impl Plan {
                 return Err(PlanError::SeedSwept);
             }
         }
+        if !settings.tune.models.is_empty() {
+            if let Some(key) = sweep.keys().find(|key| *key == "stop" || key.starts_with("stop.")) {
+                return Err(PlanError::StopSweptWhileTuning(key.clone()));
+            }
+        }
         let spec_paths = if spec_paths.is_empty() { settings.specs.clone() } else { spec_paths.to_vec() };
         if spec_paths.is_empty() && settings.baselines.is_empty() {
             return Err(PlanError::NothingToRun);
@@ -271,6 +283,11 @@ impl Plan {
         }
         self.specs.push(spec);
         Ok(())
+    }
+
+    /// The sweep's settings in order: one empty setting when nothing is swept.
+    pub fn sweep_settings(&self) -> Vec<Setting> {
+        combinations(&self.sweep)
     }
 
     fn spec_of(&self, model: &str) -> Option<usize> {
@@ -306,21 +323,24 @@ impl Plan {
         baselines.chain(self.stopping_cells().into_iter().map(|(cell, _)| cell)).collect()
     }
 
-    /// For every spec that stops early and is not tuned: its validation run (`tune/MODEL`), as a cell and as the
-    /// run whose kept epochs its cells on all the data train for.
+    /// For every sweep setting under which an untuned spec stops early: its validation run (`tune/MODEL`, or
+    /// `tune/MODEL-KEYVALUE` in a sweep), as a cell of that setting's row, whose kept epochs the row's cells on
+    /// all the data train for. Each setting finds its own epochs: a larger network may need fewer.
     pub fn stopping_cells(&self) -> Vec<(Cell, TuningCell)> {
         let first_seed = self.seeds[0];
-        self.specs
-            .iter()
-            .enumerate()
-            .filter(|(_, spec)| spec.stops && !self.tune_models.contains(&spec.model))
-            .map(|(index, spec)| {
-                let name = format!("tune/{}", spec.model);
-                let work = Work::Train { spec: index, overrides: vec![format!("seed={first_seed}")], validation: true };
-                let cell = Cell { name: name.clone(), work, row: spec.model.clone() };
-                (cell, TuningCell { model: spec.model.clone(), setting: Setting::new(), name })
-            })
-            .collect()
+        let settings = self.sweep_settings();
+        let mut cells = Vec::new();
+        for (index, spec) in self.specs.iter().enumerate().filter(|(_, spec)| !self.tune_models.contains(&spec.model)) {
+            for (setting, _) in settings.iter().zip(&spec.stops).filter(|(_, stops)| **stops) {
+                let name = format!("tune/{}{}", spec.model, folder_label(setting));
+                let mut overrides = as_overrides(setting);
+                overrides.push(format!("seed={first_seed}"));
+                let row = Self::row_label(&spec.model, setting);
+                let cell = Cell { name: name.clone(), work: Work::Train { spec: index, overrides, validation: true }, row };
+                cells.push((cell, TuningCell { model: spec.model.clone(), setting: setting.clone(), name }));
+            }
+        }
+        cells
     }
 
     /// Trials per tuned model.
@@ -380,16 +400,17 @@ impl Plan {
     }
 
     /// Phase 2: every spec × sweep setting × seed, on the full training set, with each tuned model's chosen
-    /// setting after the sweep's.
-    pub fn second_phase(&self, chosen: &HashMap<String, Setting>) -> Vec<Cell> {
+    /// setting (`chosen`, by model) after the sweep's, and the epochs a stopping row's validation run kept
+    /// (`kept`, by row) after those.
+    pub fn second_phase(&self, chosen: &HashMap<String, Setting>, kept: &HashMap<String, Setting>) -> Vec<Cell> {
         let mut cells = Vec::new();
         for (index, spec) in self.specs.iter().enumerate() {
             for setting in combinations(&self.sweep) {
                 let row = Self::row_label(&spec.model, &setting);
                 for &seed in &self.seeds {
                     let mut overrides = as_overrides(&setting);
-                    if let Some(tuned) = chosen.get(&spec.model) {
-                        overrides.extend(as_overrides(tuned));
+                    for found in [chosen.get(&spec.model), kept.get(&row)].into_iter().flatten() {
+                        overrides.extend(as_overrides(found));
                     }
                     overrides.push(format!("seed={seed}"));
                     let name = format!("cells/{}{}-seed{seed}", spec.model, folder_label(&setting));
@@ -521,7 +542,7 @@ mod tests {
         assert_eq!(tuning[1].setting, vec![("lr".to_string(), "0.2".to_string())]);
 
         let chosen = HashMap::from([("ids".to_string(), tuning[1].setting.clone())]);
-        let second = plan.second_phase(&chosen);
+        let second = plan.second_phase(&chosen, &HashMap::new());
         assert_eq!(second.len(), 2 * 2 * 2);
         let cell = second.iter().find(|c| c.name == "cells/ids-batch16-seed2").unwrap();
         assert_eq!(
@@ -549,8 +570,8 @@ mod tests {
             "[experiment]\nseeds = [4, 5]\nbaselines = [\"sknn\"]\n[experiment.tune]\nmodels = [\"tuned\"]\ngrid = { lr = [0.1] }\n";
         let mut plan = Plan::new(&settings(config), &[], &[]).unwrap();
         plan.add_spec(spec("plain")).unwrap();
-        plan.add_spec(spec("stops").stopping(true)).unwrap();
-        plan.add_spec(spec("tuned").stopping(true)).unwrap();
+        plan.add_spec(spec("stops").stopping(vec![true])).unwrap();
+        plan.add_spec(spec("tuned").stopping(vec![true])).unwrap();
         let names: Vec<String> = plan.baseline_cells().into_iter().map(|c| c.name).collect();
         assert_eq!(names, ["cells/sknn", "tune/stops"]);
         let (cell, trial) = plan.stopping_cells().remove(0);
@@ -558,5 +579,41 @@ mod tests {
         assert_eq!((trial.model.as_str(), trial.setting.len()), ("stops", 0));
         let (first, _) = plan.first_phase().unwrap();
         assert!(first.iter().any(|c| c.name == "tune/tuned-lr0.1") && first.iter().any(|c| c.name == "tune/stops"));
+    }
+
+    #[test]
+    fn each_sweep_setting_that_stops_finds_its_own_epochs() {
+        let mut plan =
+            Plan::new(&settings("[experiment]\nseeds = [1]\n"), &["stop=none,early".to_string()], &[PathBuf::from("gru.prnn")]).unwrap();
+        assert_eq!(plan.sweep_settings().len(), 2);
+        // The spec stops only where the sweep says `stop=early`.
+        plan.add_spec(spec("gru").stopping(vec![false, true])).unwrap();
+        let stopping = plan.stopping_cells();
+        assert_eq!(stopping.len(), 1);
+        let (cell, run) = &stopping[0];
+        assert_eq!((cell.name.as_str(), cell.row.as_str()), ("tune/gru-stopearly", "gru stop=early"));
+        assert_eq!(cell.work, Work::Train { spec: 0, overrides: vec!["stop=early".into(), "seed=1".into()], validation: true });
+        assert_eq!(run.setting, vec![("stop".to_string(), "early".to_string())]);
+
+        let kept =
+            HashMap::from([(cell.row.clone(), vec![("stop".to_string(), "none".to_string()), ("epochs".to_string(), "4".to_string())])]);
+        let second = plan.second_phase(&HashMap::new(), &kept);
+        let overrides_of = |name: &str| match &second.iter().find(|c| c.name == name).unwrap().work {
+            Work::Train { overrides, .. } => overrides.clone(),
+            Work::Baseline(_) => unreachable!(),
+        };
+        assert_eq!(overrides_of("cells/gru-stopearly-seed1"), ["stop=early", "stop=none", "epochs=4", "seed=1"]);
+        assert_eq!(overrides_of("cells/gru-stopnone-seed1"), ["stop=none", "seed=1"], "a setting that does not stop keeps its epochs");
+    }
+
+    #[test]
+    fn a_sweep_cannot_decide_when_tuned_models_stop() {
+        let config = "[experiment.tune]\nmodels = [\"a\"]\ngrid = { lr = [0.1] }\n";
+        for sweep in ["stop=none,early", "stop.patience=1,3"] {
+            let error = Plan::new(&settings(config), &[sweep.to_string()], &[PathBuf::from("a.prnn")]).unwrap_err();
+            assert!(matches!(&error, PlanError::StopSweptWhileTuning(key) if sweep.starts_with(key.as_str())), "{error:?}");
+            assert!(error.help().is_some());
+        }
+        assert!(Plan::new(&settings(""), &["stop.patience=1,3".to_string()], &[PathBuf::from("a.prnn")]).is_ok());
     }
 }
