@@ -477,6 +477,12 @@ pub struct Tune {
     pub seed: u64,
     /// Override key → range, e.g. `lr = { log = [0.01, 0.25] }`.
     pub space: IndexMap<String, toml::Value>,
+    /// TPE only: trials drawn at random before the estimators propose (default 10).
+    pub startup: Option<usize>,
+    /// TPE only: the share of finished trials the estimators call good (default 0.1).
+    pub gamma: Option<f64>,
+    /// TPE only: draws per key among which the best ratio of densities is proposed (default 24).
+    pub candidates: Option<usize>,
 }
 
 /// The search methods `[experiment.tune] method` takes.

@@ -226,6 +226,26 @@ pub(super) fn validate_baselines_and_experiment(config: &RunConfig, text: &str, 
             "give the ranges as `space`, e.g. `space.lr = { log = [0.01, 0.25] }`",
         );
     }
+    let tpe_settings = [("startup", tune.startup.is_some()), ("gamma", tune.gamma.is_some()), ("candidates", tune.candidates.is_some())];
+    if let Some((key, _)) = tpe_settings.iter().find(|(_, given)| *given).filter(|_| tune.method.as_deref() != Some("tpe")) {
+        problem(
+            "experiment.tune",
+            key,
+            format!("`[experiment.tune] {key}` is a setting of TPE search"),
+            "add `method = \"tpe\"`, or leave it out",
+        );
+    }
+    if let Some(gamma) = tune.gamma.filter(|gamma| !(*gamma > 0.0 && *gamma <= 1.0)) {
+        problem(
+            "experiment.tune",
+            "gamma",
+            format!("`[experiment.tune] gamma = {gamma}` is not a share of the trials"),
+            "give a number in (0, 1]; Optuna's default is 0.1",
+        );
+    }
+    if tune.candidates == Some(0) {
+        problem("experiment.tune", "candidates", "`[experiment.tune] candidates` must be at least 1".into(), "the default is 24");
+    }
     if let Some(key) = experiment.sweep.keys().find(|key| tune.space.contains_key(*key)) {
         problem(
             "experiment.sweep",

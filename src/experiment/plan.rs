@@ -14,7 +14,7 @@ use crate::config::overrides::{self, OverrideError};
 use crate::config::{override_text, Experiment, Tune};
 use serde::Deserialize;
 
-use super::search::{Method, Observation, Range, Search, SearchError, Space, Value};
+use super::search::{Method, Observation, Range, Search, SearchError, Space, TpeOptions, Value};
 use crate::report::table::{CellFolder, Comparison, RowCells};
 
 use super::tuning::TuningCell;
@@ -152,7 +152,17 @@ pub fn search_of(tune: &Tune) -> Result<Option<Search>, PlanError> {
         let table: toml::Table = tune.space.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         Space::deserialize(toml::Value::Table(table)).map_err(|e| PlanError::Space(e.to_string().trim().to_string()))?
     };
-    Ok(Some(Search::new(method, space, tune.trials, tune.seed)?))
+    let search = Search::new(method, space, tune.trials, tune.seed)?;
+    if method != Method::Tpe {
+        return Ok(Some(search));
+    }
+    let defaults = TpeOptions::default();
+    let options = TpeOptions {
+        startup: tune.startup.unwrap_or(defaults.startup),
+        gamma: tune.gamma.unwrap_or(defaults.gamma),
+        candidates: tune.candidates.unwrap_or(defaults.candidates),
+    };
+    Ok(Some(search.with_tpe_options(options)?))
 }
 
 /// A spec of the experiment, checked and bound to the config by the caller.
@@ -615,5 +625,21 @@ mod tests {
             assert!(error.help().is_some());
         }
         assert!(Plan::new(&settings(""), &["stop.patience=1,3".to_string()], &[PathBuf::from("a.prnn")]).is_ok());
+    }
+
+    #[test]
+    fn tpe_starts_learning_after_the_configured_startup_trials() {
+        let tune = |extra: &str| {
+            let text =
+                format!("[experiment.tune]\nmodels = [\"a\"]\nmethod = \"tpe\"\ntrials = 6\nspace.lr = {{ log = [0.01, 0.3] }}\n{extra}");
+            search_of(&settings(&text).tune).unwrap().unwrap()
+        };
+        let (default, early) = (tune(""), tune("startup = 2\n"));
+        let history: Vec<Observation> =
+            (0..2).map(|trial| Observation { setting: default.propose(trial, &[]).unwrap(), score: Some(trial as f64) }).collect();
+        // The startup trials are the same random draws; trial 2 is TPE's proposal only where startup is 2.
+        assert_eq!(early.propose(1, &history[..1]).unwrap(), default.propose(1, &history[..1]).unwrap());
+        assert_ne!(early.propose(2, &history).unwrap(), default.propose(2, &history).unwrap());
+        assert_eq!(early.propose(2, &history).unwrap(), tune("startup = 2\ngamma = 0.1\ncandidates = 24\n").propose(2, &history).unwrap());
     }
 }
