@@ -253,33 +253,26 @@ fn experiment_settings_are_checked_before_anything_runs() {
     assert!(stderr(&output).contains("the experiment has nothing to run"), "{}", stderr(&output));
     assert!(!root.join("never").exists());
     // `--plan` lists the cells and writes nothing.
-    let output = prnn()
-        .arg("run")
-        .arg(root.join("ids.prnn"))
-        .arg("--config")
-        .arg(&data.config)
-        .arg("--out")
-        .arg(root.join("plan"))
-        .args(["--seeds", "1,2", "--plan"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let plan = String::from_utf8_lossy(&output.stdout).into_owned();
+    let plan_of = |extra: &[&str]| {
+        let output = prnn()
+            .arg("run")
+            .arg(root.join("ids.prnn"))
+            .arg("--config")
+            .arg(&data.config)
+            .arg("--out")
+            .arg(root.join("plan"))
+            .args(extra)
+            .arg("--plan")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let plan = plan_of(&["--seeds", "1,2"]);
     assert!(plan.contains("to run   cells/ids-seed1") && plan.contains("to run   cells/ids-seed2"), "{plan}");
     assert!(!root.join("plan").exists(), "--plan creates nothing");
     // A sweep that turns early stopping on gives that setting alone a validation run to find its epochs.
-    let output = prnn()
-        .arg("run")
-        .arg(root.join("ids.prnn"))
-        .arg("--config")
-        .arg(&data.config)
-        .arg("--out")
-        .arg(root.join("plan"))
-        .args(["--seeds", "1", "--sweep", "stop=none,early", "--plan"])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let plan = String::from_utf8_lossy(&output.stdout).into_owned();
+    let plan = plan_of(&["--seeds", "1", "--sweep", "stop=none,early"]);
     let validation: Vec<&str> = plan.lines().filter(|line| line.contains("(validation split)")).collect();
     assert_eq!(validation.len(), 1, "{plan}");
     assert!(validation[0].contains("tune/ids-stopearly"), "{plan}");
