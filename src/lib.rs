@@ -32,27 +32,17 @@
 
 #[cfg(feature = "torch")]
 pub mod baseline;
-pub mod check;
-pub mod config;
-pub mod data;
-pub mod diagnostic;
 #[cfg(feature = "torch")]
 pub mod eval;
 #[cfg(feature = "torch")]
 pub mod experiment;
-pub mod ir;
 #[cfg(feature = "torch")]
 pub mod lower;
 #[cfg(feature = "torch")]
 pub mod report;
-pub mod rng;
-pub mod run;
 #[cfg(feature = "torch")]
 pub mod runtime;
-pub mod syntax;
 #[cfg(feature = "torch")]
 pub mod train;
 
-pub use compile::{check_source, compile, compile_source, CompileError};
-
-mod compile;
+include!("compiler_half.rs");

@@ -1,4 +1,17 @@
-//! The `prnn` command line.
+//! The `prnn` command line, built as two executables from this one file (docs/architecture.md, "Two executables"):
+//!
+//! - `prnn-torch` (this package, `torch` feature): every command in-process, linked to libtorch;
+//! - `prnn` (the `front/` package): the compiler half (`check`, `compile`, `data`, `--help`, `--version`)
+//!   in-process without libtorch, so it answers in milliseconds; the commands that need libtorch replace the
+//!   process with `prnn-torch` (same arguments, same process ID), found beside it.
+
+// The front binary compiles the compiler-half modules into itself instead of linking the library, because a
+// library built with the `torch` feature (which `cargo build` unifies across the workspace) links libtorch.
+#![cfg_attr(prnn_front, allow(dead_code))]
+#[cfg(prnn_front)]
+extern crate self as prnn;
+#[cfg(prnn_front)]
+include!("compiler_half.rs");
 
 mod cli;
 
@@ -33,23 +46,17 @@ enum Command {
     #[command(subcommand)]
     Data(cli::data::Command),
     /// Train a spec on the data of a run config; writes a run folder with metrics and checkpoints.
-    #[cfg(feature = "torch")]
-    Train(cli::train::Args),
+    Train(cli::args::TrainArgs),
     /// Evaluate a trained run: Recall@K and MRR@K on its test set, and the rank of every test event.
-    #[cfg(feature = "torch")]
-    Eval(cli::eval::Args),
+    Eval(cli::args::EvalArgs),
     /// Run an experiment: train specs over seeds and a sweep, tune on a validation split, fit baselines,
     /// and write the results table, a plot and a paired bootstrap against a base model.
-    #[cfg(feature = "torch")]
-    Run(cli::experiment::Args),
+    Run(cli::args::RunArgs),
     /// The top-K next items for a session prefix, from a trained run or a baseline.
-    #[cfg(feature = "torch")]
-    Recommend(cli::recommend::Args),
+    Recommend(cli::args::RecommendArgs),
     /// Fit a baseline (popularity, item-kNN, session-kNN) and evaluate it like a trained run.
-    #[cfg(feature = "torch")]
-    Baseline(cli::baseline::Args),
+    Baseline(cli::args::BaselineArgs),
     /// Show the libtorch in use, whether CUDA is available, and test each device.
-    #[cfg(feature = "torch")]
     Doctor,
 }
 
@@ -84,6 +91,10 @@ fn main() -> ExitCode {
             Command::Baseline(args) => cli::baseline::run(args).map(|()| Exit::Ok),
             #[cfg(feature = "torch")]
             Command::Doctor => Ok(cli::doctor::run()),
+            #[cfg(not(feature = "torch"))]
+            Command::Train(_) | Command::Eval(_) | Command::Run(_) | Command::Recommend(_) | Command::Baseline(_) | Command::Doctor => {
+                Err(cli::runtime::exec().into())
+            }
         }
     });
     let exit = match outcome {

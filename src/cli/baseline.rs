@@ -1,6 +1,6 @@
 //! `prnn baseline NAME --config RUN.TOML [--out DIR] [--validation]`: fit a baseline and evaluate it like a trained run.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use prnn::baseline::{self, Baseline};
 use prnn::config::BASELINE_NAMES;
@@ -12,24 +12,7 @@ use super::eval::print_table;
 use super::load_config;
 use super::session;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// `popularity`, `item_knn` (GRU4Rec's item-kNN) or `sknn` (session-kNN); settings in `[baselines]`.
-    #[arg(value_name = "NAME")]
-    pub name: String,
-    /// The run config: data, evaluation and `[baselines]` settings.
-    #[arg(long, value_name = "RUN.TOML")]
-    pub config: PathBuf,
-    /// The run folder to create (default: `<[run] out>/<name>-<date>-<time>`); it must not exist yet.
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-    /// Fit on the training set minus its last sessions and evaluate on those (see `prnn train --validation`).
-    #[arg(long)]
-    pub validation: bool,
-    /// CPU threads; overrides the config's `[run] threads` (0 = every core).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<u64>,
-}
+pub use super::args::BaselineArgs as Args;
 
 /// The `[baselines]` settings that apply to `name`, as recorded in the run folder.
 pub fn settings_of(name: &str, config: &prnn::config::RunConfig) -> serde_json::Value {

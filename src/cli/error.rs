@@ -172,6 +172,10 @@ fn exit_of(cause: &(dyn Error + 'static)) -> Option<Exit> {
     if cause.is::<OverrideError>() {
         return Some(Exit::Usage);
     }
+    #[cfg(not(feature = "torch"))]
+    if cause.is::<super::runtime::RuntimeMissing>() {
+        return Some(Exit::Io);
+    }
     #[cfg(feature = "torch")]
     {
         use prnn::experiment::{Conflict, PlanError};

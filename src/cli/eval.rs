@@ -1,7 +1,5 @@
 //! `prnn eval RUN_DIR [--config RUN.TOML] [--device D]`: score a trained run on its test set.
 
-use std::path::PathBuf;
-
 use prnn::eval::{evaluate, Evaluation};
 use prnn::run::{self, results, CONFIG_FILE};
 use prnn::train::checkpoint;
@@ -10,22 +8,7 @@ use super::error::{CheckpointUse, CliError};
 use super::read_file;
 use super::session;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// The run folder `prnn train` wrote.
-    #[arg(value_name = "RUN_DIR")]
-    pub run: PathBuf,
-    /// Evaluate with this run config instead of the run's own (e.g. other cutoffs, ties or `most_popular`);
-    /// its data must have the same item index.
-    #[arg(long, value_name = "RUN.TOML")]
-    pub config: Option<PathBuf>,
-    /// `auto`, `cpu`, `cuda` or `cuda:N`; overrides the config's `[run] device`.
-    #[arg(long, value_name = "DEVICE")]
-    pub device: Option<String>,
-    /// CPU threads; overrides the config's `[run] threads` (0 = every core).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<u64>,
-}
+pub use super::args::EvalArgs as Args;
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let folder = run::read_run(&args.run)?;

@@ -30,34 +30,7 @@ use prnn::run::{self, results, FileError, RECORD_FILE};
 use super::error::{CliError, Diagnostics};
 use super::{load_config, read_file, Reporter};
 
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// The specs to train (default: `[experiment] specs`); each model name may appear once.
-    #[arg(value_name = "SPEC")]
-    pub specs: Vec<PathBuf>,
-    /// The run config: data, evaluation, `[baselines]` and `[experiment]` (seeds, sweep, tuning, jobs).
-    #[arg(long, value_name = "RUN.TOML")]
-    pub config: PathBuf,
-    /// The experiment folder (default `<[run] out>/experiments/<config name>`). Running the same command
-    /// again continues it: finished cells are kept and skipped.
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-    /// A swept override, `key=v1,v2,...`, added to `[experiment.sweep]`; repeat for a grid.
-    #[arg(long, value_name = "KEY=V1,V2")]
-    pub sweep: Vec<String>,
-    /// Seeds, e.g. `1,2,3`; overrides `[experiment] seeds`.
-    #[arg(long, value_name = "S1,S2", value_delimiter = ',')]
-    pub seeds: Option<Vec<u64>>,
-    /// Cells run at the same time; overrides `[experiment] jobs`.
-    #[arg(long, value_name = "N")]
-    pub jobs: Option<u64>,
-    /// `auto`, `cpu`, `cuda` or `cuda:N` for every trained cell; overrides `[run] device`.
-    #[arg(long, value_name = "DEVICE")]
-    pub device: Option<String>,
-    /// List the cells and whether each is finished, then stop.
-    #[arg(long)]
-    pub plan: bool,
-}
+pub use super::args::RunArgs as Args;
 
 pub fn run(args: &Args, reporter: &Reporter) -> anyhow::Result<()> {
     let (mut config, config_source) = load_config(&args.config)?;

@@ -3,6 +3,7 @@
 //! Commands return `anyhow` errors whose chains hold the library's typed errors; `main` prints a failure once,
 //! with [`Reporter::report`], and [`error::exit_code`] turns it into the exit code.
 
+pub mod args;
 #[cfg(feature = "torch")]
 pub mod baseline;
 pub mod check;
@@ -17,6 +18,8 @@ pub mod eval;
 pub mod experiment;
 #[cfg(feature = "torch")]
 pub mod recommend;
+#[cfg(not(feature = "torch"))]
+pub mod runtime;
 #[cfg(feature = "torch")]
 pub mod session;
 #[cfg(feature = "torch")]

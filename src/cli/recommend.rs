@@ -1,7 +1,5 @@
 //! `prnn recommend RUN_DIR --session ITEM,ITEM,... [-k K]`: the top-K next items for a session prefix.
 
-use std::path::PathBuf;
-
 use prnn::eval::recommend::{known_items, session_scores, top_k, Prefix};
 use prnn::run::{self, BASELINE_FILE, CONFIG_FILE};
 use prnn::train::checkpoint;
@@ -9,21 +7,7 @@ use prnn::train::checkpoint;
 use super::error::{CheckpointUse, CliError};
 use super::session;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// A run folder of `prnn train`, `prnn baseline` or a cell of `prnn run`.
-    #[arg(value_name = "RUN_DIR")]
-    pub run: PathBuf,
-    /// The session so far: item IDs as the session files write them, oldest first, separated by commas.
-    #[arg(long, value_name = "ITEM,ITEM,...", value_delimiter = ',', required = true, num_args = 1..)]
-    pub session: Vec<String>,
-    /// How many items to list.
-    #[arg(short, long, default_value_t = 20, value_name = "K")]
-    pub k: usize,
-    /// `auto`, `cpu`, `cuda` or `cuda:N`; overrides the config's `[run] device`.
-    #[arg(long, value_name = "DEVICE")]
-    pub device: Option<String>,
-}
+pub use super::args::RecommendArgs as Args;
 
 /// The session's items the training data holds, noting the others; a session with none is refused.
 fn known(session: &[String], items: &prnn::data::intern::Interner) -> Result<Vec<u32>, CliError> {

@@ -18,62 +18,7 @@ use super::error::{CheckpointUse, CliError};
 use super::read_file;
 use super::session;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// The spec to train.
-    #[arg(value_name = "SPEC", required_unless_present = "resume")]
-    pub spec: Option<PathBuf>,
-    /// The run config binding the spec's inputs to data.
-    #[arg(long, value_name = "RUN.TOML", required_unless_present = "resume")]
-    pub config: Option<PathBuf>,
-    /// `auto` (CUDA when available), `cpu`, `cuda` or `cuda:N`; overrides the config's `[run] device`.
-    #[arg(long, value_name = "DEVICE")]
-    pub device: Option<String>,
-    /// The training step: `fused` (hand-derived gradients, CPU only), `autograd` (libtorch autograd, any
-    /// device) or `auto` (fused on the CPU); overrides the config's `[run] step`.
-    #[arg(long, value_name = "STEP", value_enum)]
-    pub step: Option<StepArg>,
-    /// The run folder to create (default: `<[run] out>/<model>-<date>-<time>`); it must not exist yet.
-    #[arg(long, value_name = "DIR", conflicts_with = "resume")]
-    pub out: Option<PathBuf>,
-    /// Train on the training set minus its last sessions and evaluate on those (as many sessions as the
-    /// test set has), for tuning without looking at the test set; recorded in the run folder.
-    #[arg(long, conflicts_with = "resume")]
-    pub validation: bool,
-    /// CPU threads for libtorch; overrides the config's `[run] threads` (0 = every core).
-    #[arg(long, value_name = "N")]
-    pub threads: Option<u64>,
-    /// Evaluate on the test (or validation) set after every epoch and record Recall and MRR in
-    /// `metrics.jsonl`, for plots of metrics per epoch.
-    #[arg(long)]
-    pub eval_every_epoch: bool,
-    /// Continue a stopped or killed run from its last checkpoint, with its own spec, config and overrides.
-    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["spec", "config", "overrides"])]
-    pub resume: Option<PathBuf>,
-    /// Spec settings to override: seed, batch, lr, momentum, eps, epochs, extra, alpha, hidden, stop; addressed
-    /// ones such as `id_net.hidden=200`, `id_net.dropout=0.3`, `id.dropout=0.2`, `loss.logq=1`,
-    /// `output.alpha=0.5`, `merge.id_net=0.5`, `schedule.id_net=5`, `stop.patience=2`; and max_batches (stop
-    /// every epoch after N mini-batches, for smoke runs). E.g. `epochs=1 lr=0.1`.
-    #[arg(value_name = "KEY=VALUE")]
-    pub overrides: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum StepArg {
-    Auto,
-    Fused,
-    Autograd,
-}
-
-impl From<StepArg> for StepChoice {
-    fn from(arg: StepArg) -> StepChoice {
-        match arg {
-            StepArg::Auto => StepChoice::Auto,
-            StepArg::Fused => StepChoice::Fused,
-            StepArg::Autograd => StepChoice::Autograd,
-        }
-    }
-}
+pub use super::args::TrainArgs as Args;
 
 /// Seconds between progress lines when stderr is not a terminal.
 const LOG_EVERY_SECONDS: u64 = 30;

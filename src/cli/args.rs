@@ -1,0 +1,149 @@
+//! Every command's arguments, torch-free: the front binary (`prnn`) parses and documents all of them, and runs
+//! the training commands through the runtime binary (src/cli/runtime.rs).
+
+use std::path::PathBuf;
+
+use prnn::config::StepChoice;
+
+/// `prnn train`.
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// The spec to train.
+    #[arg(value_name = "SPEC", required_unless_present = "resume")]
+    pub spec: Option<PathBuf>,
+    /// The run config binding the spec's inputs to data.
+    #[arg(long, value_name = "RUN.TOML", required_unless_present = "resume")]
+    pub config: Option<PathBuf>,
+    /// `auto` (CUDA when available), `cpu`, `cuda` or `cuda:N`; overrides the config's `[run] device`.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
+    /// The training step: `fused` (hand-derived gradients, CPU only), `autograd` (libtorch autograd, any
+    /// device) or `auto` (fused on the CPU); overrides the config's `[run] step`.
+    #[arg(long, value_name = "STEP", value_enum)]
+    pub step: Option<StepArg>,
+    /// The run folder to create (default: `<[run] out>/<model>-<date>-<time>`); it must not exist yet.
+    #[arg(long, value_name = "DIR", conflicts_with = "resume")]
+    pub out: Option<PathBuf>,
+    /// Train on the training set minus its last sessions and evaluate on those (as many sessions as the
+    /// test set has), for tuning without looking at the test set; recorded in the run folder.
+    #[arg(long, conflicts_with = "resume")]
+    pub validation: bool,
+    /// CPU threads for libtorch; overrides the config's `[run] threads` (0 = every core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<u64>,
+    /// Evaluate on the test (or validation) set after every epoch and record Recall and MRR in
+    /// `metrics.jsonl`, for plots of metrics per epoch.
+    #[arg(long)]
+    pub eval_every_epoch: bool,
+    /// Continue a stopped or killed run from its last checkpoint, with its own spec, config and overrides.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["spec", "config", "overrides"])]
+    pub resume: Option<PathBuf>,
+    /// Spec settings to override: seed, batch, lr, momentum, eps, epochs, extra, alpha, hidden, stop; addressed
+    /// ones such as `id_net.hidden=200`, `id_net.dropout=0.3`, `id.dropout=0.2`, `loss.logq=1`,
+    /// `output.alpha=0.5`, `merge.id_net=0.5`, `schedule.id_net=5`, `stop.patience=2`; and max_batches (stop
+    /// every epoch after N mini-batches, for smoke runs). E.g. `epochs=1 lr=0.1`.
+    #[arg(value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum StepArg {
+    Auto,
+    Fused,
+    Autograd,
+}
+
+impl From<StepArg> for StepChoice {
+    fn from(arg: StepArg) -> StepChoice {
+        match arg {
+            StepArg::Auto => StepChoice::Auto,
+            StepArg::Fused => StepChoice::Fused,
+            StepArg::Autograd => StepChoice::Autograd,
+        }
+    }
+}
+
+/// `prnn eval`.
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    /// The run folder `prnn train` wrote.
+    #[arg(value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// Evaluate with this run config instead of the run's own (e.g. other cutoffs, ties or `most_popular`);
+    /// its data must have the same item index.
+    #[arg(long, value_name = "RUN.TOML")]
+    pub config: Option<PathBuf>,
+    /// `auto`, `cpu`, `cuda` or `cuda:N`; overrides the config's `[run] device`.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
+    /// CPU threads; overrides the config's `[run] threads` (0 = every core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<u64>,
+}
+
+/// `prnn recommend`.
+#[derive(Debug, clap::Args)]
+pub struct RecommendArgs {
+    /// A run folder of `prnn train`, `prnn baseline` or a cell of `prnn run`.
+    #[arg(value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// The session so far: item IDs as the session files write them, oldest first, separated by commas.
+    #[arg(long, value_name = "ITEM,ITEM,...", value_delimiter = ',', required = true, num_args = 1..)]
+    pub session: Vec<String>,
+    /// How many items to list.
+    #[arg(short, long, default_value_t = 20, value_name = "K")]
+    pub k: usize,
+    /// `auto`, `cpu`, `cuda` or `cuda:N`; overrides the config's `[run] device`.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
+}
+
+/// `prnn baseline`.
+#[derive(Debug, clap::Args)]
+pub struct BaselineArgs {
+    /// `popularity`, `item_knn` (GRU4Rec's item-kNN) or `sknn` (session-kNN); settings in `[baselines]`.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The run config: data, evaluation and `[baselines]` settings.
+    #[arg(long, value_name = "RUN.TOML")]
+    pub config: PathBuf,
+    /// The run folder to create (default: `<[run] out>/<name>-<date>-<time>`); it must not exist yet.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Fit on the training set minus its last sessions and evaluate on those (see `prnn train --validation`).
+    #[arg(long)]
+    pub validation: bool,
+    /// CPU threads; overrides the config's `[run] threads` (0 = every core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<u64>,
+}
+
+/// `prnn run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The specs to train (default: `[experiment] specs`); each model name may appear once.
+    #[arg(value_name = "SPEC")]
+    pub specs: Vec<PathBuf>,
+    /// The run config: data, evaluation, `[baselines]` and `[experiment]` (seeds, sweep, tuning, jobs).
+    #[arg(long, value_name = "RUN.TOML")]
+    pub config: PathBuf,
+    /// The experiment folder (default `<[run] out>/experiments/<config name>`). Running the same command
+    /// again continues it: finished cells are kept and skipped.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// A swept override, `key=v1,v2,...`, added to `[experiment.sweep]`; repeat for a grid.
+    #[arg(long, value_name = "KEY=V1,V2")]
+    pub sweep: Vec<String>,
+    /// Seeds, e.g. `1,2,3`; overrides `[experiment] seeds`.
+    #[arg(long, value_name = "S1,S2", value_delimiter = ',')]
+    pub seeds: Option<Vec<u64>>,
+    /// Cells run at the same time; overrides `[experiment] jobs`.
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<u64>,
+    /// `auto`, `cpu`, `cuda` or `cuda:N` for every trained cell; overrides `[run] device`.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
+    /// List the cells and whether each is finished, then stop.
+    #[arg(long)]
+    pub plan: bool,
+}
