@@ -30,7 +30,7 @@ fn root() -> PathBuf {
 }
 
 fn prnn_binary() -> PathBuf {
-    std::env::var_os("PRNN_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_prnn")), PathBuf::from)
+    std::env::var_os("PRNN_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_prnn-torch")), PathBuf::from)
 }
 
 /// One measured line of the table.
