@@ -1,5 +1,7 @@
 //! Diagnostics shared by every stage: spans, error codes, and rendering with labelled source snippets.
 
+use std::borrow::Cow;
+
 use codespan_reporting::diagnostic::{Diagnostic as Report, Label};
 use codespan_reporting::files::SimpleFile;
 use codespan_reporting::term::{self, termcolor::WriteColor};
@@ -26,6 +28,11 @@ impl Span {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Code {
     Syntax,
+    NestingTooDeep,
+    LineTooLong,
+    FileTooLarge,
+    NameTooLong,
+    TooManyStatements,
     UnknownBlock,
     MissingModel,
     DuplicateBlock,
@@ -62,8 +69,13 @@ pub enum Code {
 
 impl Code {
     /// Every code, for documentation and for the test that each has a bad-input example.
-    pub const ALL: [Code; 33] = [
+    pub const ALL: [Code; 38] = [
         Code::Syntax,
+        Code::NestingTooDeep,
+        Code::LineTooLong,
+        Code::FileTooLarge,
+        Code::NameTooLong,
+        Code::TooManyStatements,
         Code::UnknownBlock,
         Code::MissingModel,
         Code::DuplicateBlock,
@@ -102,6 +114,11 @@ impl Code {
         use Code::*;
         match self {
             Syntax => "E0100",
+            NestingTooDeep => "E0101",
+            LineTooLong => "E0102",
+            FileTooLarge => "E0103",
+            NameTooLong => "E0104",
+            TooManyStatements => "E0105",
             UnknownBlock => "E0200",
             MissingModel => "E0201",
             DuplicateBlock => "E0202",
@@ -230,9 +247,10 @@ fn render_config() -> term::Config {
 
 /// Renders diagnostics without colour: the form snapshot tests pin.
 pub fn render_plain(source: &Source, diagnostics: &[Diagnostic]) -> String {
-    let file = SimpleFile::new(source.name.as_str(), source.text.as_str());
+    let (text, diagnostics) = shown(&source.text, diagnostics);
+    let file = SimpleFile::new(source.name.as_str(), text.as_ref());
     let mut out = String::new();
-    for diagnostic in diagnostics {
+    for diagnostic in diagnostics.iter() {
         term::emit_to_string(&mut out, &render_config(), &file, &diagnostic.to_report(&source.name))
             .expect("rendering into a String cannot fail");
     }
@@ -241,11 +259,70 @@ pub fn render_plain(source: &Source, diagnostics: &[Diagnostic]) -> String {
 
 /// Renders diagnostics to a terminal stream, in colour when it supports it.
 pub fn render_to(writer: &mut dyn WriteColor, source: &Source, diagnostics: &[Diagnostic]) -> std::io::Result<()> {
-    let file = SimpleFile::new(source.name.as_str(), source.text.as_str());
-    for diagnostic in diagnostics {
+    let (text, diagnostics) = shown(&source.text, diagnostics);
+    let file = SimpleFile::new(source.name.as_str(), text.as_ref());
+    for diagnostic in diagnostics.iter() {
         term::emit_to_write_style(writer, &render_config(), &file, &diagnostic.to_report(&source.name)).map_err(std::io::Error::other)?;
     }
     Ok(())
+}
+
+/// A line longer than this many bytes is cut when shown, a little after the last label on it: a snippet
+/// of a hostile one-line file (E0101, E0102) would otherwise print the whole line.
+const SHOWN_LINE_BYTES: usize = 512;
+const SHOWN_AFTER_LABEL: usize = 80;
+
+/// The text as snippets show it, with the spans moved to match. Nothing before a label's end on its
+/// line is cut, so every `file:line:column` stays that of the file.
+fn shown<'a>(text: &'a str, diagnostics: &'a [Diagnostic]) -> (Cow<'a, str>, Cow<'a, [Diagnostic]>) {
+    if !text.split('\n').any(|line| line.len() > SHOWN_LINE_BYTES) {
+        return (Cow::Borrowed(text), Cow::Borrowed(diagnostics));
+    }
+    let spans = |d: &'a Diagnostic| d.primary.iter().chain(&d.secondary).map(|(span, _)| *span);
+    let mut points: Vec<usize> = diagnostics.iter().flat_map(spans).flat_map(|s| [s.start, s.end]).collect();
+    points.sort_unstable();
+    const ELLIPSIS: &str = "…";
+    let mut shown = String::new();
+    // (end of the kept part, end of the cut part) of each cut line, in order.
+    let mut cuts: Vec<(usize, usize)> = Vec::new();
+    let mut line_start = 0;
+    for line in text.split_inclusive('\n') {
+        let content_end = line_start + line.trim_end_matches(['\n', '\r']).len();
+        let last_label = points[..points.partition_point(|&p| p <= content_end)].last().copied().filter(|&p| p >= line_start);
+        let mut keep = (line_start + SHOWN_LINE_BYTES).max(last_label.map_or(0, |p| p + SHOWN_AFTER_LABEL)).min(content_end);
+        while !text.is_char_boundary(keep) {
+            keep -= 1;
+        }
+        if keep + ELLIPSIS.len() < content_end {
+            shown.push_str(&text[line_start..keep]);
+            shown.push_str(ELLIPSIS);
+            shown.push_str(&text[content_end..line_start + line.len()]);
+            cuts.push((keep, content_end));
+        } else {
+            shown.push_str(line);
+        }
+        line_start += line.len();
+    }
+    let moved = |offset: usize| {
+        let mut removed = 0;
+        for &(keep, end) in &cuts[..cuts.partition_point(|&(keep, _)| keep < offset)] {
+            if offset < end {
+                return keep - removed;
+            }
+            removed += end - keep - ELLIPSIS.len();
+        }
+        offset - removed
+    };
+    let moved_span = |(span, label): &(Span, String)| (Span::new(moved(span.start), moved(span.end)), label.clone());
+    let diagnostics = diagnostics
+        .iter()
+        .map(|d| Diagnostic {
+            primary: d.primary.as_ref().map(moved_span),
+            secondary: d.secondary.iter().map(moved_span).collect(),
+            ..d.clone()
+        })
+        .collect();
+    (Cow::Owned(shown), Cow::Owned(diagnostics))
 }
 
 #[cfg(test)]
@@ -262,6 +339,23 @@ mod tests {
         assert!(text.starts_with("error[E0204]: unknown setting `los`\n"), "{text}");
         assert!(text.contains("a.prnn:2:3"), "{text}");
         assert!(text.contains("= help: did you mean `loss`?"), "{text}");
+    }
+
+    #[test]
+    fn long_lines_are_cut_after_their_labels_and_positions_kept() {
+        let long = "x".repeat(3000);
+        let text = format!("a\n{long}\n{long}\nbad here\n");
+        let third_line = 2 + 3001;
+        let fourth_line = third_line + 3001;
+        let diagnostic = Diagnostic::error(Code::Syntax, "m")
+            .at(Span::new(fourth_line, fourth_line + 3), "main")
+            .also(Span::new(third_line + 1000, third_line + 1001), "related");
+        let rendered = render_plain(&Source::new("a.prnn", text), &[diagnostic]);
+        assert!(rendered.contains("a.prnn:4:1"), "{rendered}");
+        assert!(rendered.contains("bad here\n"), "{rendered}");
+        let shown = rendered.lines().find(|l| l.contains("xxx")).unwrap();
+        assert!(shown.ends_with("x…"), "{shown}");
+        assert_eq!(shown.matches('x').count(), 1001 + SHOWN_AFTER_LABEL, "cut a little after the label's end, nothing before it");
     }
 
     #[test]

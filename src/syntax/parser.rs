@@ -6,14 +6,20 @@ use pest::Parser;
 use pest_derive::Parser;
 
 use super::ast::*;
+use super::limits;
 use crate::diagnostic::{Code, Diagnostic, Span};
 
 #[derive(Parser)]
 #[grammar = "../grammar/prnn.pest"]
 struct SpecParser;
 
-/// Parses a whole spec. On failure returns one diagnostic per broken line (or one for a broken block structure).
+/// Parses a whole spec. On failure returns one diagnostic per broken line (or one for a broken block structure,
+/// or one per size limit passed: those are checked first, so that the grammar only ever sees bounded input).
 pub fn parse(text: &str) -> Result<SpecFile, Vec<Diagnostic>> {
+    let over_limits = limits::check(text);
+    if !over_limits.is_empty() {
+        return Err(over_limits);
+    }
     // Track the literal tokens tried at the furthest position, so messages can say "expected `,` or `)`".
     pest::set_error_detail(true);
     let mut pairs = SpecParser::parse(Rule::spec, text).map_err(|error| vec![syntax_diagnostic(error, text, 0)])?;
@@ -56,13 +62,99 @@ fn build_block(pair: Pair<Rule>, errors: &mut Vec<Diagnostic>) -> Block {
 /// A line that failed inside a block is parsed again alone, so the message points into that line.
 fn reparse_bad_line(pair: &Pair<Rule>) -> Diagnostic {
     let offset = pair.as_span().start();
-    match SpecParser::parse(Rule::statement_alone, pair.as_str()) {
-        Err(error) => syntax_diagnostic(error, pair.as_str(), offset),
+    let line = pair.as_str();
+    if let Some(diagnostic) = unknown_statement(line, offset) {
+        return diagnostic;
+    }
+    match SpecParser::parse(Rule::statement_alone, line) {
+        Err(error) => {
+            let diagnostic = syntax_diagnostic(error, line, offset);
+            match (first_unclosed(line), &diagnostic.primary) {
+                // The grammar ran past the opener's line looking for its closer: the opener is the news.
+                (Some(at), Some((span, _))) if line[at..span.start - offset].contains('\n') => unclosed(line, at, offset, diagnostic),
+                _ => diagnostic,
+            }
+        }
         // The line parses alone, so what broke it was what followed it on the same line.
         Ok(_) => Diagnostic::error(Code::Syntax, "unexpected text after a statement")
             .at(span_of(pair), "this line holds more than one statement")
             .help("put each statement on its own line"),
     }
+}
+
+/// The statement keywords; any other first word is a setting's key, followed by `=`.
+const KEYWORDS: [&str; 2] = ["input", "subnet"];
+
+/// `subnett content_net = gru(...)`: two names before `=` or `:` make a declaration whose keyword is misspelled.
+/// Without this the grammar reads `subnett` as a setting's key and asks for `=` at the second name.
+fn unknown_statement(line: &str, offset: usize) -> Option<Diagnostic> {
+    let is_name_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let start = line.len() - line.trim_start().len();
+    let keyword_len = line[start..].find(|c: char| !is_name_char(c)).unwrap_or(line.len() - start);
+    let keyword = &line[start..start + keyword_len];
+    let rest = &line[start + keyword_len..];
+    let name = rest.trim_start_matches([' ', '\t']);
+    let name_len = name.find(|c: char| !is_name_char(c)).unwrap_or(name.len());
+    let after = name[name_len..].trim_start_matches([' ', '\t']);
+    let declares = keyword_len > 0
+        && name_len > 0
+        && name.len() < rest.len()
+        && !keyword.starts_with(|c: char| c.is_ascii_digit())
+        && (after.starts_with('=') || after.starts_with(':'));
+    if !declares || KEYWORDS.contains(&keyword) {
+        return None;
+    }
+    let span = Span::new(offset + start, offset + start + keyword_len);
+    let diagnostic = Diagnostic::error(Code::Syntax, format!("unknown statement `{keyword}`"))
+        .at(span, "a statement starts with `input`, `subnet`, or a setting's key followed by `=`");
+    Some(match crate::diagnostic::closest(keyword, KEYWORDS) {
+        Some(best) => diagnostic.help(format!("did you mean `{best}`?")),
+        None => diagnostic.help("write `input NAME : KIND`, `subnet NAME = gru(...)` or `KEY = VALUE`"),
+    })
+}
+
+/// The byte offset of the outermost bracket in `line` that is never closed, if any. As in the grammar's
+/// `bracketed`, a closer of another kind ends the inner brackets still open; comments are skipped.
+fn first_unclosed(line: &str) -> Option<usize> {
+    let mut open: Vec<(usize, u8)> = Vec::new();
+    let mut unclosed: Option<usize> = None;
+    let bytes = line.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                i = bytes[i..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |p| i + p);
+                continue;
+            }
+            opener @ (b'(' | b'[' | b'{') => open.push((i, opener)),
+            closer @ (b')' | b']' | b'}') => {
+                while let Some((at, opener)) = open.pop() {
+                    if matches!((opener, closer), (b'(', b')') | (b'[', b']') | (b'{', b'}')) {
+                        break;
+                    }
+                    unclosed = Some(unclosed.map_or(at, |u| u.min(at)));
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    open.first().map(|(at, _)| *at).into_iter().chain(unclosed).min()
+}
+
+/// Turns the grammar's "expected ..." at the end of an unclosed bracket's reach into "`(` is never closed".
+fn unclosed(line: &str, at: usize, offset: usize, parse_error: Diagnostic) -> Diagnostic {
+    let opener = &line[at..at + 1];
+    let closer = match opener {
+        "(" => ")",
+        "[" => "]",
+        _ => "}",
+    };
+    let (span, found) = parse_error.primary.expect("syntax diagnostics are located");
+    Diagnostic::error(Code::Syntax, format!("`{opener}` is never closed"))
+        .at(Span::new(offset + at, offset + at + 1), format!("this `{opener}` has no `{closer}`"))
+        .also(span, format!("{}, {found}", parse_error.message))
+        .help(format!("close it with `{closer}` where its value ends"))
 }
 
 fn build_statement(pair: Pair<Rule>) -> Statement {
