@@ -334,8 +334,20 @@ fn parse_row<'r>(
             },
         })?;
     }
+    // Offsets within a session are float32 seconds: a time past this would make them infinite (as would
+    // time columns that add up past f64's range), and no clock or unit mix-up of real data gets near it.
+    if !(time.abs() <= MAX_TIME) {
+        return Err(RowProblem {
+            reason: "time out of range",
+            message: format!("the time is {time:e} seconds, beyond the ±1e18 seconds prnn reads"),
+            help: "check `[data.format] time`: the column and its unit (s, ms, us, date or datetime)".into(),
+        });
+    }
     Ok((SessionKey::parse(session), item, time))
 }
+
+/// The largest time, in seconds from any origin, a session row may have.
+const MAX_TIME: f64 = 1e18;
 
 /// A session key as read: canonical integers are kept as numbers, anything else as text.
 #[derive(Debug, Clone, Copy)]
