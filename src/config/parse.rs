@@ -10,7 +10,7 @@ use crate::diagnostic::{closest, Code, Diagnostic};
 
 /// Reads a config from TOML text. `base` is the folder relative paths start from.
 pub fn parse(text: &str, base: &Path) -> Result<RunConfig, Vec<Diagnostic>> {
-    let mut config: RunConfig = toml::from_str(text).map_err(|error| vec![toml_diagnostic(&error)])?;
+    let mut config: RunConfig = toml::from_str(text).map_err(|error| vec![toml_diagnostic(&error, text)])?;
     let mut errors = Vec::new();
     validate(&config, &mut errors);
     validate_baselines_and_experiment(&config, text, &mut errors);
@@ -55,17 +55,25 @@ fn without_dot_dot(path: &Path) -> PathBuf {
 }
 
 /// Turns a TOML or schema error into a diagnostic, adding a suggestion for unknown keys and variants.
-fn toml_diagnostic(error: &toml::de::Error) -> Diagnostic {
+fn toml_diagnostic(error: &toml::de::Error, text: &str) -> Diagnostic {
     let mut message = error.message().trim().to_string();
     if message.contains("untagged enum TimeColumnText") {
         message = "a time column is a column name, or a table `{ column = \"...\", unit = \"...\" }` with just those two keys".into();
     }
     let mut diagnostic = Diagnostic::error(Code::ConfigSyntax, first_line(&message));
-    if let Some(range) = error.span() {
+    let unknown = unknown_name(&message);
+    if let Some(mut range) = error.span() {
+        // An input's table is read whole before its `kind` picks the variant, so serde can only point at
+        // the table: find the unknown key in it.
+        if let Some((written, _)) = message.strip_prefix("unknown field `").and_then(|rest| rest.split_once('`')) {
+            if !text.get(range.clone()).is_some_and(|at| at.starts_with(written)) {
+                range = key_in_table(text, range.clone(), written).unwrap_or(range);
+            }
+        }
         diagnostic = diagnostic.at(span(range), "here");
     }
     // serde words these as "unknown field `x`, expected one of `a`, `b`" (or "expected `a`").
-    if let Some((written, expected)) = unknown_name(&message) {
+    if let Some((written, expected)) = unknown {
         diagnostic = diagnostic.suggest(&written, expected.iter().map(String::as_str));
         if closest(&written, expected.iter().map(String::as_str)).is_none() && !expected.is_empty() {
             diagnostic =
@@ -73,6 +81,36 @@ fn toml_diagnostic(error: &toml::de::Error) -> Diagnostic {
         }
     }
     diagnostic
+}
+
+/// The span of key `name` in the table that starts at `table` (its `[header]`, or its value inline).
+/// Walks the document with a stack, not recursion: a config's nesting has no bound.
+fn key_in_table(text: &str, table: std::ops::Range<usize>, name: &str) -> Option<std::ops::Range<usize>> {
+    use toml::de::{DeTable, DeValue};
+    let root = DeTable::parse(text).ok()?;
+    let mut pending: Vec<&toml::Spanned<DeValue>> = Vec::new();
+    let mut tables = vec![root.get_ref()];
+    while let Some(current) = tables.pop() {
+        for (key, value) in current.iter() {
+            if let DeValue::Table(inner) = value.get_ref() {
+                let spans = [value.span(), key.span()];
+                if spans.iter().any(|s| s.start <= table.start && table.start < s.end.max(s.start + 1)) {
+                    if let Some((found, _)) = inner.iter().find(|(k, _)| k.get_ref() == name) {
+                        return Some(found.span());
+                    }
+                }
+            }
+            pending.push(value);
+        }
+        while let Some(value) = pending.pop() {
+            match value.get_ref() {
+                DeValue::Table(inner) => tables.push(inner),
+                DeValue::Array(items) => pending.extend(items.iter()),
+                _ => {}
+            }
+        }
+    }
+    None
 }
 
 fn first_line(message: &str) -> String {
@@ -106,6 +144,22 @@ mod tests {
         assert_eq!(config.eval.ties, Ties::Conservative);
         assert_eq!(config.preprocess.min_item_support(), 1);
         assert_eq!(parse_device(config.run.device.get_ref()), Some(Device::Auto));
+    }
+
+    #[test]
+    fn an_unknown_key_in_an_input_is_pointed_at_itself() {
+        let data = "[data]\ntrain = \"a\"\ntest = \"b\"\n";
+        for (table, key_line) in [
+            ("[inputs.image]\nkind = \"dense\"\nvectors = \"v.npy\"\nnormalise = true\n", "normalise = true"),
+            ("[inputs]\nimage = { kind = \"dense\", vectors = \"v.npy\", normalise = true }\n", "normalise = true }"),
+            ("[inputs.id]\nkind = \"item_id\"\n[inputs.image]\nkind = \"dense\"\nvectors = \"v\"\nnormalise = true\n", "normalise = true"),
+        ] {
+            let text = format!("{data}{table}");
+            let errors = parse(&text, Path::new(".")).unwrap_err();
+            let Some((span, _)) = &errors[0].primary else { panic!("{:?}", errors[0]) };
+            assert_eq!(&text[span.start..span.end], "normalise", "{table}: {:?}", errors[0]);
+            assert!(text[span.start..].starts_with(key_line));
+        }
     }
 
     #[test]
