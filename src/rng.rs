@@ -41,6 +41,11 @@ impl SplitMix64 {
         SplitMix64 { state: seed }
     }
 
+    /// The position in the sequence: `SplitMix64::new(s.position())` continues exactly where `s` is.
+    pub fn position(&self) -> u64 {
+        self.state
+    }
+
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(GAMMA);
         mix(self.state)

@@ -166,6 +166,9 @@ fn exit_of(cause: &(dyn Error + 'static)) -> Option<Exit> {
     if let Some(error) = cause.downcast_ref::<DataCommandError>() {
         return Some(error.exit());
     }
+    if cause.is::<prnn::run::lock::LockError>() {
+        return Some(Exit::Io);
+    }
     if cause.is::<FileError>() || cause.is::<RunError>() || cause.is::<std::io::Error>() {
         return Some(Exit::Io);
     }
@@ -200,7 +203,7 @@ fn exit_of(cause: &(dyn Error + 'static)) -> Option<Exit> {
         if cause.is::<prnn::lower::DeviceError>() || cause.is::<prnn::lower::Unsupported>() {
             return Some(Exit::Usage);
         }
-        if cause.is::<prnn::train::checkpoint::Unusable>() {
+        if cause.is::<prnn::run::checkpoint::Unusable>() {
             return Some(Exit::Io);
         }
     }
@@ -223,6 +226,12 @@ fn help_of(cause: &(dyn Error + 'static)) -> Option<String> {
         return error.help().map(str::to_string);
     }
     if let Some(error) = cause.downcast_ref::<RunError>() {
+        return error.help().map(str::to_string);
+    }
+    if let Some(error) = cause.downcast_ref::<prnn::run::lock::LockError>() {
+        return Some(error.help());
+    }
+    if let Some(error) = cause.downcast_ref::<prnn::run::checkpoint::Unusable>() {
         return error.help().map(str::to_string);
     }
     if let Some(error) = cause.downcast_ref::<DataCommandError>() {

@@ -8,11 +8,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use prnn::config::StepChoice;
 use prnn::ir::StopMetric;
 use prnn::run::file::create_dir;
+use prnn::run::lock::lock_folder;
 use prnn::run::metrics::StopRecord;
 use prnn::run::{self, metrics, FileError, RunRecord, METRICS_FILE};
 use prnn::train::checkpoint::{self, CheckpointInfo};
 use prnn::train::stopping::{GroupEnd, Stopper};
-use prnn::train::{EpochOptions, Trainer};
+use prnn::train::{EpochError, EpochHooks, EpochOptions, InEpoch, Progress, Trainer};
 
 use super::error::{CheckpointUse, CliError};
 use super::read_file;
@@ -20,17 +21,20 @@ use super::session;
 
 pub use super::args::TrainArgs as Args;
 
-/// Seconds between progress lines when stderr is not a terminal.
-const LOG_EVERY_SECONDS: u64 = 30;
+/// Seconds between progress lines when stderr is not a terminal, so that logs of long runs show life.
+const LOG_EVERY_SECONDS: f64 = 10.0;
 
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    // Held until training ends: no second process writes this run folder meanwhile.
+    let mut lock = None;
     let (mut prepared, record, run_dir) = match &args.resume {
         Some(dir) => {
             let folder = run::read_run(dir).with_context(|| format!("cannot resume `{}`", dir.display()))?;
+            lock = Some(lock_folder(dir).with_context(|| format!("cannot resume `{}`", dir.display()))?);
             let record = folder.record;
             let prepared = session::prepare(
                 folder.spec,
@@ -95,17 +99,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let mut record = record;
     let mut start_epoch = 1;
     let mut network = network;
+    let mut in_epoch = None;
     if args.resume.is_some() {
-        let path = run_dir.join(checkpoint::FILE_NAME);
-        if path.exists() {
-            let info = checkpoint::load(&path, &mut network, &prepared.dataset.items)
-                .map_err(|source| CliError::Checkpoint { needed_for: CheckpointUse::Resume, source })
-                .with_context(|| format!("cannot resume `{}`", run_dir.display()))?;
-            start_epoch = info.epoch + 1;
-        }
+        let (done, partial) = load_for_resume(&run_dir, &mut network, &prepared)?;
+        start_epoch = done + 1;
+        in_epoch = partial;
         metrics::keep_up_to(&run_dir.join(METRICS_FILE), start_epoch - 1)?;
     } else {
         create_dir(&run_dir, "the run folder")?;
+        lock = Some(lock_folder(&run_dir)?);
         record.device = session::device_name(device);
         record.step = session::step_name(step_kind).to_string();
         record.parameters = network.parameter_count();
@@ -140,7 +142,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                     stopper.observe(epoch, record.score);
                 }
             }
-            start_epoch = resume_stopping(stopper, &run_dir, &mut network, &prepared, start_epoch - 1)? + 1;
+            // An epoch in progress began after the previous epoch's stopping files were in place.
+            if in_epoch.is_none() {
+                start_epoch = resume_stopping(stopper, &run_dir, &mut network, &prepared, start_epoch - 1)? + 1;
+            }
         }
     }
     let next_epoch = |stopper: &Option<Stopper>, done: u64| match stopper {
@@ -154,8 +159,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
         return Ok(());
     };
-    if first_epoch > 1 {
-        eprintln!("resuming after epoch {}", start_epoch - 1);
+    match &in_epoch {
+        Some((point, _)) => eprintln!("resuming epoch {} after {} mini-batches ({} events)", point.epoch, point.batches, point.events),
+        None if first_epoch > 1 => eprintln!("resuming after epoch {}", start_epoch - 1),
+        None => {}
     }
     let mut trainer = Trainer::new(network, &prepared.dataset, step_kind).expect("session::step_kind checked the fused step");
     let options = EpochOptions { max_batches: prepared.max_batches, ..EpochOptions::default() };
@@ -173,35 +180,34 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             bar.set_prefix(format!("epoch {epoch}/{epochs} phase {phase}"));
             bar
         });
-        let started = std::time::Instant::now();
-        let mut last_line = started;
-        let phase = trainer.phase_of(epoch) + 1;
-        let outcome = trainer.epoch(epoch, options, |progress| {
-            let rate = progress.events as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            if let Some(bar) = &bar {
-                bar.set_length(progress.total_events);
-                bar.set_position(progress.events);
-                bar.set_message(format!("{:.1}k events/s, loss {:.4}", rate / 1000.0, progress.loss));
-            } else if last_line.elapsed().as_secs() >= LOG_EVERY_SECONDS {
-                // Logs (CI, nohup, a pipe) get a line now and then instead of a bar.
-                last_line = std::time::Instant::now();
-                eprintln!(
-                    "epoch {epoch}/{epochs}  phase {phase}  {:.0}% ({} of {} events)  {:.0} events/s  loss {:.5}",
-                    100.0 * progress.events as f64 / progress.total_events.max(1) as f64,
-                    progress.events,
-                    progress.total_events,
-                    rate,
-                    progress.loss
-                );
-            }
-        });
-        if let Some(bar) = &bar {
+        let resume = in_epoch.take().filter(|(point, _)| point.epoch == epoch);
+        let mut hooks = EpochLog {
+            bar,
+            epoch,
+            epochs,
+            phase: trainer.phase_of(epoch) + 1,
+            started: std::time::Instant::now(),
+            first_events: resume.as_ref().map_or(0, |(point, _)| point.events),
+            last_line: std::time::Instant::now(),
+            last_checkpoint: std::time::Instant::now(),
+            checkpoint_minutes: prepared.config.run.checkpoint_minutes,
+            checkpoint_batches: prepared.config.run.checkpoint_batches,
+            run_dir: &run_dir,
+            prepared: &prepared,
+        };
+        let outcome = trainer.epoch_with(epoch, options, resume, &mut hooks);
+        if let Some(bar) = &hooks.bar {
             bar.finish_and_clear();
         }
-        let summary = outcome.map_err(|diverged| CliError::Diverged {
-            epoch: diverged.epoch,
-            batch: diverged.batch,
-            kept: (epoch > 1).then(|| epoch - 1),
+        let summary = outcome.map_err(|error| -> anyhow::Error {
+            match error {
+                EpochError::Diverged(diverged) => {
+                    CliError::Diverged { epoch: diverged.epoch, batch: diverged.batch, kept: (epoch > 1).then(|| epoch - 1) }.into()
+                }
+                EpochError::Checkpoint(source) => {
+                    FileError::write("the in-epoch checkpoint", &run_dir.join(checkpoint::PARTIAL_FILE_NAME), source).into()
+                }
+            }
         })?;
         let mut eval_settings = prepared.config.eval.clone();
         if let Some(stopper) = &stopper {
@@ -225,6 +231,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         });
         metrics::append(&run_dir.join(METRICS_FILE), &summary, evaluation.as_ref(), stop_record.as_ref())?;
         save_checkpoint(&run_dir, trainer.network(), &prepared, epoch)?;
+        checkpoint::remove_partial(&run_dir)
+            .map_err(|source| FileError::write("the in-epoch checkpoint", &run_dir.join(checkpoint::PARTIAL_FILE_NAME), source))?;
         eprintln!(
             "epoch {epoch}/{epochs}  phase {}  trains {}  loss {:.5}  {} events in {:.1} s ({:.0} events/s, {:.0} mini-batches/s)",
             summary.phase,
@@ -255,11 +263,126 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         next = next_epoch(&stopper, epoch);
     }
     eprintln!("done; evaluate with: prnn eval {}", run_dir.display());
+    drop(lock);
     Ok(())
 }
 
+/// What `prnn train` does between mini-batches: a progress bar on a terminal, a line every
+/// [`LOG_EVERY_SECONDS`] otherwise, and the in-epoch checkpoints of `[run] checkpoint_minutes` and
+/// `checkpoint_batches`.
+struct EpochLog<'a> {
+    bar: Option<ProgressBar>,
+    epoch: u64,
+    epochs: u64,
+    phase: usize,
+    started: std::time::Instant,
+    /// Events already done when this process took the epoch over (a resumed epoch), for its own speed.
+    first_events: u64,
+    last_line: std::time::Instant,
+    last_checkpoint: std::time::Instant,
+    checkpoint_minutes: f64,
+    checkpoint_batches: u64,
+    run_dir: &'a Path,
+    prepared: &'a session::Prepared,
+}
+
+impl EpochHooks for EpochLog<'_> {
+    fn progress(&mut self, progress: Progress) {
+        let elapsed = self.started.elapsed().as_secs_f64().max(1e-9);
+        let rate = progress.events.saturating_sub(self.first_events) as f64 / elapsed;
+        if let Some(bar) = &self.bar {
+            bar.set_length(progress.total_events);
+            bar.set_position(progress.events);
+            bar.set_message(format!("{:.1}k events/s, loss {:.4}", rate / 1000.0, progress.loss));
+        } else if self.last_line.elapsed().as_secs_f64() >= LOG_EVERY_SECONDS {
+            // Logs (CI, nohup, a pipe) get a line now and then instead of a bar.
+            self.last_line = std::time::Instant::now();
+            let left = progress.total_events.saturating_sub(progress.events) as f64 / rate.max(1e-9);
+            eprintln!(
+                "epoch {}/{}  phase {}  {:.0}% ({} of {} events)  {:.0} events/s  loss {:.5}  epoch ends in ~{}",
+                self.epoch,
+                self.epochs,
+                self.phase,
+                100.0 * progress.events as f64 / progress.total_events.max(1) as f64,
+                progress.events,
+                progress.total_events,
+                rate,
+                progress.loss,
+                duration(left)
+            );
+        }
+    }
+
+    fn checkpoint_due(&mut self, batches: u64) -> bool {
+        (self.checkpoint_batches > 0 && batches % self.checkpoint_batches == 0)
+            || (self.checkpoint_minutes > 0.0 && self.last_checkpoint.elapsed().as_secs_f64() >= self.checkpoint_minutes * 60.0)
+    }
+
+    fn checkpoint(&mut self, network: &prnn::lower::Network, point: &InEpoch, hidden: &[Option<Vec<f32>>]) -> std::io::Result<()> {
+        let info = CheckpointInfo {
+            epoch: point.epoch - 1,
+            prnn_version: env!("CARGO_PKG_VERSION").to_string(),
+            model: self.prepared.compiled.model.name.clone(),
+            in_epoch: Some(point.clone()),
+        };
+        checkpoint::save_partial(self.run_dir, network, &self.prepared.dataset.items, &info, hidden)?;
+        self.last_checkpoint = std::time::Instant::now();
+        Ok(())
+    }
+}
+
+/// `1h 05m`, `4m 10s` or `12s`.
+fn duration(seconds: f64) -> String {
+    let seconds = seconds.round() as u64;
+    match seconds {
+        0..60 => format!("{seconds}s"),
+        60..3600 => format!("{}m {:02}s", seconds / 60, seconds % 60),
+        _ => format!("{}h {:02}m", seconds / 3600, seconds % 3600 / 60),
+    }
+}
+
+/// Loads what a resumed run continues from: the last complete epoch's checkpoint, or the in-epoch checkpoint
+/// of the epoch after it when there is one. Returns the epochs completed and the epoch in progress.
+#[allow(clippy::type_complexity)]
+fn load_for_resume(
+    run_dir: &Path,
+    network: &mut prnn::lower::Network,
+    prepared: &session::Prepared,
+) -> anyhow::Result<(u64, Option<(InEpoch, Vec<Option<Vec<f32>>>)>)> {
+    let unusable = |source| -> anyhow::Error {
+        anyhow::Error::new(CliError::Checkpoint { needed_for: CheckpointUse::Resume, source })
+            .context(format!("cannot resume `{}`", run_dir.display()))
+    };
+    let path = run_dir.join(checkpoint::FILE_NAME);
+    let done = if path.exists() { checkpoint::read_info(&path).map_err(unusable)?.0.epoch } else { 0 };
+    let partial = run_dir.join(checkpoint::PARTIAL_FILE_NAME);
+    if partial.exists() {
+        match checkpoint::read_info(&partial) {
+            Ok((info, _)) if info.in_epoch.as_ref().is_some_and(|point| point.epoch == done + 1 && info.epoch == done) => {
+                let (info, hidden) = checkpoint::load_partial(&partial, network, &prepared.dataset.items).map_err(unusable)?;
+                return Ok((done, Some((info.in_epoch.expect("checked above"), hidden))));
+            }
+            // Written during an epoch whose checkpoint is now in place: nothing of it is needed.
+            Ok(_) => {}
+            Err(damaged) => {
+                eprintln!("warning: {damaged}; resuming from the end of epoch {done} instead (the epoch in progress starts again)")
+            }
+        }
+        checkpoint::remove_partial(run_dir).map_err(|source| FileError::write("the in-epoch checkpoint", &partial, source))?;
+    }
+    if path.exists() {
+        checkpoint::load(&path, network, &prepared.dataset.items).map_err(unusable)?;
+    }
+    Ok((done, None))
+}
+
 fn save_checkpoint(run_dir: &Path, network: &prnn::lower::Network, prepared: &session::Prepared, epoch: u64) -> anyhow::Result<()> {
-    let info = CheckpointInfo { epoch, prnn_version: env!("CARGO_PKG_VERSION").to_string(), model: prepared.compiled.model.name.clone() };
+    let info = CheckpointInfo {
+        epoch,
+        prnn_version: env!("CARGO_PKG_VERSION").to_string(),
+        model: prepared.compiled.model.name.clone(),
+        in_epoch: None,
+    };
     checkpoint::save(run_dir, network, &prepared.dataset.items, &info)
         .map_err(|source| FileError::write("the checkpoint", &run_dir.join(checkpoint::FILE_NAME), source))?;
     Ok(())

@@ -341,6 +341,11 @@ pub struct Run {
     pub threads: u64,
     /// How a training step executes (docs/performance.md).
     pub step: StepChoice,
+    /// Minutes between in-epoch checkpoints (`partial.safetensors`, docs/training.md), so a killed run loses
+    /// at most this much of an epoch; 0 turns the timed ones off.
+    pub checkpoint_minutes: f64,
+    /// Mini-batches between in-epoch checkpoints, besides the timed ones; 0 (the default) for none.
+    pub checkpoint_batches: u64,
 }
 
 /// `[run] step`: the fused CPU step, libtorch autograd, or the fastest that the device supports.
@@ -358,7 +363,14 @@ pub enum StepChoice {
 
 impl Default for Run {
     fn default() -> Self {
-        Run { device: Spanned::new(0..0, "auto".into()), out: PathBuf::from("runs"), threads: 0, step: StepChoice::Auto }
+        Run {
+            device: Spanned::new(0..0, "auto".into()),
+            out: PathBuf::from("runs"),
+            threads: 0,
+            step: StepChoice::Auto,
+            checkpoint_minutes: 10.0,
+            checkpoint_batches: 0,
+        }
     }
 }
 

@@ -141,6 +141,15 @@ pub(super) fn validate_baselines_and_experiment(config: &RunConfig, text: &str, 
         }
         errors.push(diagnostic.help(help.to_string()));
     };
+    let minutes = config.run.checkpoint_minutes;
+    if !(minutes.is_finite() && minutes >= 0.0) {
+        problem(
+            "run",
+            "checkpoint_minutes",
+            format!("`[run] checkpoint_minutes` must be a number ≥ 0, not {minutes}"),
+            "10 (the default) writes an in-epoch checkpoint every 10 minutes; 0 turns them off",
+        );
+    }
     let knn = &config.baselines.item_knn;
     if !(knn.lambda.is_finite() && knn.lambda >= 0.0) {
         problem("baselines.item_knn", "lambda", "`[baselines.item_knn] lambda` must be a number ≥ 0".into(), "GRU4Rec's value is 20");

@@ -69,6 +69,17 @@ pub struct EpochLoss {
     pub sum: f64,
 }
 
+/// What an executor carries from one mini-batch of an epoch to the next, as an in-epoch checkpoint keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochState {
+    /// Each subnet's hidden state `[rows, H]`, flattened; None before the subnet's first step.
+    pub hidden: Vec<Option<Vec<f32>>>,
+    /// The position of the epoch's random stream (dropout): the fused step's generator state, or the
+    /// mini-batches the autograd step has trained (it reseeds libtorch for each).
+    pub random: u64,
+    pub loss: EpochLoss,
+}
+
 /// Executes the IR on a [`Network`]: training steps for the trainer, inference for evaluation.
 ///
 /// An implementation visits the graph's nodes in the IR's order ([`crate::ir::graph::Order`]) and handles
@@ -89,6 +100,12 @@ pub trait Executor {
 
     /// The epoch's loss so far (on a GPU, a synchronisation: call it now and then, not every batch).
     fn epoch_loss(&self) -> EpochLoss;
+
+    /// What this epoch carries so far, for an in-epoch checkpoint (a synchronisation on a GPU).
+    fn epoch_state(&self) -> EpochState;
+
+    /// Continues an epoch from a saved state; called right after `start_epoch` with the epoch's seed.
+    fn restore_epoch_state(&mut self, state: EpochState);
 
     /// Inference: one step of every subnet from `states` (merge order, `[B, H]` each) over the items
     /// `inputs`, without dropout.

@@ -1,21 +1,32 @@
-//! Checkpoints: parameters, optimizer state and the item index in one safetensors file, written atomically.
+//! Checkpoints: parameters, optimizer state and the item index in one checksummed safetensors file, written
+//! atomically; and in-epoch checkpoints, which add what the epoch in progress carries.
 //!
-//! The file is written to a temporary name in the run folder, synced, then renamed over the previous one,
-//! so a process killed at any moment leaves either the old or the new checkpoint, never a torn one.
+//! The file format is `run::checkpoint`'s. A file is written to a temporary name in the run folder, synced,
+//! then renamed over the previous one, so a process killed at any moment leaves either the old or the new
+//! checkpoint, never a torn one.
+//!
+//! - `checkpoint.safetensors`: the network after its last complete epoch (what `prnn eval` scores).
+//! - `partial.safetensors`: the network in the middle of the next epoch, with its hidden states and an
+//!   [`InEpoch`] record, written every few minutes or mini-batches; removed once that epoch's checkpoint
+//!   is in place. A resumed run continues from it, mid-epoch, exactly as the uninterrupted run went on.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use safetensors::tensor::TensorView;
-use safetensors::{Dtype, SafeTensors};
 use tch::{Device, Kind, Tensor};
 
 use crate::data::intern::Interner;
 use crate::lower::Network;
+pub use crate::run::checkpoint::Unusable;
+use crate::run::checkpoint::{self as format, Decoded, Entry};
+use crate::train::InEpoch;
 
 pub const FILE_NAME: &str = "checkpoint.safetensors";
 /// The best epoch of the current early-stopping group (a copy of that epoch's checkpoint).
 pub const BEST_FILE_NAME: &str = "best.safetensors";
+/// The in-epoch checkpoint.
+pub const PARTIAL_FILE_NAME: &str = "partial.safetensors";
+/// Tensor names of the hidden states an in-epoch checkpoint carries: `PREFIX` + the subnet's index.
+const HIDDEN_PREFIX: &str = "epoch_state.hidden.";
 
 /// What a checkpoint says about itself.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -24,35 +35,59 @@ pub struct CheckpointInfo {
     pub epoch: u64,
     pub prnn_version: String,
     pub model: String,
+    /// In an in-epoch checkpoint: how far epoch `epoch + 1` has come.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_epoch: Option<InEpoch>,
 }
 
-fn float_bytes(tensor: &Tensor) -> Vec<u8> {
-    let values: Vec<f32> = Vec::try_from(tensor.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1)).expect("float tensors convert");
-    bytemuck::cast_slice(&values).to_vec()
+fn floats(tensor: &Tensor) -> Vec<f32> {
+    Vec::try_from(tensor.to_device(Device::Cpu).to_kind(Kind::Float).flatten(0, -1)).expect("float tensors convert")
+}
+
+fn network_entries(network: &Network) -> Vec<Entry> {
+    network
+        .named_tensors()
+        .into_iter()
+        .map(|(name, tensor)| Entry { name, shape: tensor.size().iter().map(|&d| d as usize).collect(), values: floats(tensor) })
+        .collect()
+}
+
+fn encode(entries: &[Entry], items: &Interner, info: &CheckpointInfo) -> std::io::Result<Vec<u8>> {
+    let info = serde_json::to_string(info).expect("info serialises");
+    format::encode(entries, items.iter(), &info).map_err(std::io::Error::other)
 }
 
 /// Writes `network` and the item index as `dir/checkpoint.safetensors`.
 pub fn save(dir: &Path, network: &Network, items: &Interner, info: &CheckpointInfo) -> std::io::Result<PathBuf> {
-    let mut entries: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
-    for (name, tensor) in network.named_tensors() {
-        let shape = tensor.size().iter().map(|&d| d as usize).collect();
-        entries.push((name, Dtype::F32, shape, float_bytes(tensor)));
-    }
-    let mut arena = Vec::new();
-    let mut ends: Vec<u64> = Vec::with_capacity(items.len());
-    for item in items.iter() {
-        arena.extend_from_slice(item.as_bytes());
-        ends.push(arena.len() as u64);
-    }
-    entries.push(("items.ends".into(), Dtype::U64, vec![ends.len()], bytemuck::cast_slice(&ends).to_vec()));
-    entries.push(("items.bytes".into(), Dtype::U8, vec![arena.len()], arena));
-    let metadata = HashMap::from([("info".to_string(), serde_json::to_string(info).expect("info serialises"))]);
-    let views: Vec<(String, TensorView<'_>)> = entries
-        .iter()
-        .map(|(name, dtype, shape, bytes)| (name.clone(), TensorView::new(*dtype, shape.clone(), bytes).expect("shapes match their bytes")))
-        .collect();
-    let bytes = safetensors::serialize(views, Some(metadata)).map_err(std::io::Error::other)?;
+    let bytes = encode(&network_entries(network), items, info)?;
     replace_atomically(dir, FILE_NAME, |file| std::io::Write::write_all(file, &bytes))
+}
+
+/// Writes the network in the middle of epoch `state.epoch` with the hidden states it carries, as
+/// `dir/partial.safetensors`; `info.epoch` is the last complete epoch.
+pub fn save_partial(
+    dir: &Path,
+    network: &Network,
+    items: &Interner,
+    info: &CheckpointInfo,
+    hidden: &[Option<Vec<f32>>],
+) -> std::io::Result<PathBuf> {
+    let mut entries = network_entries(network);
+    for (k, state) in hidden.iter().enumerate() {
+        if let Some(values) = state {
+            entries.push(Entry { name: format!("{HIDDEN_PREFIX}{k}"), shape: vec![values.len()], values: values.clone() });
+        }
+    }
+    let bytes = encode(&entries, items, info)?;
+    replace_atomically(dir, PARTIAL_FILE_NAME, |file| std::io::Write::write_all(file, &bytes))
+}
+
+/// Removes the in-epoch checkpoint (its epoch is complete, or it is stale).
+pub fn remove_partial(dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(dir.join(PARTIAL_FILE_NAME)) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(error),
+        _ => Ok(()),
+    }
 }
 
 /// Copies the run's checkpoint to `best.safetensors`: the weights early stopping goes back to.
@@ -80,68 +115,63 @@ fn replace_atomically(dir: &Path, name: &str, write: impl FnOnce(&mut std::fs::F
     Ok(target)
 }
 
-/// Why a checkpoint cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum Unusable {
-    #[error("cannot read {}: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("{} is not a readable prnn checkpoint ({why})", path.display())]
-    Damaged { path: PathBuf, why: String },
-    #[error("{} was trained on another item index ({saved} items; the data now has {now})", path.display())]
-    OtherItems { path: PathBuf, saved: usize, now: usize },
-    #[error("{} has no tensor `{name}`: it was written for another model", path.display())]
-    Missing { path: PathBuf, name: String },
-    #[error("{}: `{name}` has shape {saved:?}, the model needs {needed:?}", path.display())]
-    Shape { path: PathBuf, name: String, saved: Vec<i64>, needed: Vec<i64> },
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, Unusable> {
-    std::fs::read(path).map_err(|source| Unusable::Read { path: path.to_path_buf(), source })
+fn decode<'b>(bytes: &'b [u8], path: &Path) -> Result<(CheckpointInfo, Decoded<'b>), Unusable> {
+    let decoded = format::decode(bytes, path)?;
+    let info = serde_json::from_str(&decoded.info).map_err(|e| Unusable::Damaged { path: path.to_path_buf(), why: e.to_string() })?;
+    Ok((info, decoded))
 }
 
 /// Reads the checkpoint's info and item IDs without touching a network.
 pub fn read_info(path: &Path) -> Result<(CheckpointInfo, Vec<String>), Unusable> {
-    let bytes = read(path)?;
-    let (info, items, _) = decode(&bytes, path)?;
-    Ok((info, items))
-}
-
-fn decode<'b>(bytes: &'b [u8], path: &Path) -> Result<(CheckpointInfo, Vec<String>, SafeTensors<'b>), Unusable> {
-    let broken = |why: String| Unusable::Damaged { path: path.to_path_buf(), why };
-    let tensors = SafeTensors::deserialize(bytes).map_err(|e| broken(e.to_string()))?;
-    let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| broken(e.to_string()))?;
-    let info = metadata.metadata().as_ref().and_then(|m| m.get("info")).ok_or_else(|| broken("no info in its metadata".into()))?;
-    let info: CheckpointInfo = serde_json::from_str(info).map_err(|e| broken(e.to_string()))?;
-    let ends: Vec<u64> = bytemuck::pod_collect_to_vec(tensors.tensor("items.ends").map_err(|e| broken(e.to_string()))?.data());
-    let arena = tensors.tensor("items.bytes").map_err(|e| broken(e.to_string()))?.data();
-    let mut items = Vec::with_capacity(ends.len());
-    let mut start = 0usize;
-    for end in ends {
-        let piece = arena.get(start..end as usize).ok_or_else(|| broken("item table out of bounds".into()))?;
-        items.push(String::from_utf8_lossy(piece).into_owned());
-        start = end as usize;
-    }
-    Ok((info, items, tensors))
+    let bytes = format::read(path)?;
+    let (info, decoded) = decode(&bytes, path)?;
+    Ok((info, decoded.items))
 }
 
 /// Loads a checkpoint into `network`, checking that it was written for the same items and parameters.
 pub fn load(path: &Path, network: &mut Network, items: &Interner) -> Result<CheckpointInfo, Unusable> {
-    let bytes = read(path)?;
-    let (info, saved_items, tensors) = decode(&bytes, path)?;
+    let bytes = format::read(path)?;
+    let (info, decoded) = decode(&bytes, path)?;
+    load_network(&decoded, path, network, items)?;
+    Ok(info)
+}
+
+/// Loads an in-epoch checkpoint into `network`; returns its info (whose `in_epoch` is set) with the hidden
+/// states, one per subnet.
+pub fn load_partial(path: &Path, network: &mut Network, items: &Interner) -> Result<(CheckpointInfo, Vec<Option<Vec<f32>>>), Unusable> {
+    let bytes = format::read(path)?;
+    let (info, decoded) = decode(&bytes, path)?;
+    if info.in_epoch.is_none() {
+        return Err(Unusable::Damaged { path: path.to_path_buf(), why: "it records no epoch in progress".into() });
+    }
+    load_network(&decoded, path, network, items)?;
+    let hidden = (0..network.subnet_count())
+        .map(|k| {
+            let name = format!("{HIDDEN_PREFIX}{k}");
+            match decoded.tensors.tensor(&name) {
+                Ok(_) => decoded.floats(&name, path).map(|(_, values)| Some(values)),
+                Err(_) => Ok(None),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((info, hidden))
+}
+
+fn load_network(decoded: &Decoded<'_>, path: &Path, network: &mut Network, items: &Interner) -> Result<(), Unusable> {
+    let saved_items = &decoded.items;
     if saved_items.len() != items.len() || saved_items.iter().zip(items.iter()).any(|(a, b)| a != b) {
         return Err(Unusable::OtherItems { path: path.to_path_buf(), saved: saved_items.len(), now: items.len() });
     }
     let device = network.device;
     for (name, tensor) in network.named_tensors_mut() {
-        let view = tensors.tensor(&name).map_err(|_| Unusable::Missing { path: path.to_path_buf(), name: name.clone() })?;
-        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
-        if shape != tensor.size() || view.dtype() != Dtype::F32 {
+        let (shape, values) = decoded.floats(&name, path)?;
+        let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+        if shape != tensor.size() {
             return Err(Unusable::Shape { path: path.to_path_buf(), name, saved: shape, needed: tensor.size() });
         }
-        let values: Vec<f32> = bytemuck::pod_collect_to_vec(view.data());
         let loaded = Tensor::from_slice(&values).reshape(&shape).to_device(device);
         let _guard = tch::no_grad_guard();
         tensor.copy_(&loaded);
     }
-    Ok(info)
+    Ok(())
 }

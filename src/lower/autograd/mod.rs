@@ -12,7 +12,7 @@ use super::gru::gru_step;
 use super::loss;
 use super::network::{FeatureRows, Network};
 use super::optim::Adagrad;
-use super::{EpochLoss, Executor, PhaseSteps, StepKind};
+use super::{EpochLoss, EpochState, Executor, PhaseSteps, StepKind};
 use crate::data::batches::Step;
 use crate::ir::plan::{self, Mode};
 use crate::ir::{Bound, GruInput, InputRepr, Node, NodeId, ParamId, RowSpace, SubnetId};
@@ -144,6 +144,10 @@ pub struct Autograd {
     hidden: Vec<Option<Tensor>>,
     loss_sum: Tensor,
     non_finite: Tensor,
+    /// The epoch's seed, and the mini-batches trained in it: libtorch is reseeded from both before each
+    /// mini-batch, so dropout at a batch does not depend on where the run was resumed.
+    epoch_seed: u64,
+    batches: u64,
 }
 
 impl Autograd {
@@ -157,6 +161,8 @@ impl Autograd {
             indexer: FrameIndexer::default(),
             loss_sum: Tensor::zeros([], (Kind::Double, device)),
             non_finite: Tensor::zeros([], (Kind::Bool, device)),
+            epoch_seed: 0,
+            batches: 0,
         }
     }
 }
@@ -175,7 +181,8 @@ impl Executor for Autograd {
     }
 
     fn start_epoch(&mut self, seed: u64) {
-        tch::manual_seed((seed >> 1) as i64);
+        self.epoch_seed = seed;
+        self.batches = 0;
         let device = self.network.device;
         self.hidden.iter_mut().for_each(|h| *h = None);
         self.loss_sum = Tensor::zeros([], (Kind::Double, device));
@@ -183,6 +190,8 @@ impl Executor for Autograd {
     }
 
     fn train_batch(&mut self, batch: &Step<'_>, scored: &[u32], phase: &PhaseSteps<'_>) {
+        tch::manual_seed((crate::rng::derive(self.epoch_seed, self.batches) >> 1) as i64);
+        self.batches += 1;
         let device = self.network.device;
         let carry = StateCarry::new(batch, device);
         for &k in &phase.running {
@@ -197,6 +206,34 @@ impl Executor for Autograd {
 
     fn epoch_loss(&self) -> EpochLoss {
         EpochLoss { non_finite: self.non_finite.int64_value(&[]) != 0, sum: self.loss_sum.double_value(&[]) }
+    }
+
+    fn epoch_state(&self) -> EpochState {
+        let hidden = self
+            .hidden
+            .iter()
+            .map(|state| {
+                state
+                    .as_ref()
+                    .map(|h| Vec::<f32>::try_from(h.to_device(tch::Device::Cpu).flatten(0, -1)).expect("hidden states are float32"))
+            })
+            .collect();
+        EpochState { hidden, random: self.batches, loss: self.epoch_loss() }
+    }
+
+    fn restore_epoch_state(&mut self, saved: EpochState) {
+        assert_eq!(saved.hidden.len(), self.hidden.len(), "a saved epoch state has one hidden state per subnet");
+        let device = self.network.device;
+        for (k, state) in saved.hidden.into_iter().enumerate() {
+            let width = self.network.hidden_size(SubnetId::new(k)) as usize;
+            self.hidden[k] = state.map(|values| {
+                let rows = (values.len() / width) as i64;
+                Tensor::from_slice(&values).reshape([rows, width as i64]).to_device(device)
+            });
+        }
+        self.batches = saved.random;
+        self.loss_sum = Tensor::from(saved.loss.sum).to_kind(Kind::Double).to_device(device);
+        self.non_finite = Tensor::from(saved.loss.non_finite).to_device(device);
     }
 
     fn next_states(&self, inputs: &[u32], states: &[Tensor]) -> Vec<Tensor> {

@@ -24,7 +24,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::network::{FeatureRows, Network};
 use super::rows::{bag_rows, index_sparse};
-use super::{EpochLoss, Executor, PhaseSteps, StepKind, Unsupported};
+use super::{EpochLoss, EpochState, Executor, PhaseSteps, StepKind, Unsupported};
 use crate::data::batches::Step;
 use crate::ir::plan::{self, Mode};
 use crate::ir::{Bound, Node, NodeId, Owner, SubnetId};
@@ -188,6 +188,19 @@ impl Executor for Fused {
 
     fn epoch_loss(&self) -> EpochLoss {
         EpochLoss { non_finite: self.state.non_finite, sum: self.state.loss_sum }
+    }
+
+    fn epoch_state(&self) -> EpochState {
+        EpochState { hidden: self.state.hidden.clone(), random: self.state.stream.0.position(), loss: self.epoch_loss() }
+    }
+
+    fn restore_epoch_state(&mut self, saved: EpochState) {
+        let state = &mut self.state;
+        assert_eq!(saved.hidden.len(), state.hidden.len(), "a saved epoch state has one hidden state per subnet");
+        state.hidden = saved.hidden;
+        state.stream = Stream(SplitMix64::new(saved.random));
+        state.loss_sum = saved.loss.sum;
+        state.non_finite = saved.loss.non_finite;
     }
 
     fn next_states(&self, inputs: &[u32], states: &[Tensor]) -> Vec<Tensor> {
