@@ -175,6 +175,10 @@ fn exit_of(cause: &(dyn Error + 'static)) -> Option<Exit> {
     if cause.is::<OverrideError>() {
         return Some(Exit::Usage);
     }
+    // Settings (spec, overrides or run config) that this machine cannot hold: the run as configured cannot go.
+    if cause.is::<prnn::ir::memory::TooLarge>() {
+        return Some(Exit::Config);
+    }
     #[cfg(not(feature = "torch"))]
     if cause.is::<super::runtime::RuntimeMissing>() {
         return Some(Exit::Io);
@@ -182,6 +186,9 @@ fn exit_of(cause: &(dyn Error + 'static)) -> Option<Exit> {
     #[cfg(feature = "torch")]
     {
         use prnn::experiment::{Conflict, PlanError};
+        if cause.is::<prnn::runtime::memory::BadLimit>() {
+            return Some(Exit::Usage);
+        }
         if let Some(error) = cause.downcast_ref::<CliError>() {
             return Some(error.exit());
         }
@@ -236,6 +243,9 @@ fn help_of(cause: &(dyn Error + 'static)) -> Option<String> {
     }
     if let Some(error) = cause.downcast_ref::<DataCommandError>() {
         return error.help().map(str::to_string);
+    }
+    if let Some(error) = cause.downcast_ref::<prnn::ir::memory::TooLarge>() {
+        return Some(error.help());
     }
     #[cfg(feature = "torch")]
     {

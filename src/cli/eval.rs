@@ -1,6 +1,7 @@
 //! `prnn eval RUN_DIR [--config RUN.TOML] [--device D]`: score a trained run on its test set.
 
 use prnn::eval::{evaluate, Evaluation};
+use prnn::ir::memory::Purpose;
 use prnn::run::{self, results, CONFIG_FILE};
 use prnn::train::checkpoint;
 
@@ -21,7 +22,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
         None => (folder.config_text, args.run.join(CONFIG_FILE), record.config_dir.clone()),
     };
-    let mut prepared = session::prepare(folder.spec, config_text, &config_path, &config_dir, &record.overrides, record.validation)?;
+    let mut prepared = session::prepare_for(
+        Purpose::Evaluate,
+        args.device.as_deref(),
+        folder.spec,
+        config_text,
+        &config_path,
+        &config_dir,
+        &record.overrides,
+        record.validation,
+    )?;
     if let Some(threads) = args.threads {
         prepared.config.run.threads = threads;
     }

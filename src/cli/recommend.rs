@@ -1,6 +1,7 @@
 //! `prnn recommend RUN_DIR --session ITEM,ITEM,... [-k K]`: the top-K next items for a session prefix.
 
 use prnn::eval::recommend::{known_items, session_scores, top_k, Prefix};
+use prnn::ir::memory::Purpose;
 use prnn::run::{self, BASELINE_FILE, CONFIG_FILE};
 use prnn::train::checkpoint;
 
@@ -36,8 +37,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         let folder = run::read_run(&args.run)?;
         let record = folder.record;
         let config_path = args.run.join(CONFIG_FILE);
-        let prepared =
-            session::prepare(folder.spec, folder.config_text, &config_path, &record.config_dir, &record.overrides, record.validation)?;
+        let prepared = session::prepare_for(
+            Purpose::Recommend,
+            args.device.as_deref(),
+            folder.spec,
+            folder.config_text,
+            &config_path,
+            &record.config_dir,
+            &record.overrides,
+            record.validation,
+        )?;
         let device = session::device(args.device.as_deref(), &prepared.config)?;
         let mut network = session::network(&prepared, device);
         let checkpoint_path = args.run.join(checkpoint::FILE_NAME);

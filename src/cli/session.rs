@@ -6,7 +6,8 @@ use std::path::Path;
 use prnn::config::{RunConfig, StepChoice};
 use prnn::data::Dataset;
 use prnn::diagnostic::Source;
-use prnn::ir::Compiled;
+use prnn::ir::memory::{self, Available, Purpose, Workload};
+use prnn::ir::{Compiled, InputRepr, Node};
 use prnn::lower::{Network, StepKind};
 
 use super::error::{CliError, Diagnostics};
@@ -21,8 +22,24 @@ pub struct Prepared {
     pub max_batches: Option<u64>,
 }
 
-/// Checks, overrides and binds a spec; reads the config; loads (and caches) the data.
+/// Checks, overrides and binds a spec; reads the config; loads (and caches) the data; refuses a training run
+/// that would not fit in memory.
 pub fn prepare(
+    spec: Source,
+    config_text: String,
+    config_path: &Path,
+    config_dir: &Path,
+    overrides: &[String],
+    validation: bool,
+) -> anyhow::Result<Prepared> {
+    prepare_for(Purpose::Train, None, spec, config_text, config_path, config_dir, overrides, validation)
+}
+
+/// As [`prepare`], with the memory check of `purpose` on `device` (the command line's, when it has one).
+#[allow(clippy::too_many_arguments)]
+pub fn prepare_for(
+    purpose: Purpose,
+    device: Option<&str>,
     spec: Source,
     config_text: String,
     config_path: &Path,
@@ -37,7 +54,57 @@ pub fn prepare(
     let max_batches = prnn::config::overrides::apply(&mut model, overrides)?;
     let dataset = load_data(&config, validation)?;
     let compiled = Compiled::new(model);
+    // Before any tensor exists. Without a device, the config's: `prnn train` resolves its `--device` later.
+    let device = device.and_then(|name| prnn::lower::device(name).ok());
+    check_memory(&compiled, &dataset, &config, purpose, device)?;
     Ok(Prepared { spec, config_text, config, compiled, dataset, max_batches })
+}
+
+/// Refuses `purpose` on `compiled` and `dataset` when its memory estimate does not fit what the host has
+/// available (docs/training.md, "Memory"). On a GPU (`device`, else the config's) only the host's terms are
+/// compared: its free memory is not read.
+pub fn check_memory(
+    compiled: &Compiled,
+    dataset: &Dataset,
+    config: &RunConfig,
+    purpose: Purpose,
+    device: Option<tch::Device>,
+) -> anyhow::Result<()> {
+    // An unbound spec fails with its own error where the network is built.
+    let Ok(bound) = prnn::ir::Bound::new(compiled.clone(), &dataset.sizes()) else { return Ok(()) };
+    let estimate = memory::estimate(&bound, &workload(&bound, dataset, config), purpose);
+    let Some(host) = prnn::runtime::memory::host_available()? else { return Ok(()) };
+    let device = device.unwrap_or_else(|| prnn::lower::device(config.run.device.get_ref()).unwrap_or(tch::Device::Cpu));
+    let available = Available { bytes: host.bytes, source: host.source };
+    memory::check(&estimate, &available, device.is_cuda()).map_err(|refused| anyhow::Error::new(*refused))
+}
+
+/// The sizes a memory estimate takes from the data and the run config.
+fn workload(bound: &prnn::ir::Bound, dataset: &Dataset, config: &RunConfig) -> Workload {
+    use prnn::data::features::Feature;
+    let features = bound
+        .graph()
+        .graph
+        .node_weights()
+        .filter_map(|node| match node {
+            Node::Input { name, repr: InputRepr::Dense | InputRepr::Sparse, .. } => {
+                let bytes = match dataset.features.get(name)? {
+                    Feature::Dense(dense) => dense.values.len() * 4,
+                    Feature::Sparse(sparse) => sparse.indptr.len() * 8 + sparse.indices.len() * 4 + sparse.values.len() * 4,
+                };
+                Some((name.clone(), bytes as u64))
+            }
+            _ => None,
+        })
+        .collect();
+    Workload {
+        train_sessions: dataset.train.len() as u64,
+        train_events: dataset.train.events.len() as u64,
+        test_sessions: dataset.test.len() as u64,
+        eval_batch: config.eval.batch,
+        sample_cache: prnn::train::sampler::SAMPLE_CACHE_SIZE as u64,
+        features,
+    }
 }
 
 /// The config's dataset, or its validation split (the training set's last sessions held out as the test set).

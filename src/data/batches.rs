@@ -90,7 +90,9 @@ impl<'a> SessionBatches<'a> {
     pub fn new(sessions: &'a Sessions, batch_size: usize, min_active: usize) -> Self {
         assert!(batch_size > 0, "batch size must be at least 1");
         assert!((1..=batch_size).contains(&min_active), "min_active must be between 1 and the batch size ({batch_size}), got {min_active}");
-        let buffer = || Vec::with_capacity(batch_size);
+        // No more rows than sessions are ever active: a batch size beyond the data reserves nothing more.
+        let rows = batch_size.min(sessions.len());
+        let buffer = || Vec::with_capacity(rows);
         SessionBatches {
             sessions,
             batch_size,
@@ -101,8 +103,8 @@ impl<'a> SessionBatches<'a> {
             inputs: buffer(),
             targets: buffer(),
             position: buffer(),
-            reset_rows: Vec::with_capacity(batch_size),
-            kept_rows: Vec::with_capacity(batch_size),
+            reset_rows: Vec::with_capacity(rows),
+            kept_rows: Vec::with_capacity(rows),
             next_session: 0,
             started: false,
             finished: false,

@@ -65,8 +65,10 @@ pub fn evaluate(executor: &dyn Executor, dataset: &Dataset, settings: &Eval) -> 
     let mut batches = SessionBatches::new(&dataset.test, settings.batch as usize, 1);
     let mut rank_batches: Vec<Tensor> = Vec::new();
     // One buffer of scores against the whole catalogue for every step (a view of its first rows when the
-    // batch has shrunk): allocating it anew at each step costs page faults and fragments the heap.
-    let buffer = Tensor::empty([settings.batch as i64, network.n_items as i64], (Kind::Float, device));
+    // batch has shrunk): allocating it anew at each step costs page faults and fragments the heap. No step has
+    // more rows than there are test sessions.
+    let rows = settings.batch.min(dataset.test.len() as u64).max(1);
+    let buffer = Tensor::empty([rows as i64, network.n_items as i64], (Kind::Float, device));
     let mut records: Vec<EventRank> = Vec::new();
     while let Some(step) = batches.next_step() {
         let carry = StateCarry::new(&step, device);

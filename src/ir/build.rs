@@ -111,7 +111,7 @@ impl Builder<'_> {
         let owner = Owner::Subnet(SubnetId::new(k));
         let lr = self.learning_rate(&name);
         let hidden = Expr::constant(subnet.hidden);
-        let gates = Expr::constant(3 * subnet.hidden);
+        let gates = Expr::constant(subnet.hidden.saturating_mul(3));
         let mut sources: Vec<(NodeIndex, Edge, Expr)> = Vec::new();
         let mut gru_inputs = Vec::new();
         for (position, input_name) in subnet.inputs.iter().enumerate() {

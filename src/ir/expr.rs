@@ -53,17 +53,23 @@ impl Expr {
         Expr { constant: 0, terms: BTreeMap::from([(symbol, 1)]) }
     }
 
+    // Sizes saturate instead of wrapping or panicking: an override may ask for a hidden size near 2^64, and such
+    // a model must reach the memory estimate (`memory.rs`), which refuses it with the sizes it was given.
     pub fn add(&self, other: &Expr) -> Expr {
         let mut sum = self.clone();
-        sum.constant += other.constant;
+        sum.constant = sum.constant.saturating_add(other.constant);
         for (symbol, coefficient) in &other.terms {
-            *sum.terms.entry(symbol.clone()).or_default() += coefficient;
+            let term = sum.terms.entry(symbol.clone()).or_default();
+            *term = term.saturating_add(*coefficient);
         }
         sum
     }
 
     pub fn times(&self, factor: u64) -> Expr {
-        Expr { constant: self.constant * factor, terms: self.terms.iter().map(|(s, c)| (s.clone(), c * factor)).collect() }
+        Expr {
+            constant: self.constant.saturating_mul(factor),
+            terms: self.terms.iter().map(|(s, c)| (s.clone(), c.saturating_mul(factor))).collect(),
+        }
     }
 
     /// Replaces every bound symbol by its value.
@@ -71,7 +77,7 @@ impl Expr {
         let mut bound = Expr::constant(self.constant);
         for (symbol, coefficient) in &self.terms {
             match bindings.value(symbol) {
-                Some(value) => bound.constant += coefficient * value,
+                Some(value) => bound.constant = bound.constant.saturating_add(coefficient.saturating_mul(value)),
                 None => {
                     bound.terms.insert(symbol.clone(), *coefficient);
                 }

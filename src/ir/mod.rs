@@ -8,6 +8,7 @@
 //! - [`plan`]: the schedule lowered into phases and steps.
 //! - [`expr`]: sizes as linear expressions over the symbols only data can fix.
 //! - [`render`]: text (the snapshot format), DOT and JSON; the bound IR's parameter table.
+//! - [`memory`]: the memory a run of the bound IR will take, and the refusal of one that cannot fit.
 //!
 //! [`Compiled`] is what a spec alone gives; [`Bound`] is a compiled spec whose every size is a number,
 //! and the only form the later stages accept.
@@ -16,6 +17,7 @@ mod build;
 pub mod expr;
 pub mod graph;
 pub mod handle;
+pub mod memory;
 pub mod param;
 pub mod plan;
 pub mod render;
@@ -59,7 +61,7 @@ impl Compiled {
 
     /// The sizes the spec itself fixes: the mini-batch and the scored items per example.
     pub fn training_sizes(&self) -> (u64, u64) {
-        (self.plan.batch, self.plan.batch + self.negatives().extra)
+        (self.plan.batch, self.plan.batch.saturating_add(self.negatives().extra))
     }
 
     pub fn negatives(&self) -> Negatives {

@@ -1,5 +1,6 @@
-//! The libtorch runtime: which libtorch is loaded, CUDA made available without a second binary, and loops
-//! split over libtorch's own CPU threads.
+//! The libtorch runtime: which libtorch is loaded, CUDA made available without a second binary, loops
+//! split over libtorch's own CPU threads, and how much host memory the process may still take.
 
 pub mod cuda;
+pub mod memory;
 pub mod parallel;
