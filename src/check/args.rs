@@ -125,25 +125,65 @@ pub enum Range {
     Fraction,
 }
 
-fn check_range(value: f64, span: Span, what: &str, range: Range, sink: &mut Sink) -> bool {
-    let ok = match range {
-        Range::Positive => value > 0.0,
-        Range::NonNegative => value >= 0.0,
-        Range::Fraction => (0.0..1.0).contains(&value),
-    };
-    if !ok {
-        let diagnostic = match range {
-            Range::Positive => Diagnostic::error(Code::NotPositive, format!("`{what}` must be positive"))
-                .at(span, format!("{} is not > 0", format_number(value))),
-            Range::NonNegative => Diagnostic::error(Code::OutOfRange, format!("`{what}` must not be negative"))
-                .at(span, format!("{} is < 0", format_number(value))),
-            Range::Fraction => Diagnostic::error(Code::OutOfRange, format!("`{what}` must be in [0, 1)"))
-                .at(span, format!("{} is outside [0, 1)", format_number(value)))
-                .note(format!("`{what}` is a probability or a decay factor, not a percentage")),
-        };
-        sink.push(diagnostic);
+/// No size, seed or count in a spec comes near this; larger values are typos that would overflow later.
+pub const MAX_WHOLE: u64 = 1_000_000_000;
+/// Epochs beyond this are a typo: alternating training lowers to one phase per epoch.
+pub const MAX_EPOCHS: u64 = 100_000;
+
+impl Range {
+    /// What a number in this range is, as every message about it says, whatever was wrong with it:
+    /// `a number > 0`, or for whole numbers (up to `max`) `a whole number from 1 to 100,000`. The overrides
+    /// (src/config/overrides.rs) say the same.
+    pub fn expected(self, whole_up_to: Option<u64>) -> String {
+        match (self, whole_up_to) {
+            (Range::Positive, None) => "a number > 0".into(),
+            (Range::NonNegative, None) => "a number ≥ 0".into(),
+            (Range::Fraction, None) => "a number in [0, 1)".into(),
+            (Range::Positive, Some(max)) => format!("a whole number from 1 to {}", grouped(max)),
+            (Range::NonNegative | Range::Fraction, Some(max)) => format!("a whole number from 0 to {}", grouped(max)),
+        }
     }
-    ok
+
+    fn contains(self, value: f64) -> bool {
+        match self {
+            Range::Positive => value > 0.0,
+            Range::NonNegative => value >= 0.0,
+            Range::Fraction => (0.0..1.0).contains(&value),
+        }
+    }
+}
+
+/// `100000` as `100,000`.
+pub fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The diagnostic for a number outside its range: `NotPositive` where the least allowed value is excluded
+/// (`> 0`, or 1 for whole numbers), `OutOfRange` otherwise.
+fn out_of_range(value: f64, span: Span, what: &str, range: Range, whole_up_to: Option<u64>) -> Diagnostic {
+    let expected = range.expected(whole_up_to);
+    let number = format_number(value);
+    let (code, label) = match (range, whole_up_to) {
+        (_, _) if !value.is_finite() => (Code::OutOfRange, format!("{number} is not a finite number")),
+        (_, Some(max)) if value > max as f64 => (Code::OutOfRange, format!("{number} is more than {}", grouped(max))),
+        (Range::Positive, Some(_)) => (Code::NotPositive, format!("{number} is less than 1")),
+        (Range::Positive, None) => (Code::NotPositive, format!("{number} is not > 0")),
+        (Range::NonNegative, _) => (Code::OutOfRange, format!("{number} is < 0")),
+        (Range::Fraction, _) => (Code::OutOfRange, format!("{number} is outside [0, 1)")),
+    };
+    let diagnostic = Diagnostic::error(code, format!("`{what}` must be {expected}")).at(span, label);
+    match range {
+        Range::Fraction => diagnostic.note(format!("`{what}` is a probability or a decay factor, not a percentage")),
+        _ => diagnostic,
+    }
 }
 
 pub fn format_number(value: f64) -> String {
@@ -156,65 +196,57 @@ pub fn format_number(value: f64) -> String {
 
 pub fn read_real(value: &Value, what: &str, range: Range, sink: &mut Sink) -> Option<f64> {
     match &value.kind {
-        ValueKind::Number { value: number, .. } => check_range(*number, value.span, what, range, sink).then_some(*number),
+        ValueKind::Number { value: number, .. } if number.is_finite() && range.contains(*number) => Some(*number),
+        ValueKind::Number { value: number, .. } => {
+            sink.push(out_of_range(*number, value.span, what, range, None));
+            None
+        }
         _ => {
-            sink.push(wrong_type(value, what, "a number"));
+            sink.push(wrong_type(value, what, &range.expected(None)));
             None
         }
     }
 }
-
-/// No size, seed or count in a spec comes near this; larger values are typos that would overflow later.
-const MAX_INTEGER: f64 = 1e9;
 
 pub fn read_integer(value: &Value, what: &str, range: Range, sink: &mut Sink) -> Option<u64> {
+    read_whole(value, what, range, MAX_WHOLE, sink)
+}
+
+/// A whole number in `range` and at most `max`.
+fn read_whole(value: &Value, what: &str, range: Range, max: u64, sink: &mut Sink) -> Option<u64> {
+    let expected = range.expected(Some(max));
     match &value.kind {
-        ValueKind::Number { value: number, .. } if number.fract() == 0.0 && *number > MAX_INTEGER => {
-            sink.push(
-                Diagnostic::error(Code::OutOfRange, format!("`{what}` is too large"))
-                    .at(value.span, format!("{} is more than 1,000,000,000", format_number(*number))),
-            );
-            None
-        }
         ValueKind::Number { value: number, .. } if number.fract() == 0.0 => {
-            check_range(*number, value.span, what, range, sink).then_some(*number as u64)
+            if range.contains(*number) && *number <= max as f64 {
+                Some(*number as u64)
+            } else {
+                sink.push(out_of_range(*number, value.span, what, range, Some(max)));
+                None
+            }
         }
         ValueKind::Number { value: number, .. } => {
+            let label = if number.is_finite() { "has a fraction" } else { "is not a finite number" };
             sink.push(
-                Diagnostic::error(Code::WrongType, format!("`{what}` must be a whole number"))
-                    .at(value.span, format!("{} has a fraction", format_number(*number))),
+                Diagnostic::error(Code::WrongType, format!("`{what}` must be {expected}"))
+                    .at(value.span, format!("{} {label}", format_number(*number))),
             );
             None
         }
         _ => {
-            sink.push(wrong_type(value, what, "a whole number"));
+            sink.push(wrong_type(value, what, &expected));
             None
         }
     }
 }
-
-/// Epochs beyond this are a typo: alternating training lowers to one phase per epoch.
-const MAX_EPOCHS: u64 = 100_000;
 
 /// A number of epochs, written `10` or `10 epochs`.
 pub fn read_epochs(value: &Value, sink: &mut Sink) -> Option<u64> {
-    let epochs = read_epochs_unbounded(value, sink)?;
-    if epochs > MAX_EPOCHS {
-        sink.push(
-            Diagnostic::error(Code::OutOfRange, "`epochs` is too large").at(value.span, format!("{epochs} is more than {MAX_EPOCHS}")),
-        );
-        return None;
-    }
-    Some(epochs)
-}
-
-fn read_epochs_unbounded(value: &Value, sink: &mut Sink) -> Option<u64> {
     match &value.kind {
         ValueKind::Quantity { value: number, is_integer, .. } => {
             let as_number = Value { kind: ValueKind::Number { value: *number, is_integer: *is_integer }, span: value.span };
-            read_integer(&as_number, "epochs", Range::Positive, sink)
+            read_whole(&as_number, "epochs", Range::Positive, MAX_EPOCHS, sink)
         }
-        _ => read_integer(value, "epochs", Range::Positive, sink),
+        _ => read_whole(value, "epochs", Range::Positive, MAX_EPOCHS, sink),
     }
 }
 

@@ -17,7 +17,7 @@ mod training;
 
 use std::collections::HashMap;
 
-pub use args::format_number;
+pub use args::{format_number, Range, MAX_EPOCHS, MAX_WHOLE};
 use args::{backticked, form_of, wrong_type, Args, Form, Sink};
 pub use model::*;
 pub use output::{activation_name, loss_name};

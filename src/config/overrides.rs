@@ -9,7 +9,7 @@
 //! own, and what ties settings together (equal hidden sizes under `shared_w` and `interaction`, negatives
 //! for a mini-batch of 1) is checked again once every override is applied.
 
-use crate::check::{Activation, EarlyStop, Embedding, InputKind, Loss, Merge, Model, Schedule, StopMetric};
+use crate::check::{Activation, EarlyStop, Embedding, InputKind, Loss, Merge, Model, Range, Schedule, StopMetric, MAX_EPOCHS, MAX_WHOLE};
 
 /// The bare keys, as error messages list them.
 const GLOBAL_KEYS: &[&str] = &["seed", "batch", "lr", "momentum", "eps", "epochs", "extra", "alpha", "max_batches", "hidden", "stop"];
@@ -33,21 +33,22 @@ const ADDRESSED_FORMS: &[&str] = &[
 const SUBNET_FIELDS: &[&str] = &["hidden", "dropout", "lr"];
 const INPUT_FIELDS: &[&str] = &["dropout", "dim"];
 const STOP_FIELDS: &[&str] = &["patience", "min_delta", "cutoff", "metric"];
-/// Epochs beyond this are a typo, as in a spec.
-const MAX_EPOCHS: u64 = 100_000;
 
 /// Every key form overrides take, as error messages list them.
 pub fn key_forms() -> String {
     GLOBAL_KEYS.iter().chain(ADDRESSED_FORMS).copied().collect::<Vec<_>>().join(", ")
 }
 
-/// The values a setting takes, as messages say them; the same ranges a spec's settings have.
+/// The values a setting takes, as messages say them: the same ranges, in the same words, as a spec's settings
+/// (`Range::expected` in src/check/args.rs), whatever is wrong with the value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expected {
-    /// 0, 1, 2, ...
+    /// 0, 1, 2, ... up to 1,000,000,000
     WholeNumber,
-    /// 1, 2, ...
+    /// 1, 2, ... up to 1,000,000,000
     PositiveWholeNumber,
+    /// 1, 2, ... up to 100,000
+    Epochs,
     /// > 0
     Positive,
     /// >= 0
@@ -60,16 +61,29 @@ pub enum Expected {
     Stop,
 }
 
+impl Expected {
+    /// The least and the largest whole number allowed, for the whole-number kinds.
+    fn whole_bounds(self) -> Option<(u64, u64)> {
+        match self {
+            Expected::WholeNumber => Some((0, MAX_WHOLE)),
+            Expected::PositiveWholeNumber => Some((1, MAX_WHOLE)),
+            Expected::Epochs => Some((1, MAX_EPOCHS)),
+            _ => None,
+        }
+    }
+}
+
 impl std::fmt::Display for Expected {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Expected::WholeNumber => "a whole number ≥ 0",
-            Expected::PositiveWholeNumber => "a whole number ≥ 1",
-            Expected::Positive => "a number > 0",
-            Expected::NonNegative => "a number ≥ 0",
-            Expected::Fraction => "a number in [0, 1)",
-            Expected::StopMetric => "`mrr` or `recall`",
-            Expected::Stop => "`early` or `none`",
+        f.write_str(&match self {
+            Expected::WholeNumber => Range::NonNegative.expected(Some(MAX_WHOLE)),
+            Expected::PositiveWholeNumber => Range::Positive.expected(Some(MAX_WHOLE)),
+            Expected::Epochs => Range::Positive.expected(Some(MAX_EPOCHS)),
+            Expected::Positive => Range::Positive.expected(None),
+            Expected::NonNegative => Range::NonNegative.expected(None),
+            Expected::Fraction => Range::Fraction.expected(None),
+            Expected::StopMetric => "`mrr` or `recall`".into(),
+            Expected::Stop => "`early` or `none`".into(),
         })
     }
 }
@@ -166,21 +180,17 @@ impl Setting<'_> {
     }
 
     fn integer(&self, expected: Expected) -> Result<u64, OverrideError> {
+        let (least, most) = expected.whole_bounds().expect("a whole-number kind");
         let n = self.value.parse::<u64>().map_err(|_| self.bad(expected))?;
-        match expected {
-            Expected::PositiveWholeNumber if n == 0 => Err(self.bad(expected)),
-            _ => Ok(n),
+        if (least..=most).contains(&n) {
+            Ok(n)
+        } else {
+            Err(self.bad(expected))
         }
     }
 
     fn epochs(&self) -> Result<u64, OverrideError> {
-        self.integer(Expected::PositiveWholeNumber).and_then(|n| {
-            if n > MAX_EPOCHS {
-                Err(self.bad(Expected::PositiveWholeNumber))
-            } else {
-                Ok(n)
-            }
-        })
+        self.integer(Expected::Epochs)
     }
 
     fn real(&self, expected: Expected) -> Result<f64, OverrideError> {
@@ -484,6 +494,10 @@ train {
             (SPEC, &["momentum=1"]),
             (SPEC, &["seed=-1"]),
             (SPEC, &["epochs=0"]),
+            (SPEC, &["epochs=one"]),
+            (SPEC, &["epochs=200000"]),
+            (SPEC, &["lr=-1"]),
+            (SPEC, &["hidden=2000000000"]),
             (SPEC, &["batch=1"]),
             (SPEC, &["id_net.hiden=200"]),
             (SPEC, &["id_nt.hidden=200"]),
