@@ -373,6 +373,46 @@ mod tests {
     }
 
     #[test]
+    fn entry_blocks_take_commas_newlines_and_a_trailing_separator() {
+        for (value, count) in [
+            ("residual { }", 0),
+            ("residual { a: 1 }", 1),
+            ("residual { a: 1, }", 1),
+            ("residual {\n a: 1\n b: 2\n}", 2),
+            ("residual {\n a: 1,\n\n b: 2,\n}", 2),
+            ("residual { a: residual { b: residual { c: 1 } }, d: 2 }", 2),
+        ] {
+            let spec = parse(&format!("train {{\n  schedule = {value}\n}}\n")).unwrap_or_else(|e| panic!("{value}: {e:#?}"));
+            let Statement::Setting { value: parsed, .. } = &spec.blocks[0].statements[0] else { panic!("{value}") };
+            let ValueKind::EntryBlock { entries, .. } = &parsed.kind else { panic!("{value}") };
+            assert_eq!(entries.len(), count, "{value}");
+        }
+        assert!(parse("train {\n  schedule = residual { a: 1 b: 2 }\n}\n").is_err());
+    }
+
+    #[test]
+    fn a_misspelled_keyword_is_an_unknown_statement_but_a_setting_is_not() {
+        let errors = parse("model m {\n  subnett a = gru(id)\n  inptu id : item_id\n  loss = top1 top2\n}\n").unwrap_err();
+        let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(messages, ["unknown statement `subnett`", "unknown statement `inptu`", "expected `(`, `{` or end of line"]);
+        assert!(errors[0].notes.iter().any(|n| n.contains("did you mean `subnet`?")), "{:?}", errors[0]);
+        assert!(errors[1].notes.iter().any(|n| n.contains("did you mean `input`?")), "{:?}", errors[1]);
+    }
+
+    #[test]
+    fn an_unclosed_bracket_is_named_at_its_opener() {
+        let text = "model m {\n  subnet a = gru(id, hidden = 1\n  loss = top1\n}\n";
+        let errors = parse(text).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert_eq!(errors[0].message, "`(` is never closed");
+        assert_eq!(errors[0].primary.as_ref().unwrap().0.start, text.find('(').unwrap());
+        // Brackets in comments are not openers; a closer of another kind ends the brackets inside it.
+        assert_eq!(first_unclosed("f(a) // (("), None);
+        assert_eq!(first_unclosed("f([a)"), Some(2));
+        assert_eq!(first_unclosed("f(a, [b]"), Some(1));
+    }
+
+    #[test]
     fn an_unclosed_block_is_one_error() {
         let errors = parse("model m {\n  loss = top1\n").unwrap_err();
         assert_eq!(errors.len(), 1);
