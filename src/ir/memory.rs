@@ -344,11 +344,12 @@ pub fn estimate(bound: &Bound, workload: &Workload, purpose: Purpose) -> Estimat
             place: Place::Device,
             lever: batch_lever.clone(),
         });
-        if extra > 0 {
+        // Without extra negatives there is no sampler.
+        if let Some(steps) = u128::from(workload.sample_cache).checked_div(extra) {
             // A refill draws whole steps' worth of samples: as many as fit in the cache, and at least one step.
             // Refills double from a small first one, so an epoch of few steps never draws more than twice the
             // samples it uses (a step uses at least one training event).
-            let full = (u128::from(workload.sample_cache) / extra).max(1) * extra;
+            let full = steps.max(1) * extra;
             let cache = full.min((2 * u128::from(workload.train_events) * extra).max(extra));
             terms.push(Term {
                 what: "negative sampler".to_string(),
