@@ -71,7 +71,10 @@ fn reparse_bad_line(pair: &Pair<Rule>) -> Diagnostic {
             let diagnostic = syntax_diagnostic(error, line, offset);
             match (first_unclosed(line), &diagnostic.primary) {
                 // The grammar ran past the opener's line looking for its closer: the opener is the news.
-                (Some(at), Some((span, _))) if line[at..span.start - offset].contains('\n') => unclosed(line, at, offset, diagnostic),
+                // (Only when the error lies after the opener: one before it is news of its own.)
+                (Some(at), Some((span, _))) if line.get(at..span.start - offset).is_some_and(|gap| gap.contains('\n')) => {
+                    unclosed(line, at, offset, diagnostic)
+                }
                 _ => diagnostic,
             }
         }
