@@ -190,13 +190,51 @@ fn read_ids(path: &Path) -> Result<Interner, DataError> {
     Ok(ids)
 }
 
+/// numpy's own cap on the header it reads (`max_header_size`); only huge structured dtypes need more.
+const MAX_NPY_HEADER: usize = 10_000;
+/// Brackets a float array's header nests: its dict and its shape's tuple.
+const MAX_NPY_NESTING: usize = 8;
+
+/// Reads an `.npy` header, leaving `reader` at the data. The header is taken in whole and looked at
+/// before npyz parses it: its parser backtracks exponentially in the depth of nested brackets (150 `[`
+/// take minutes), and it allocates whatever length the header's length field claims.
+fn read_npy_header(reader: &mut impl Read, path: &Path) -> Result<npyz::NpyHeader, DataError> {
+    let unreadable = |why: &dyn std::fmt::Display| {
+        DataError::new(DataCode::File, path, format!("not a readable `.npy` file: {why}"))
+            .help("write it with `numpy.save(path, vectors.astype(\"float32\"))`")
+    };
+    let mut prefix = Vec::new();
+    let mut take = |prefix: &mut Vec<u8>, n: usize| Read::take(&mut *reader, n as u64).read_to_end(prefix).map_err(|e| unreadable(&e));
+    // Magic and version, then the header's length: two bytes in format 1.0, four in 2.0 and 3.0.
+    take(&mut prefix, 8)?;
+    let length_bytes = if prefix.get(6) == Some(&1) { 2 } else { 4 };
+    take(&mut prefix, length_bytes)?;
+    if prefix.len() == 8 + length_bytes && prefix.starts_with(b"\x93NUMPY") {
+        let length = prefix[8..].iter().rev().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        if length > MAX_NPY_HEADER {
+            return Err(unreadable(&format!("its header claims {length} bytes; numpy reads at most {MAX_NPY_HEADER}")));
+        }
+        take(&mut prefix, length)?;
+        let mut depth = 0usize;
+        for &byte in &prefix[8 + length_bytes..] {
+            match byte {
+                b'(' | b'[' | b'{' => depth += 1,
+                b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            if depth > MAX_NPY_NESTING {
+                return Err(unreadable(&format!("its header nests brackets more than {MAX_NPY_NESTING} deep")));
+            }
+        }
+    }
+    // npyz reads its header from the bytes taken; anything wrong with them is its message.
+    npyz::NpyHeader::from_reader(prefix.as_slice()).map_err(|e| unreadable(&e))
+}
+
 fn read_npy(path: &Path, ids_path: &Path, normalize: bool, items: &Interner) -> Result<Rows, DataError> {
     let ids = read_ids(ids_path)?;
     let mut reader = table::open(path, "the vectors")?;
-    let header = npyz::NpyHeader::from_reader(&mut reader).map_err(|error| {
-        DataError::new(DataCode::File, path, format!("not a readable `.npy` file: {error}"))
-            .help("write it with `numpy.save(path, vectors.astype(\"float32\"))`")
-    })?;
+    let header = read_npy_header(&mut reader, path)?;
     let shape = header.shape().to_vec();
     // As numpy prints shapes, so that the message matches what the user sees in Python.
     let shape_text = match &shape[..] {
@@ -514,6 +552,23 @@ mod tests {
         let err = load("image", &vectors, Some(&files.dir.path().join("gone.ids")), false, false, &items).unwrap_err();
         assert_eq!(err.code, DataCode::File);
         assert!(err.to_string().contains("gone.ids"), "{err}");
+    }
+
+    #[test]
+    fn headers_no_float_array_has_are_refused_before_parsing() {
+        let items = interner(&["a", "b"]);
+        // Deeper nesting takes npyz's header parser exponentially longer; a huge length, gigabytes of memory.
+        let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {}(2, 2){}, }}\n", "[".repeat(12), "]".repeat(12));
+        let mut nested = b"\x93NUMPY\x01\x00".to_vec();
+        nested.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+        nested.extend_from_slice(dict.as_bytes());
+        let mut huge = b"\x93NUMPY\x02\x00".to_vec();
+        huge.extend_from_slice(&u32::MAX.to_le_bytes());
+        for (array, expected) in [(nested, "nests brackets more than 8 deep"), (huge, "claims 4294967295 bytes")] {
+            let err = load_npy(array, "a\nb\n", false, &items).unwrap_err();
+            assert_eq!(err.code, DataCode::File, "{err}");
+            assert!(err.message.contains(expected), "{expected}: {err}");
+        }
     }
 
     #[test]
