@@ -7,7 +7,7 @@
 #   make test   the gates (rustfmt, clippy with warnings denied), then the whole test suite (what .ci/run runs)
 #   make bench  the speed and memory table of docs/performance.md (minutes; run on an idle machine)
 #   make fuzz   every fuzz target (fuzz/: cargo-fuzz on nightly, libFuzzer) for FUZZ_SECONDS each (default 60),
-#               one after another; one hour in all: make fuzz FUZZ_SECONDS=720. A crash, a broken invariant or
+#               one after another; one hour in all: make fuzz FUZZ_SECONDS=600. A crash, a broken invariant or
 #               an input slower than 10 s stops it, with the input in fuzz/artifacts/TARGET (docs/reliability.md)
 # PRNN_TORCH=cuda selects the full CUDA libtorch instead of the CPU-only one (docs/install.md).
 
@@ -49,17 +49,19 @@ doctor: build
 # Fuzzing: each target starts from its committed seeds (fuzz/seeds/TARGET) and keeps what it finds in
 # fuzz/corpus/TARGET (not committed), with a dictionary of the format's words and a size cap that fits it.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := spec config sessions item_table npy
+FUZZ_TARGETS := spec config sessions item_table npy checkpoint
 FUZZ_MAX_LEN_spec := 16384
 FUZZ_MAX_LEN_config := 8192
 FUZZ_MAX_LEN_sessions := 8192
 FUZZ_MAX_LEN_item_table := 8192
 FUZZ_MAX_LEN_npy := 16384
+FUZZ_MAX_LEN_checkpoint := 65536
 FUZZ_DICT_spec := spec.dict
 FUZZ_DICT_config := config.dict
 FUZZ_DICT_sessions := data.dict
 FUZZ_DICT_item_table := data.dict
 FUZZ_DICT_npy := npy.dict
+FUZZ_DICT_checkpoint := checkpoint.dict
 
 fuzz: $(addprefix fuzz-,$(FUZZ_TARGETS))
 

@@ -21,11 +21,12 @@ use prnn::data::DataError;
 use prnn::diagnostic::{render_plain, Code, Diagnostic, Source};
 use prnn::ir::render;
 use prnn::ir::{Bindings, Bound, Compiled, Unbound};
+use prnn::run::checkpoint::{self as checkpoint_file, Entry, Unusable};
 
 /// Every target by name: the name is the folder of its seeds (fuzz/seeds/NAME) and regression files
 /// (fuzz/regressions/NAME), and the name of its binary in fuzz/fuzz_targets.
-pub const TARGETS: [(&str, fn(&[u8])); 5] =
-    [("spec", spec), ("config", config), ("sessions", sessions), ("item_table", item_table), ("npy", npy)];
+pub const TARGETS: [(&str, fn(&[u8])); 6] =
+    [("spec", spec), ("config", config), ("sessions", sessions), ("item_table", item_table), ("npy", npy), ("checkpoint", checkpoint)];
 
 // ---------------------------------------------------------------------------------------------------------
 // 1. The spec front end: parse, check, graph IR and plan, renderings, binding.
@@ -454,6 +455,50 @@ fn npy_f32(rows: usize, dim: usize, values: &[f32]) -> Vec<u8> {
         bytes.extend_from_slice(&value.to_le_bytes());
     }
     bytes
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// 6. Checkpoint files: safetensors, the JSON record, the item table and the checksum.
+
+/// Checkpoint bytes through `run::checkpoint::decode`: a file is either refused as damaged or altered,
+/// naming it, or gives a record, item IDs and tensors that every read of a float tensor agrees with,
+/// and that `encode` writes back, sealed, to a file that decodes to the same.
+pub fn checkpoint(data: &[u8]) {
+    let path = Path::new("runs/fuzz/checkpoint.safetensors");
+    let decoded = match checkpoint_file::decode(data, path) {
+        Ok(decoded) => decoded,
+        Err(error) => {
+            assert!(matches!(error, Unusable::Damaged { .. } | Unusable::Altered { .. }), "bytes alone cannot be {error:?}");
+            assert!(error.to_string().contains(&path.display().to_string()), "the error does not name the file: {error}");
+            assert!(error.help().is_some(), "a damaged file without advice: {error}");
+            return;
+        }
+    };
+    let mut entries = Vec::new();
+    for name in decoded.tensors.names() {
+        if name.starts_with("items.") {
+            continue;
+        }
+        match decoded.floats(name, path) {
+            Ok((shape, values)) => {
+                assert_eq!(shape.iter().product::<usize>(), values.len(), "`{name}`: shape {shape:?} for {} values", values.len());
+                entries.push(Entry { name: name.to_string(), shape, values });
+            }
+            Err(Unusable::Damaged { .. }) => {}
+            Err(other) => panic!("`{name}` is listed, yet reading it says {other}"),
+        }
+    }
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    let bytes = checkpoint_file::encode(&entries, decoded.items.iter().map(String::as_str), &decoded.info)
+        .unwrap_or_else(|error| panic!("a decoded checkpoint does not encode: {error}"));
+    let again = checkpoint_file::decode(&bytes, path).unwrap_or_else(|error| panic!("prnn's own checkpoint is refused: {error}"));
+    assert!(again.verified, "an encoded checkpoint carries its checksum");
+    assert_eq!((&again.info, &again.items), (&decoded.info, &decoded.items), "the record or the items changed through encode");
+    for entry in &entries {
+        let (shape, values) = again.floats(&entry.name, path).unwrap_or_else(|error| panic!("`{}` lost: {error}", entry.name));
+        assert_eq!(shape, entry.shape);
+        assert!(values.iter().zip(&entry.values).all(|(a, b)| a.to_bits() == b.to_bits()), "`{}` changed through encode", entry.name);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------

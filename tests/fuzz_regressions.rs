@@ -61,6 +61,11 @@ fn npy_inputs() {
     replay("npy");
 }
 
+#[test]
+fn checkpoint_inputs() {
+    replay("checkpoint");
+}
+
 /// A folder under fuzz/seeds or fuzz/regressions that names no target would never be replayed, and a
 /// target without a test above would never be either.
 #[test]
