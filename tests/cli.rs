@@ -3,7 +3,7 @@
 use assert_cmd::Command;
 
 fn prnn() -> Command {
-    let mut command = Command::cargo_bin("prnn").unwrap();
+    let mut command = Command::cargo_bin("prnn-torch").unwrap();
     command.current_dir(env!("CARGO_MANIFEST_DIR")).arg("--color").arg("never");
     command
 }

@@ -390,7 +390,7 @@ fn a_tpe_search_killed_and_resumed_makes_the_same_table_and_retrains_for_the_kep
     let config_path = root.join("experiment.toml");
     std::fs::write(&config_path, &config).unwrap();
     let command = |out: &Path| {
-        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("prnn"));
+        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("prnn-torch"));
         command.arg("run").arg("--config").arg(&config_path).arg("--out").arg(out).current_dir(root);
         command
     };

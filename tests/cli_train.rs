@@ -112,7 +112,7 @@ fn a_run_killed_at_any_moment_resumes_to_the_weights_of_an_uninterrupted_run() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
 
     let killed = data.dir.path().join("killed");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("prnn"))
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("prnn-torch"))
         .arg("train")
         .arg(&spec)
         .arg("--config")
@@ -207,7 +207,7 @@ fn early_stopping_keeps_the_best_epoch_and_resumes_in_the_middle_of_its_patience
     // No later epoch can gain more than 1 in MRR: epoch 1 is the best, and patience 2 stops after epoch 3.
     let stop = ["epochs=6", "stop.patience=2", "stop.min_delta=1"];
     let train = |out: &Path| {
-        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("prnn"));
+        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("prnn-torch"));
         command.arg("train").arg(&spec).arg("--config").arg(&data.config).arg("--out").arg(out).arg("--validation").args(stop);
         command
     };

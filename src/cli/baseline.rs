@@ -56,6 +56,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         fit_seconds,
     };
     create_dir(&run_dir, "")?;
+    let _lock = prnn::run::lock::lock_folder(&run_dir)?;
     run::write_baseline(&run_dir, &config_text, &record)?;
     let extra = serde_json::json!({ "baseline": args.name, "fit_seconds": fit_seconds, "validation": args.validation });
     results::write(&run_dir, &args.name, extra, &config.eval, &dataset, &evaluation)?;

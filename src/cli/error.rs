@@ -102,6 +102,7 @@ impl CliError {
             CliError::RunFolderTaken { .. } | CliError::NoCheckpoint { .. } => Exit::Io,
             CliError::EditedRun(_) => Exit::Config,
             // Evaluating with another config is the usual way to meet a checkpoint of other items.
+            CliError::Checkpoint { source, .. } if source.is_damage() => Exit::Io,
             CliError::Checkpoint { needed_for: CheckpointUse::Eval, .. } => Exit::Config,
             CliError::Checkpoint { .. } => Exit::Io,
             CliError::Diverged { .. } | CliError::UnfinishedCells(_) => Exit::Diverged,
@@ -123,6 +124,8 @@ impl CliError {
             CliError::EditedRun(_) => "its files were edited after training started; start a new run instead",
             CliError::NoCheckpoint { needed_for: CheckpointUse::Recommend, .. } => "finish training first: `prnn train --resume DIR`",
             CliError::NoCheckpoint { .. } => "the run stopped before its first epoch ended; continue it with `prnn train --resume DIR`",
+            // A damaged file's own advice (`Unusable::help`) says what to do.
+            CliError::Checkpoint { source, .. } if source.is_damage() => return None,
             CliError::Checkpoint { needed_for: CheckpointUse::Resume, .. } => "start a new run; this folder's checkpoint cannot be continued",
             CliError::Checkpoint { needed_for: CheckpointUse::Eval, .. } => "evaluate with the run's own config, whose data the run was trained on",
             CliError::Checkpoint { needed_for: CheckpointUse::Recommend, .. } => {

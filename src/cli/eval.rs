@@ -13,6 +13,8 @@ pub use super::args::EvalArgs as Args;
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let folder = run::read_run(&args.run)?;
+    // eval.json and ranks.tsv are written into the run folder, and its checkpoint must not change meanwhile.
+    let _lock = prnn::run::lock::lock_folder(&args.run)?;
     let record = folder.record;
     let (config_text, config_path, config_dir) = match &args.config {
         Some(path) => {

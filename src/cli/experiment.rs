@@ -76,6 +76,8 @@ pub fn run(args: &Args, reporter: &Reporter) -> anyhow::Result<()> {
             source,
         })?;
     }
+    // One `prnn run` per experiment folder; each cell's `prnn train` and `prnn eval` lock the cell's own folder.
+    let _lock = if args.plan { None } else { Some(prnn::run::lock::lock_folder(&out)?) };
     if !check_config(&out, &config_text)? && !args.plan {
         write_text(&out.join(CONFIG_FILE), "", &config_text)?;
     }

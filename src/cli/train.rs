@@ -36,7 +36,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             let folder = run::read_run(dir).with_context(|| format!("cannot resume `{}`", dir.display()))?;
             lock = Some(lock_folder(dir).with_context(|| format!("cannot resume `{}`", dir.display()))?);
             let record = folder.record;
-            let prepared = session::prepare(
+            let prepared = session::prepare_for(
+                prnn::ir::memory::Purpose::Train,
+                args.device.as_deref().or((!record.device.is_empty()).then_some(record.device.as_str())),
                 folder.spec,
                 folder.config_text,
                 &record.config_path,
@@ -56,7 +58,18 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             let spec = read_file(spec_path, "spec")?;
             let config_text = read_file(config_path, "run config")?.text;
             let config_dir = absolute(config_path.parent().unwrap_or(Path::new(".")));
-            let prepared = session::prepare(spec, config_text, config_path, &config_dir, &args.overrides, args.validation)?;
+            // The memory check sees the device this run will use (`--device` over `[run] device`).
+            let purpose = prnn::ir::memory::Purpose::Train;
+            let prepared = session::prepare_for(
+                purpose,
+                args.device.as_deref(),
+                spec,
+                config_text,
+                config_path,
+                &config_dir,
+                &args.overrides,
+                args.validation,
+            )?;
             let run_dir = match &args.out {
                 Some(out) if run::is_taken(out) => return Err(CliError::RunFolderTaken { dir: out.clone(), resumable: true }.into()),
                 Some(out) => out.clone(),
@@ -343,12 +356,11 @@ fn duration(seconds: f64) -> String {
 
 /// Loads what a resumed run continues from: the last complete epoch's checkpoint, or the in-epoch checkpoint
 /// of the epoch after it when there is one. Returns the epochs completed and the epoch in progress.
-#[allow(clippy::type_complexity)]
 fn load_for_resume(
     run_dir: &Path,
     network: &mut prnn::lower::Network,
     prepared: &session::Prepared,
-) -> anyhow::Result<(u64, Option<(InEpoch, Vec<Option<Vec<f32>>>)>)> {
+) -> anyhow::Result<(u64, Option<(InEpoch, checkpoint::HiddenStates)>)> {
     let unusable = |source| -> anyhow::Error {
         anyhow::Error::new(CliError::Checkpoint { needed_for: CheckpointUse::Resume, source })
             .context(format!("cannot resume `{}`", run_dir.display()))

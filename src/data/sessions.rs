@@ -336,7 +336,7 @@ fn parse_row<'r>(
     }
     // Offsets within a session are float32 seconds: a time past this would make them infinite (as would
     // time columns that add up past f64's range), and no clock or unit mix-up of real data gets near it.
-    if !(time.abs() <= MAX_TIME) {
+    if time.is_nan() || time.abs() > MAX_TIME {
         return Err(RowProblem {
             reason: "time out of range",
             message: format!("the time is {time:e} seconds, beyond the ±1e18 seconds prnn reads"),

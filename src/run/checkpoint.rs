@@ -45,6 +45,11 @@ pub enum Unusable {
 }
 
 impl Unusable {
+    /// Whether the file itself is unreadable, cut or changed (rather than written for other data or another model).
+    pub fn is_damage(&self) -> bool {
+        matches!(self, Unusable::Read { .. } | Unusable::Damaged { .. } | Unusable::Altered { .. })
+    }
+
     /// What to do about it.
     pub fn help(&self) -> Option<&'static str> {
         match self {

@@ -136,9 +136,12 @@ pub fn load(path: &Path, network: &mut Network, items: &Interner) -> Result<Chec
     Ok(info)
 }
 
+/// Each subnet's hidden state in an in-epoch checkpoint, flattened; None before the subnet's first step.
+pub type HiddenStates = Vec<Option<Vec<f32>>>;
+
 /// Loads an in-epoch checkpoint into `network`; returns its info (whose `in_epoch` is set) with the hidden
 /// states, one per subnet.
-pub fn load_partial(path: &Path, network: &mut Network, items: &Interner) -> Result<(CheckpointInfo, Vec<Option<Vec<f32>>>), Unusable> {
+pub fn load_partial(path: &Path, network: &mut Network, items: &Interner) -> Result<(CheckpointInfo, HiddenStates), Unusable> {
     let bytes = format::read(path)?;
     let (info, decoded) = decode(&bytes, path)?;
     if info.in_epoch.is_none() {

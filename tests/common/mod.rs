@@ -62,9 +62,11 @@ pub fn compile(spec: &str, config: &prnn::config::RunConfig) -> prnn::ir::Compil
     prnn::ir::Compiled::new(model)
 }
 
-/// The `prnn` binary under test, with plain (uncoloured) diagnostics.
+/// The executable under test, with plain (uncoloured) diagnostics: `prnn-torch`, which runs every command as
+/// `prnn` does (src/main.rs) and which cargo always builds fresh for this package's tests; `prnn` itself, the
+/// front binary of the `front/` package, has its own tests in front/tests.
 pub fn prnn() -> assert_cmd::Command {
-    let mut command = assert_cmd::Command::cargo_bin("prnn").unwrap();
+    let mut command = assert_cmd::Command::cargo_bin("prnn-torch").unwrap();
     command.arg("--color").arg("never");
     command
 }
