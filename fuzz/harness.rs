@@ -23,9 +23,12 @@ use prnn::ir::render;
 use prnn::ir::{Bindings, Bound, Compiled, Unbound};
 use prnn::run::checkpoint::{self as checkpoint_file, Entry, Unusable};
 
+/// What a target runs on one input.
+pub type Target = fn(&[u8]);
+
 /// Every target by name: the name is the folder of its seeds (fuzz/seeds/NAME) and regression files
 /// (fuzz/regressions/NAME), and the name of its binary in fuzz/fuzz_targets.
-pub const TARGETS: [(&str, fn(&[u8])); 6] =
+pub const TARGETS: [(&str, Target); 6] =
     [("spec", spec), ("config", config), ("sessions", sessions), ("item_table", item_table), ("npy", npy), ("checkpoint", checkpoint)];
 
 // ---------------------------------------------------------------------------------------------------------
