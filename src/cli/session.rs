@@ -22,20 +22,8 @@ pub struct Prepared {
     pub max_batches: Option<u64>,
 }
 
-/// Checks, overrides and binds a spec; reads the config; loads (and caches) the data; refuses a training run
-/// that would not fit in memory.
-pub fn prepare(
-    spec: Source,
-    config_text: String,
-    config_path: &Path,
-    config_dir: &Path,
-    overrides: &[String],
-    validation: bool,
-) -> anyhow::Result<Prepared> {
-    prepare_for(Purpose::Train, None, spec, config_text, config_path, config_dir, overrides, validation)
-}
-
-/// As [`prepare`], with the memory check of `purpose` on `device` (the command line's, when it has one).
+/// Checks, overrides and binds a spec; reads the config; loads (and caches) the data; refuses a run whose
+/// `purpose` would not fit in memory on `device` (the command line's, when it has one; else `[run] device`).
 #[allow(clippy::too_many_arguments)]
 pub fn prepare_for(
     purpose: Purpose,

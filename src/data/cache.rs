@@ -23,7 +23,9 @@ use crate::config::{InputBinding, RunConfig};
 
 /// Bumped whenever the layout below or the meaning of a prepared dataset (filters, features, report)
 /// changes; the key also holds prnn's version, so a release never reads another release's cache.
-const LAYOUT_VERSION: &str = "prnn-dataset-2";
+const LAYOUT_VERSION: &str = "prnn-dataset-3";
+/// The one metadata entry of a cache file: a JSON object of its fields.
+const METADATA_KEY: &str = "prnn";
 
 /// The cache key: a hex BLAKE3 hash of everything that decides the prepared dataset.
 pub fn key(config: &RunConfig) -> Result<String, DataError> {
@@ -160,7 +162,10 @@ pub fn store(dataset: &Dataset, cache_dir: &Path, key: &str) -> Result<PathBuf, 
             }
         }
     }
-    let metadata = HashMap::from([
+    // One metadata entry holding every field in a fixed order: safetensors writes its metadata map in the map's
+    // iteration order, which a HashMap of several entries changes from process to process, and the same
+    // dataset must give the same cache file (docs/reliability.md).
+    let fields = IndexMap::from([
         ("layout".to_string(), LAYOUT_VERSION.to_string()),
         ("key".to_string(), key.to_string()),
         ("report".to_string(), serde_json::to_string(&dataset.report).expect("reports serialise")),
@@ -170,6 +175,7 @@ pub fn store(dataset: &Dataset, cache_dir: &Path, key: &str) -> Result<PathBuf, 
             serde_json::to_string(&[key_kind(&dataset.train), key_kind(&dataset.test)]).expect("strings serialise"),
         ),
     ]);
+    let metadata = HashMap::from([(METADATA_KEY.to_string(), serde_json::to_string(&fields).expect("strings serialise"))]);
     let views: Vec<(String, TensorView<'_>)> = tensors
         .entries
         .iter()
@@ -255,7 +261,9 @@ fn decode(bytes: &[u8], key: &str) -> Result<Dataset, Damage> {
     let tensors = SafeTensors::deserialize(bytes)?;
     let (_, metadata) = SafeTensors::read_metadata(bytes)?;
     let metadata = metadata.metadata().clone().ok_or(Damage::NoMetadata)?;
-    let field = |name: &str| metadata.get(name).cloned().ok_or_else(|| Damage::MissingField(name.to_string()));
+    let fields: IndexMap<String, String> =
+        serde_json::from_str(metadata.get(METADATA_KEY).ok_or_else(|| Damage::MissingField(METADATA_KEY.to_string()))?)?;
+    let field = |name: &str| fields.get(name).cloned().ok_or_else(|| Damage::MissingField(name.to_string()));
     if field("layout")? != LAYOUT_VERSION {
         return Err(Damage::OtherLayout);
     }

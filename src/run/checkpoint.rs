@@ -1,5 +1,6 @@
 //! The checkpoint file format: named float tensors, the item index and a JSON record in one safetensors file,
-//! sealed with a BLAKE3 checksum, and read back with every damage reported instead of trusted.
+//! sealed with a BLAKE3 checksum (itself a 32-byte tensor, so the metadata keeps a single entry and the same
+//! checkpoint is always the same bytes), and read back with every damage reported instead of trusted.
 //!
 //! `train::checkpoint` turns a network into [`Entry`]s and back; this module only knows bytes, so the run folder
 //! stage (and the fuzzer, fuzz/) can read a checkpoint without libtorch. The checksum covers every tensor's name,
@@ -15,8 +16,8 @@ use safetensors::{Dtype, SafeTensors};
 
 /// The metadata key of the JSON record.
 const INFO_KEY: &str = "info";
-/// The metadata key of the checksum (hex BLAKE3).
-const CHECKSUM_KEY: &str = "blake3";
+/// The tensor holding the checksum: BLAKE3 over every other tensor and the record.
+const CHECKSUM_TENSOR: &str = "checksum.blake3";
 const ITEM_ENDS: &str = "items.ends";
 const ITEM_BYTES: &str = "items.bytes";
 
@@ -82,7 +83,7 @@ impl Decoded<'_> {
     }
 }
 
-fn checksum<'t>(tensors: impl Iterator<Item = (&'t str, Dtype, &'t [usize], &'t [u8])>, info: &str) -> String {
+fn checksum<'t>(tensors: impl Iterator<Item = (&'t str, Dtype, &'t [usize], &'t [u8])>, info: &str) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new();
     for (name, dtype, shape, bytes) in tensors {
         hasher.update(&(name.len() as u64).to_le_bytes());
@@ -96,7 +97,7 @@ fn checksum<'t>(tensors: impl Iterator<Item = (&'t str, Dtype, &'t [usize], &'t 
         hasher.update(bytes);
     }
     hasher.update(info.as_bytes());
-    hasher.finalize().to_hex().to_string()
+    *hasher.finalize().as_bytes()
 }
 
 /// The bytes of a checkpoint: `entries`, the item IDs (in index order) and the JSON record `info`.
@@ -117,7 +118,10 @@ pub fn encode<'i>(entries: &[Entry], items: impl Iterator<Item = &'i str>, info:
     // safetensors orders tensors by dtype and name on disk; the checksum follows one fixed order too.
     all.sort_by(|a, b| a.0.cmp(b.0));
     let sum = checksum(all.iter().copied(), info);
-    let metadata = HashMap::from([(INFO_KEY.to_string(), info.to_string()), (CHECKSUM_KEY.to_string(), sum)]);
+    let sum_shape = [sum.len()];
+    all.push((CHECKSUM_TENSOR, Dtype::U8, &sum_shape, &sum[..]));
+    // One entry: safetensors writes the metadata map in its iteration order, random for several entries.
+    let metadata = HashMap::from([(INFO_KEY.to_string(), info.to_string())]);
     let mut views = Vec::with_capacity(all.len());
     for (name, dtype, shape, bytes) in all {
         views.push((name.to_string(), TensorView::new(dtype, shape.to_vec(), bytes)?));
@@ -132,9 +136,10 @@ pub fn decode<'b>(bytes: &'b [u8], path: &Path) -> Result<Decoded<'b>, Unusable>
     let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| broken(e.to_string()))?;
     let metadata = metadata.metadata().clone().unwrap_or_default();
     let info = metadata.get(INFO_KEY).ok_or_else(|| broken("no info in its metadata".into()))?.clone();
-    let verified = match metadata.get(CHECKSUM_KEY) {
-        Some(saved) => {
-            let mut names: Vec<String> = tensors.names().into_iter().map(str::to_string).collect();
+    let verified = match tensors.tensor(CHECKSUM_TENSOR) {
+        Ok(saved) => {
+            let saved = saved.data();
+            let mut names: Vec<String> = tensors.names().into_iter().filter(|name| *name != CHECKSUM_TENSOR).map(str::to_string).collect();
             names.sort();
             let views: Vec<(String, TensorView<'_>)> = names
                 .into_iter()
@@ -142,12 +147,12 @@ pub fn decode<'b>(bytes: &'b [u8], path: &Path) -> Result<Decoded<'b>, Unusable>
                 .collect::<Result<_, _>>()
                 .map_err(|e| broken(e.to_string()))?;
             let now = checksum(views.iter().map(|(name, view)| (name.as_str(), view.dtype(), view.shape(), view.data())), &info);
-            if &now != saved {
+            if now[..] != saved[..] {
                 return Err(Unusable::Altered { path: path.to_path_buf() });
             }
             true
         }
-        None => false,
+        Err(_) => false,
     };
     let ends_view = tensors.tensor(ITEM_ENDS).map_err(|e| broken(e.to_string()))?;
     if ends_view.dtype() != Dtype::U64 {
