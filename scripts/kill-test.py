@@ -71,7 +71,7 @@ cutoffs = [5, 20]
 [run]
 out = "runs"
 threads = 1
-checkpoint_batches = 100
+checkpoint_batches = 50
 
 [experiment]
 specs     = ["small.prnn", "ids.prnn"]
@@ -226,7 +226,7 @@ def main():
     work = Path(args.work).resolve()
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    run([prnn, "data", "synth", "--sessions", "6000", "--items", "1500", str(work / "data")], work)
+    run([prnn, "data", "synth", "--sessions", "20000", "--items", "2000", str(work / "data")], work)
     (work / "small.prnn").write_text(SPEC)
     (work / "ids.prnn").write_text(ID_ONLY)
     (work / "run.toml").write_text(CONFIG)
