@@ -33,12 +33,8 @@ fn setup(sessions: u64) -> (common::Synthetic, std::path::PathBuf) {
 fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
     let bytes = std::fs::read(path).unwrap();
     let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut named: Vec<(String, Vec<u8>)> = file
-        .tensors()
-        .into_iter()
-        .filter(|(name, _)| name != "checksum.blake3")
-        .map(|(name, view)| (name, view.data().to_vec()))
-        .collect();
+    let mut named: Vec<(String, Vec<u8>)> =
+        file.tensors().into_iter().filter(|(name, _)| name != "checksum.blake3").map(|(name, view)| (name, view.data().to_vec())).collect();
     named.sort();
     named
 }
