@@ -294,10 +294,13 @@ mod tests {
         let unknown = prnn::config::overrides::check_key("rate").unwrap_err();
         assert_eq!(exit_code(&anyhow::Error::new(unknown.clone())), Exit::Usage);
         assert_eq!(exit_code(&anyhow::Error::new(PlanError::UnknownKey(unknown))), Exit::Config, "a swept key lives in the config");
-        let unusable = || prnn::train::checkpoint::Unusable::Damaged { path: "c".into(), why: "torn".into() };
-        assert_eq!(exit_code(&anyhow::Error::new(unusable())), Exit::Io);
-        let eval = CliError::Checkpoint { needed_for: CheckpointUse::Eval, source: unusable() };
-        assert_eq!(exit_code(&anyhow::Error::new(eval).context("cannot evaluate")), Exit::Config);
+        let damaged = || prnn::train::checkpoint::Unusable::Damaged { path: "c".into(), why: "torn".into() };
+        assert_eq!(exit_code(&anyhow::Error::new(damaged())), Exit::Io);
+        let other_items = prnn::train::checkpoint::Unusable::OtherItems { path: "c".into(), saved: 3, now: 4 };
+        let eval = CliError::Checkpoint { needed_for: CheckpointUse::Eval, source: other_items };
+        assert_eq!(exit_code(&anyhow::Error::new(eval).context("cannot evaluate")), Exit::Config, "another config's data");
+        let eval = CliError::Checkpoint { needed_for: CheckpointUse::Eval, source: damaged() };
+        assert_eq!(exit_code(&anyhow::Error::new(eval).context("cannot evaluate")), Exit::Io, "a damaged file is a file problem");
     }
 
     #[test]
