@@ -21,7 +21,7 @@ use prnn::data::DataError;
 use prnn::diagnostic::{render_plain, Code, Diagnostic, Source};
 use prnn::ir::render;
 use prnn::ir::{Bindings, Bound, Compiled, Unbound};
-use prnn::run::checkpoint::{self as checkpoint_file, Entry, Unusable};
+use prnn::checkpoint_file::{self as checkpoint_file, Entry, Unusable};
 
 /// What a target runs on one input.
 pub type Target = fn(&[u8]);

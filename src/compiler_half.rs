@@ -2,6 +2,7 @@
 // (`prnn`, front/), which must not link the libtorch-dependent rest of the library.
 
 pub mod check;
+pub mod checkpoint_file;
 pub mod config;
 pub mod data;
 pub mod diagnostic;

@@ -10,7 +10,8 @@
 //!                              +--data--> Dataset ------------> Bound --lower--> Network + Executor --train--> eval
 //! ```
 //!
-//! - [`rng`], [`runtime`], [`diagnostic`]: random numbers, libtorch loading and its threads, diagnostics.
+//! - [`rng`], [`runtime`], [`diagnostic`], [`checkpoint_file`]: random numbers, libtorch loading and its threads,
+//!   diagnostics, the checksummed checkpoint format.
 //! - [`syntax`]: the pest grammar and a spanned syntax tree; every broken line is reported at once.
 //! - [`check`]: names resolved, defaults filled in, the paper's constraints enforced, all errors collected.
 //! - [`ir`]: a petgraph dataflow graph with its parameter table and symbolic shapes, and the training

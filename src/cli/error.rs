@@ -213,7 +213,7 @@ fn exit_of(cause: &(dyn Error + 'static)) -> Option<Exit> {
         if cause.is::<prnn::lower::DeviceError>() || cause.is::<prnn::lower::Unsupported>() {
             return Some(Exit::Usage);
         }
-        if cause.is::<prnn::run::checkpoint::Unusable>() {
+        if cause.is::<prnn::checkpoint_file::Unusable>() {
             return Some(Exit::Io);
         }
     }
@@ -241,7 +241,7 @@ fn help_of(cause: &(dyn Error + 'static)) -> Option<String> {
     if let Some(error) = cause.downcast_ref::<prnn::run::lock::LockError>() {
         return Some(error.help());
     }
-    if let Some(error) = cause.downcast_ref::<prnn::run::checkpoint::Unusable>() {
+    if let Some(error) = cause.downcast_ref::<prnn::checkpoint_file::Unusable>() {
         return error.help().map(str::to_string);
     }
     if let Some(error) = cause.downcast_ref::<DataCommandError>() {

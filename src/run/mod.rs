@@ -2,11 +2,10 @@
 //!
 //! A trained run's folder holds `spec.prnn` and `config.toml` (copies of what it was made from), `run.json`
 //! (a [`RunRecord`]), `metrics.jsonl` (a line per epoch, [`metrics`]) and `checkpoint.safetensors`
-//! (written by `train::checkpoint` in the format of [`checkpoint`]); `prnn eval` adds `eval.json` and `ranks.tsv` ([`results`]). A baseline's folder holds
+//! (written by `train::checkpoint` in the format of `checkpoint_file`); `prnn eval` adds `eval.json` and `ranks.tsv` ([`results`]). A baseline's folder holds
 //! `config.toml`, `baseline.json` (a [`BaselineRecord`]), `eval.json` and `ranks.tsv`. The cells of `prnn run`
 //! are such folders, and its report reads them back through this module.
 
-pub mod checkpoint;
 pub mod file;
 pub mod lock;
 #[cfg(feature = "torch")]

@@ -1,7 +1,7 @@
 //! Checkpoints: parameters, optimizer state and the item index in one checksummed safetensors file, written
 //! atomically; and in-epoch checkpoints, which add what the epoch in progress carries.
 //!
-//! The file format is `run::checkpoint`'s. A file is written to a temporary name in the run folder, synced,
+//! The file format is `checkpoint_file`'s. A file is written to a temporary name in the run folder, synced,
 //! then renamed over the previous one, so a process killed at any moment leaves either the old or the new
 //! checkpoint, never a torn one.
 //!
@@ -16,8 +16,8 @@ use tch::{Device, Kind, Tensor};
 
 use crate::data::intern::Interner;
 use crate::lower::Network;
-pub use crate::run::checkpoint::Unusable;
-use crate::run::checkpoint::{self as format, Decoded, Entry};
+pub use crate::checkpoint_file::Unusable;
+use crate::checkpoint_file::{self as format, Decoded, Entry};
 use crate::train::InEpoch;
 
 pub const FILE_NAME: &str = "checkpoint.safetensors";

@@ -2,10 +2,11 @@
 //! sealed with a BLAKE3 checksum (itself a 32-byte tensor, so the metadata keeps a single entry and the same
 //! checkpoint is always the same bytes), and read back with every damage reported instead of trusted.
 //!
-//! `train::checkpoint` turns a network into [`Entry`]s and back; this module only knows bytes, so the run folder
-//! stage (and the fuzzer, fuzz/) can read a checkpoint without libtorch. The checksum covers every tensor's name,
-//! type, shape and bytes and the JSON record, in the file's order, so a truncated file fails to parse and a
-//! changed byte fails the checksum; either way the caller gets [`Unusable`] naming the file, never a panic.
+//! `train::checkpoint` turns a network into [`Entry`]s and back; this module only knows bytes, so it sits with
+//! the utilities every stage may use, and the fuzzer (fuzz/) reads checkpoints without libtorch. The checksum
+//! covers every tensor's name, type, shape and bytes and the JSON record, so a truncated file fails to parse
+//! and a changed byte fails the checksum; either way the caller gets [`Unusable`] naming the file, never a
+//! panic.
 //! Files written before checksums existed have none and are read unverified.
 
 use std::collections::HashMap;
