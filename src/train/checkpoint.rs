@@ -14,10 +14,10 @@ use std::path::{Path, PathBuf};
 
 use tch::{Device, Kind, Tensor};
 
-use crate::data::intern::Interner;
-use crate::lower::Network;
 pub use crate::checkpoint_file::Unusable;
 use crate::checkpoint_file::{self as format, Decoded, Entry};
+use crate::data::intern::Interner;
+use crate::lower::Network;
 use crate::train::InEpoch;
 
 pub const FILE_NAME: &str = "checkpoint.safetensors";
