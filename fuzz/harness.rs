@@ -13,6 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use prnn::check::{InputKind, Model};
+use prnn::checkpoint_file::{self as checkpoint_file, Entry, Unusable};
 use prnn::config::{self, BadRows, InputBinding, SessionFormat, SparseEncoding, TimeColumn, TimeUnit};
 use prnn::data::features::{self, dense, Feature, FeatureReport};
 use prnn::data::intern::Interner;
@@ -21,7 +22,6 @@ use prnn::data::DataError;
 use prnn::diagnostic::{render_plain, Code, Diagnostic, Source};
 use prnn::ir::render;
 use prnn::ir::{Bindings, Bound, Compiled, Unbound};
-use prnn::checkpoint_file::{self as checkpoint_file, Entry, Unusable};
 
 /// What a target runs on one input.
 pub type Target = fn(&[u8]);
