@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use prnn::check::{InputKind, Model};
-use prnn::checkpoint_file::{self as checkpoint_file, Entry, Unusable};
+use prnn::checkpoint_file::{self, Entry, Unusable};
 use prnn::config::{self, BadRows, InputBinding, SessionFormat, SparseEncoding, TimeColumn, TimeUnit};
 use prnn::data::features::{self, dense, Feature, FeatureReport};
 use prnn::data::intern::Interner;
