@@ -196,8 +196,8 @@ const MAX_NPY_HEADER: usize = 10_000;
 const MAX_NPY_NESTING: usize = 8;
 
 /// Reads an `.npy` header, leaving `reader` at the data. The header is taken in whole and looked at
-/// before npyz parses it: its parser backtracks exponentially in the depth of nested brackets (150 `[`
-/// take minutes), and it allocates whatever length the header's length field claims.
+/// before npyz parses it: its parser backtracks exponentially in the depth of nested brackets (101 `[`
+/// ran for minutes), and it allocates whatever length the header's length field claims.
 fn read_npy_header(reader: &mut impl Read, path: &Path) -> Result<npyz::NpyHeader, DataError> {
     let unreadable = |why: &dyn std::fmt::Display| {
         DataError::new(DataCode::File, path, format!("not a readable `.npy` file: {why}"))
