@@ -84,7 +84,9 @@ impl Decoded<'_> {
     }
 }
 
-fn checksum<'t>(tensors: impl Iterator<Item = (&'t str, Dtype, &'t [usize], &'t [u8])>, info: &str) -> [u8; 32] {
+/// BLAKE3 over tensors (name, type, shape, bytes, in the order given) and a record; also the prepared-data
+/// cache's seal (`data::cache`).
+pub fn checksum<'t>(tensors: impl Iterator<Item = (&'t str, Dtype, &'t [usize], &'t [u8])>, info: &str) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new();
     for (name, dtype, shape, bytes) in tensors {
         hasher.update(&(name.len() as u64).to_le_bytes());

@@ -24,6 +24,8 @@ use crate::config::{InputBinding, RunConfig};
 /// Bumped whenever the layout below or the meaning of a prepared dataset (filters, features, report)
 /// changes; the key also holds prnn's version, so a release never reads another release's cache.
 const LAYOUT_VERSION: &str = "prnn-dataset-3";
+/// The field holding the hex BLAKE3 of every tensor, in name order (`checkpoint_file::checksum`).
+const CHECKSUM_FIELD: &str = "checksum";
 /// The one metadata entry of a cache file: a JSON object of its fields.
 const METADATA_KEY: &str = "prnn";
 
@@ -175,6 +177,13 @@ pub fn store(dataset: &Dataset, cache_dir: &Path, key: &str) -> Result<PathBuf, 
             serde_json::to_string(&[key_kind(&dataset.train), key_kind(&dataset.test)]).expect("strings serialise"),
         ),
     ]);
+    // Sealed: a cache file whose bytes changed after it was written is prepared again, not trusted.
+    let mut sealed: Vec<(&str, Dtype, &[usize], &[u8])> =
+        tensors.entries.iter().map(|(name, dtype, shape, bytes)| (name.as_str(), *dtype, shape.as_slice(), bytes.as_slice())).collect();
+    sealed.sort_by(|a, b| a.0.cmp(b.0));
+    let sum = crate::checkpoint_file::checksum(sealed.into_iter(), "");
+    let mut fields = fields;
+    fields.insert(CHECKSUM_FIELD.to_string(), blake3::Hash::from_bytes(sum).to_hex().to_string());
     let metadata = HashMap::from([(METADATA_KEY.to_string(), serde_json::to_string(&fields).expect("strings serialise"))]);
     let views: Vec<(String, TensorView<'_>)> = tensors
         .entries
@@ -230,6 +239,8 @@ pub enum Damage {
     OtherLayout,
     #[error("its key does not match its name")]
     OtherKey,
+    #[error("its bytes do not match its checksum")]
+    Checksum,
     #[error(transparent)]
     Metadata(#[from] serde_json::Error),
     #[error("{name}: {source}")]
@@ -269,6 +280,17 @@ fn decode(bytes: &[u8], key: &str) -> Result<Dataset, Damage> {
     }
     if field("key")? != key {
         return Err(Damage::OtherKey);
+    }
+    let mut names: Vec<&str> = tensors.names().into_iter().collect();
+    names.sort();
+    let mut sealed = Vec::with_capacity(names.len());
+    for name in names {
+        let view = tensors.tensor(name).map_err(|source| Damage::Tensor { name: name.to_string(), source })?;
+        sealed.push((name, view));
+    }
+    let sum = crate::checkpoint_file::checksum(sealed.iter().map(|(name, view)| (*name, view.dtype(), view.shape(), view.data())), "");
+    if blake3::Hash::from_bytes(sum).to_hex().as_str() != field(CHECKSUM_FIELD)? {
+        return Err(Damage::Checksum);
     }
     let report: Report = serde_json::from_str(&field("report")?)?;
     let kinds: IndexMap<String, String> = serde_json::from_str(&field("features")?)?;
@@ -415,5 +437,18 @@ mod tests {
         let error = load(dir.path(), "k2").unwrap_err();
         assert!(matches!(error, Unusable::Damaged { why: Damage::OtherKey, .. }), "{error:?}");
         assert!(error.to_string().contains("key does not match"), "{error}");
+    }
+
+    #[test]
+    fn a_cache_whose_data_changed_is_unusable() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = store(&dataset(), dir.path(), "k1").unwrap();
+        let mut bytes = std::fs::read(&written).unwrap();
+        // The last byte belongs to a tensor's data, not the header: it still parses, but the seal breaks.
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+        std::fs::write(&written, &bytes).unwrap();
+        let error = load(dir.path(), "k1").unwrap_err();
+        assert!(matches!(error, Unusable::Damaged { why: Damage::Checksum, .. }), "{error:?}");
     }
 }
