@@ -217,6 +217,19 @@ impl Diagnostic {
     }
 }
 
+/// `1234567` as `1,234,567`: counts and limits in messages and renderings are read by people.
+pub fn group_thousands(value: impl Into<u128>) -> String {
+    let digits = value.into().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// The known name closest to `written`, if any is close enough to be a plausible typo.
 pub fn closest<'a>(written: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let written_lower = written.to_lowercase();

@@ -2,7 +2,7 @@
 
 use indexmap::IndexMap;
 
-use crate::diagnostic::{Code, Diagnostic, Span};
+use crate::diagnostic::{group_thousands, Code, Diagnostic, Span};
 use crate::syntax::ast::{Argument, Ident, Value, ValueKind};
 
 /// The diagnostics of one check run; every reader pushes here and carries on.
@@ -139,8 +139,8 @@ impl Range {
             (Range::Positive, None) => "a number > 0".into(),
             (Range::NonNegative, None) => "a number ≥ 0".into(),
             (Range::Fraction, None) => "a number in [0, 1)".into(),
-            (Range::Positive, Some(max)) => format!("a whole number from 1 to {}", grouped(max)),
-            (Range::NonNegative | Range::Fraction, Some(max)) => format!("a whole number from 0 to {}", grouped(max)),
+            (Range::Positive, Some(max)) => format!("a whole number from 1 to {}", group_thousands(max)),
+            (Range::NonNegative | Range::Fraction, Some(max)) => format!("a whole number from 0 to {}", group_thousands(max)),
         }
     }
 
@@ -153,19 +153,6 @@ impl Range {
     }
 }
 
-/// `100000` as `100,000`.
-pub fn grouped(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// The diagnostic for a number outside its range: `NotPositive` where the least allowed value is excluded
 /// (`> 0`, or 1 for whole numbers), `OutOfRange` otherwise.
 fn out_of_range(value: f64, span: Span, what: &str, range: Range, whole_up_to: Option<u64>) -> Diagnostic {
@@ -173,7 +160,7 @@ fn out_of_range(value: f64, span: Span, what: &str, range: Range, whole_up_to: O
     let number = format_number(value);
     let (code, label) = match (range, whole_up_to) {
         (_, _) if !value.is_finite() => (Code::OutOfRange, format!("{number} is not a finite number")),
-        (_, Some(max)) if value > max as f64 => (Code::OutOfRange, format!("{number} is more than {}", grouped(max))),
+        (_, Some(max)) if value > max as f64 => (Code::OutOfRange, format!("{number} is more than {}", group_thousands(max))),
         (Range::Positive, Some(_)) => (Code::NotPositive, format!("{number} is less than 1")),
         (Range::Positive, None) => (Code::NotPositive, format!("{number} is not > 0")),
         (Range::NonNegative, _) => (Code::OutOfRange, format!("{number} is < 0")),

@@ -315,7 +315,7 @@ fn split_by_time(mut all: Sessions, test_days: f64) -> (Sessions, Sessions) {
 /// The report as a table in the style of the paper's Table 1, then the steps and features.
 pub fn render_report(report: &Report) -> String {
     use std::fmt::Write;
-    let group = crate::ir::expr::group_thousands;
+    let group = crate::diagnostic::group_thousands;
     let mut out = String::new();
     let _ = writeln!(out, "{:<8} {:<9} {:>12} {:>10} {:>8} {:>7} {:>7}", "", "", "events", "sessions", "items", "length", "days");
     let row = |out: &mut String, side: &str, stage: &str, c: &Counts| {

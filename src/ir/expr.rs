@@ -6,6 +6,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use crate::diagnostic::group_thousands;
+
 /// A size that the spec alone does not fix.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case", tag = "symbol", content = "input")]
@@ -120,19 +122,6 @@ impl Serialize for Expr {
         }
         map.end()
     }
-}
-
-/// `1234567` -> `1,234,567`: parameter counts are read by people.
-pub fn group_thousands(value: u64) -> String {
-    let digits = value.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// Sizes known from data or from the training settings.

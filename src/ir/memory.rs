@@ -11,9 +11,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::expr::group_thousands;
 use super::graph::{InputRepr, Node, Owner, Role, RowSpace};
 use super::{number, Bound};
+use crate::diagnostic::group_thousands;
 
 /// Parameters, optimizer state, features and activations are float32.
 const FLOAT: f64 = 4.0;
@@ -142,14 +142,6 @@ pub struct TooLarge {
     pub host_only: bool,
 }
 
-/// `count` as a number people read: `1,000,000,000`.
-fn grouped(count: u128) -> String {
-    match u64::try_from(count) {
-        Ok(count) => group_thousands(count),
-        Err(_) => format!("{count}"),
-    }
-}
-
 /// `bytes` in binary units with one decimal: `7.5 TiB`.
 pub fn format_bytes(bytes: f64) -> String {
     const UNITS: [&str; 9] = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
@@ -208,7 +200,7 @@ pub fn estimate(bound: &Bound, workload: &Workload, purpose: Purpose) -> Estimat
         if largest.as_ref().is_none_or(|(b, _)| bytes > *b) {
             largest = Some((bytes, lever.clone()));
         }
-        let dims = shape.iter().map(|&d| grouped(d)).collect::<Vec<_>>().join(" x ");
+        let dims = shape.iter().map(|&d| group_thousands(d)).collect::<Vec<_>>().join(" x ");
         terms.push(Term {
             what: format!("`{}`", param.name),
             detail: format!("{dims} values x 4 bytes x {} ({})", names.len(), names.join(", ")),
@@ -251,7 +243,7 @@ pub fn estimate(bound: &Bound, workload: &Workload, purpose: Purpose) -> Estimat
     });
     terms.push(Term {
         what: "per-item tables".to_string(),
-        detail: format!("{} items x {PER_ITEM} bytes (sampling distribution, support, logQ)", grouped(items)),
+        detail: format!("{} items x {PER_ITEM} bytes (sampling distribution, support, logQ)", group_thousands(items)),
         bytes: items as f64 * PER_ITEM,
         place: Place::Host,
         lever: Lever::Catalogue,
@@ -275,8 +267,8 @@ pub fn estimate(bound: &Bound, workload: &Workload, purpose: Purpose) -> Estimat
             what: "mini-batch scores".to_string(),
             detail: format!(
                 "{buffers} buffers of {} rows x {} scored items ({}) x 4 bytes",
-                grouped(rows),
-                grouped(scored),
+                group_thousands(rows),
+                group_thousands(scored),
                 if extra > 0 { "the batch's targets and the extra negatives" } else { "the batch's targets" }
             ),
             bytes: (buffers * rows) as f64 * scored as f64 * FLOAT,
@@ -289,8 +281,8 @@ pub fn estimate(bound: &Bound, workload: &Workload, purpose: Purpose) -> Estimat
                 what: format!("`{part}` output rows"),
                 detail: format!(
                     "2 x {} scored rows x {} hidden x 4 bytes (the rows and their gradient)",
-                    grouped(scored),
-                    grouped(u128::from(*hidden))
+                    group_thousands(scored),
+                    group_thousands(u128::from(*hidden))
                 ),
                 bytes: 2.0 * scored as f64 * *hidden as f64 * FLOAT,
                 place: Place::Device,
@@ -314,9 +306,9 @@ pub fn estimate(bound: &Bound, workload: &Workload, purpose: Purpose) -> Estimat
                 what: format!("`{}` step buffers", subnet.name),
                 detail: format!(
                     "{} rows x ({GRU_STEP_BUFFERS} x {} hidden + 3 x {} input) x 4 bytes",
-                    grouped(rows),
-                    grouped(hidden),
-                    grouped(input_width)
+                    group_thousands(rows),
+                    group_thousands(hidden),
+                    group_thousands(input_width)
                 ),
                 bytes: rows as f64 * width as f64 * FLOAT,
                 place: Place::Device,
@@ -353,7 +345,7 @@ pub fn estimate(bound: &Bound, workload: &Workload, purpose: Purpose) -> Estimat
             let cache = full.min((2 * u128::from(workload.train_events) * extra).max(extra));
             terms.push(Term {
                 what: "negative sampler".to_string(),
-                detail: format!("a cache of {} samples x 4 bytes", grouped(cache)),
+                detail: format!("a cache of {} samples x 4 bytes", group_thousands(cache)),
                 bytes: cache as f64 * ITEM,
                 place: Place::Host,
                 lever: if extra > u128::from(workload.sample_cache) { Lever::Extra } else { Lever::Fixed },
@@ -361,7 +353,7 @@ pub fn estimate(bound: &Bound, workload: &Workload, purpose: Purpose) -> Estimat
         }
         terms.push(Term {
             what: "scored-item lists".to_string(),
-            detail: format!("{} scored items x {SCORED_ITEM} bytes", grouped(scored)),
+            detail: format!("{} scored items x {SCORED_ITEM} bytes", group_thousands(scored)),
             bytes: scored as f64 * SCORED_ITEM,
             place: Place::Host,
             lever: batch_lever,
@@ -376,7 +368,7 @@ pub fn estimate(bound: &Bound, workload: &Workload, purpose: Purpose) -> Estimat
     };
     terms.push(Term {
         what: "evaluation scores".to_string(),
-        detail: format!("{} sessions x {} items x 4 bytes", grouped(eval_rows), grouped(items)),
+        detail: format!("{} sessions x {} items x 4 bytes", group_thousands(eval_rows), group_thousands(items)),
         bytes: eval_rows as f64 * items as f64 * FLOAT,
         place: Place::Device,
         lever: if eval_rows > 1 && eval_rows >= items { Lever::EvalBatch } else { Lever::Catalogue },
@@ -384,7 +376,7 @@ pub fn estimate(bound: &Bound, workload: &Workload, purpose: Purpose) -> Estimat
     let eval_hidden: u128 = graph.subnets.iter().map(|s| u128::from(s.hidden)).sum();
     terms.push(Term {
         what: "evaluation states".to_string(),
-        detail: format!("{} sessions x {GRU_EVAL_BUFFERS} x {} hidden x 4 bytes", grouped(eval_rows), grouped(eval_hidden)),
+        detail: format!("{} sessions x {GRU_EVAL_BUFFERS} x {} hidden x 4 bytes", group_thousands(eval_rows), group_thousands(eval_hidden)),
         bytes: (eval_rows * GRU_EVAL_BUFFERS) as f64 * eval_hidden as f64 * FLOAT,
         place: Place::Device,
         lever: Lever::Hidden,

@@ -5,7 +5,7 @@
 //! The paper's specs nest 4 brackets deep, have lines under 100 characters and a few dozen statements: each
 //! limit is far above that, and each has its own code so that a rejected file says which one it passed.
 
-use crate::diagnostic::{Code, Diagnostic, Span};
+use crate::diagnostic::{group_thousands, Code, Diagnostic, Span};
 
 /// The largest spec file read, in bytes (1 MiB).
 pub const MAX_FILE_BYTES: usize = 1 << 20;
@@ -112,10 +112,13 @@ impl Scan {
             let at = floor_char_boundary(text, MAX_FILE_BYTES);
             let width = text[at..].chars().next().map_or(0, char::len_utf8);
             found.push(
-                Diagnostic::error(Code::FileTooLarge, format!("the spec is {} bytes, more than the limit of 1 MiB", group(text.len())))
-                    .at(Span::new(at, at + width), "the file passes 1 MiB (1,048,576 bytes) here")
-                    .note("a spec describes one model in a few dozen lines; a file this large is not a spec, or was generated wrong")
-                    .help("check that this is the spec file; a generated spec must stay under 1 MiB"),
+                Diagnostic::error(
+                    Code::FileTooLarge,
+                    format!("the spec is {} bytes, more than the limit of 1 MiB", group_thousands(text.len() as u64)),
+                )
+                .at(Span::new(at, at + width), "the file passes 1 MiB (1,048,576 bytes) here")
+                .note("a spec describes one model in a few dozen lines; a file this large is not a spec, or was generated wrong")
+                .help("check that this is the spec file; a generated spec must stay under 1 MiB"),
             );
         }
         if let Some((at, outermost)) = self.deep {
@@ -133,24 +136,27 @@ impl Scan {
         }
         if let Some((at, width)) = self.long_line {
             found.push(
-                Diagnostic::error(Code::LineTooLong, format!("line longer than {} characters", group(MAX_LINE_CHARS)))
-                    .at(Span::new(at, at + width), format!("character {} of the line", group(MAX_LINE_CHARS + 1)))
+                Diagnostic::error(Code::LineTooLong, format!("line longer than {} characters", group_thousands(MAX_LINE_CHARS as u64)))
+                    .at(Span::new(at, at + width), format!("character {} of the line", group_thousands((MAX_LINE_CHARS + 1) as u64)))
                     .help("break the statement across lines: newlines are free inside brackets"),
             );
         }
         if let Some(span) = self.long_name {
             found.push(
                 Diagnostic::error(Code::NameTooLong, format!("a name longer than {MAX_NAME_CHARS} characters"))
-                    .at(span, format!("this name has {} characters", group(span.end - span.start)))
+                    .at(span, format!("this name has {} characters", group_thousands((span.end - span.start) as u64)))
                     .help(format!("use a name of at most {MAX_NAME_CHARS} characters")),
             );
         }
         if let Some(span) = self.too_many {
             found.push(
-                Diagnostic::error(Code::TooManyStatements, format!("more than {} statements", group(MAX_STATEMENTS)))
-                    .at(span, format!("statement {} starts here", group(MAX_STATEMENTS + 1)))
+                Diagnostic::error(Code::TooManyStatements, format!("more than {} statements", group_thousands(MAX_STATEMENTS as u64)))
+                    .at(span, format!("statement {} starts here", group_thousands((MAX_STATEMENTS + 1) as u64)))
                     .note("every line that starts a block or a statement counts; a spec needs a few dozen")
-                    .help(format!("keep the spec to {} statements at most; check that this is the spec file", group(MAX_STATEMENTS))),
+                    .help(format!(
+                        "keep the spec to {} statements at most; check that this is the spec file",
+                        group_thousands(MAX_STATEMENTS as u64)
+                    )),
             );
         }
         found.sort_by_key(|d| d.primary.as_ref().map(|(span, _)| span.start));
@@ -163,19 +169,6 @@ fn floor_char_boundary(text: &str, mut at: usize) -> usize {
         at -= 1;
     }
     at
-}
-
-/// `1048576` as `1,048,576`.
-fn group(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use super::{Feature, FeatureReport, SparseFeature};
 use crate::data::error::{DataCode, DataError};
 use crate::data::intern::Interner;
 use crate::data::table::{self, TableFormat};
-use crate::ir::expr::group_thousands;
+use crate::diagnostic::group_thousands;
 
 /// An item table as a sparse input's config names it: one row per item, with a header.
 #[derive(Debug, Clone, Copy)]
