@@ -7,28 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::{prnn, stderr};
-
-const SPEC: &str = "model small {
-  input id       : item_id
-  input category : sparse
-  subnet id_net       = gru(id, hidden = 16, dropout = 0.2)
-  subnet category_net = gru(category, hidden = 16)
-  merge = parallel(id_net, category_net)
-}
-train {
-  optimizer = adagrad(lr = 0.1, momentum = 0.1)
-  batch     = 16
-  negatives = in_batch(extra = 8, alpha = 0.5)
-  schedule  = alternating(epochs = 2, order = [id_net, category_net])
-}
-";
+use common::{checkpoint_tensors, prnn, stderr};
 
 /// Synthetic data, the spec, and a config that writes an in-epoch checkpoint every 20 mini-batches.
 fn setup(sessions: u64) -> (common::Synthetic, PathBuf) {
     let data = common::synthetic(prnn::data::synth::SynthConfig { sessions, items: 300, clusters: 6, dim: 4, ..Default::default() });
     let spec = data.dir.path().join("small.prnn");
-    std::fs::write(&spec, SPEC).unwrap();
+    std::fs::write(&spec, common::small_spec(2)).unwrap();
     let config = std::fs::read_to_string(&data.config).unwrap().replace("[run]\n", "[run]\ncheckpoint_batches = 20\n");
     std::fs::write(&data.config, config).unwrap();
     (data, spec)
@@ -53,15 +38,6 @@ fn wait_for(child: &mut Child, what: &str, ready: impl Fn() -> bool) {
         assert!(child.try_wait().unwrap().is_none(), "training ended before {what}");
         std::thread::sleep(Duration::from_millis(2));
     }
-}
-
-/// Every tensor of a checkpoint, by name, as raw bytes.
-fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
-    let bytes = std::fs::read(path).unwrap();
-    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut named: Vec<(String, Vec<u8>)> = file.tensors().into_iter().map(|(name, view)| (name, view.data().to_vec())).collect();
-    named.sort();
-    named
 }
 
 /// A message with what differs between runs taken out, for snapshots: the temporary folder, the repository's
@@ -101,7 +77,7 @@ fn a_run_killed_inside_an_epoch_resumes_there_to_the_weights_of_an_uninterrupted
     if !epoch_done {
         assert!(stderr(&output).contains("resuming epoch 1 after"), "{}", stderr(&output));
     }
-    let (a, b) = (tensors(&whole.join("checkpoint.safetensors")), tensors(&killed.join("checkpoint.safetensors")));
+    let (a, b) = (checkpoint_tensors(&whole.join("checkpoint.safetensors")), checkpoint_tensors(&killed.join("checkpoint.safetensors")));
     assert_eq!(a.len(), b.len());
     for ((name, x), (_, y)) in a.iter().zip(&b) {
         assert!(x == y, "`{name}` differs between the run resumed mid-epoch and the uninterrupted one");

@@ -9,28 +9,13 @@ use std::path::{Path, PathBuf};
 
 use common::stderr;
 
-const SPEC: &str = "model small {
-  input id       : item_id
-  input category : sparse
-  subnet id_net       = gru(id, hidden = 16, dropout = 0.2)
-  subnet category_net = gru(category, hidden = 16)
-  merge = parallel(id_net, category_net)
-}
-train {
-  optimizer = adagrad(lr = 0.1, momentum = 0.1)
-  batch     = 16
-  negatives = in_batch(extra = 8, alpha = 0.5)
-  schedule  = alternating(epochs = 2, order = [id_net, category_net])
-}
-";
-
 /// What every test takes as available: far above a small run's need, far below an absurd one's.
 const LIMIT: &str = "256MiB";
 
 /// The executable that trains, evaluates and recommends.
 fn prnn_torch() -> assert_cmd::Command {
-    let mut command = assert_cmd::Command::cargo_bin("prnn-torch").unwrap();
-    command.arg("--color").arg("never").env("PRNN_MEMORY_LIMIT", LIMIT);
+    let mut command = common::prnn();
+    command.env("PRNN_MEMORY_LIMIT", LIMIT);
     command
 }
 
@@ -54,7 +39,7 @@ fn train(data: &common::Synthetic, spec: &Path, arguments: &[&str]) -> (Option<i
 
 #[test]
 fn a_hidden_size_of_a_billion_written_in_the_spec_is_refused_before_allocating() {
-    let spec = SPEC.replace("gru(id, hidden = 16, dropout = 0.2)", "gru(id, hidden = 1000000000, dropout = 0.2)");
+    let spec = common::small_spec(2).replace("gru(id, hidden = 16, dropout = 0.2)", "gru(id, hidden = 1000000000, dropout = 0.2)");
     let (data, path) = setup(200, 300, &spec);
     let (code, message) = train(&data, &path, &[]);
     assert_eq!(code, Some(4), "{message}");
@@ -63,7 +48,7 @@ fn a_hidden_size_of_a_billion_written_in_the_spec_is_refused_before_allocating()
 
 #[test]
 fn a_batch_of_a_billion_is_refused_with_the_rows_the_data_gives_it() {
-    let (data, path) = setup(3_000, 300, SPEC);
+    let (data, path) = setup(3_000, 300, &common::small_spec(2));
     let (code, message) = train(&data, &path, &["batch=1000000000"]);
     assert_eq!(code, Some(4), "{message}");
     insta::assert_snapshot!(message);
@@ -71,7 +56,7 @@ fn a_batch_of_a_billion_is_refused_with_the_rows_the_data_gives_it() {
 
 #[test]
 fn a_billion_extra_negatives_are_refused() {
-    let (data, path) = setup(200, 300, SPEC);
+    let (data, path) = setup(200, 300, &common::small_spec(2));
     let (code, message) = train(&data, &path, &["extra=1000000000"]);
     assert_eq!(code, Some(4), "{message}");
     insta::assert_snapshot!(message);
@@ -79,7 +64,7 @@ fn a_billion_extra_negatives_are_refused() {
 
 #[test]
 fn a_catalogue_too_large_for_the_memory_is_refused_and_the_same_spec_fits_a_smaller_one() {
-    let spec = SPEC.replace("hidden = 16, dropout", "hidden = 500, dropout").replace("hidden = 16)", "hidden = 500)");
+    let spec = common::small_spec(2).replace("hidden = 16, dropout", "hidden = 500, dropout").replace("hidden = 16)", "hidden = 500)");
     let (data, path) = setup(10_000, 5_000, &spec);
     let (code, message) = train(&data, &path, &["epochs=1", "max_batches=1"]);
     assert_eq!(code, Some(4), "{message}");
@@ -91,7 +76,7 @@ fn a_catalogue_too_large_for_the_memory_is_refused_and_the_same_spec_fits_a_smal
 
 #[test]
 fn evaluation_is_checked_too_and_a_bad_limit_is_a_usage_error() {
-    let (data, path) = setup(200, 300, SPEC);
+    let (data, path) = setup(200, 300, &common::small_spec(2));
     let (code, message) = train(&data, &path, &["epochs=1"]);
     assert_eq!(code, Some(0), "a small run fits: {message}");
     let run = data.dir.path().join("run");

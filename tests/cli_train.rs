@@ -5,38 +5,13 @@ mod common;
 use std::path::Path;
 use std::process::Stdio;
 
-use common::{prnn, stderr};
-
-const SPEC: &str = "model small {
-  input id       : item_id
-  input category : sparse
-  subnet id_net       = gru(id, hidden = 16, dropout = 0.2)
-  subnet category_net = gru(category, hidden = 16)
-  merge = parallel(id_net, category_net)
-}
-train {
-  optimizer = adagrad(lr = 0.1, momentum = 0.1)
-  batch     = 16
-  negatives = in_batch(extra = 8, alpha = 0.5)
-  schedule  = alternating(epochs = 4, order = [id_net, category_net])
-}
-";
+use common::{checkpoint_tensors, prnn, stderr};
 
 fn setup(sessions: u64) -> (common::Synthetic, std::path::PathBuf) {
     let data = common::synthetic(prnn::data::synth::SynthConfig { sessions, items: 300, clusters: 6, dim: 4, ..Default::default() });
     let spec = data.dir.path().join("small.prnn");
-    std::fs::write(&spec, SPEC).unwrap();
+    std::fs::write(&spec, common::small_spec(4)).unwrap();
     (data, spec)
-}
-
-/// Every tensor of a checkpoint, by name, as raw bytes; not the checksum, which also covers the epoch count.
-fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
-    let bytes = std::fs::read(path).unwrap();
-    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut named: Vec<(String, Vec<u8>)> =
-        file.tensors().into_iter().filter(|(name, _)| name != "checksum.blake3").map(|(name, view)| (name, view.data().to_vec())).collect();
-    named.sort();
-    named
 }
 
 #[test]
@@ -72,11 +47,11 @@ fn train_then_eval_leaves_a_complete_run_folder() {
     for file in ["spec.prnn", "config.toml", "run.json", "metrics.jsonl", "checkpoint.safetensors"] {
         assert!(run.join(file).is_file(), "no {file} in the run folder");
     }
-    assert_eq!(std::fs::read_to_string(run.join("spec.prnn")).unwrap(), SPEC);
+    assert_eq!(std::fs::read_to_string(run.join("spec.prnn")).unwrap(), common::small_spec(4));
     let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
     assert_eq!(record["overrides"], serde_json::json!(["epochs=2"]));
     assert_eq!(record["step"], serde_json::json!("fused"), "the CPU trains with the fused step by default");
-    assert_eq!(record["spec_hash"], serde_json::json!(blake3::hash(SPEC.as_bytes()).to_hex().to_string()));
+    assert_eq!(record["spec_hash"], serde_json::json!(blake3::hash(common::small_spec(4).as_bytes()).to_hex().to_string()));
     assert_eq!(record["model"]["train"]["schedule"]["epochs"], serde_json::json!(2));
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     let epochs: Vec<serde_json::Value> = metrics.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -139,7 +114,7 @@ fn a_run_killed_at_any_moment_resumes_to_the_weights_of_an_uninterrupted_run() {
     let output = prnn().arg("train").arg("--resume").arg(&killed).output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(stderr(&output).contains("resuming after epoch"), "{}", stderr(&output));
-    let (a, b) = (tensors(&whole.join("checkpoint.safetensors")), tensors(&killed.join("checkpoint.safetensors")));
+    let (a, b) = (checkpoint_tensors(&whole.join("checkpoint.safetensors")), checkpoint_tensors(&killed.join("checkpoint.safetensors")));
     assert_eq!(a.len(), b.len());
     for ((name, x), (_, y)) in a.iter().zip(&b) {
         assert!(x == y, "`{name}` differs between the resumed and the uninterrupted run");
@@ -160,13 +135,13 @@ fn a_diverging_loss_stops_with_its_own_exit_code_and_keeps_the_last_checkpoint()
     let (data, _) = setup(400);
     // The second epoch trains a subnet whose learning rate makes its weights overflow.
     let spec = data.dir.path().join("diverge.prnn");
-    std::fs::write(&spec, SPEC.replace("gru(category, hidden = 16)", "gru(category, hidden = 16, lr = 3e38)")).unwrap();
+    std::fs::write(&spec, common::small_spec(4).replace("gru(category, hidden = 16)", "gru(category, hidden = 16, lr = 3e38)")).unwrap();
     let run = data.dir.path().join("run");
     let output = prnn().arg("train").arg(&spec).arg("--config").arg(&data.config).arg("--out").arg(&run).output().unwrap();
     assert_eq!(output.status.code(), Some(7), "{}", stderr(&output));
     let message = stderr(&output);
     assert!(message.contains("training diverged") && message.contains("epoch 2"), "{message}");
-    let saved = tensors(&run.join("checkpoint.safetensors"));
+    let saved = checkpoint_tensors(&run.join("checkpoint.safetensors"));
     let info = prnn::train::checkpoint::read_info(&run.join("checkpoint.safetensors")).unwrap().0;
     assert_eq!(info.epoch, 1, "the checkpoint of the last good epoch is kept");
     assert!(!saved.is_empty());
@@ -233,8 +208,8 @@ fn early_stopping_keeps_the_best_epoch_and_resumes_in_the_middle_of_its_patience
     assert_eq!(lines[2].1["end"]["reason"]["why"], "patience");
     assert!(lines[..2].iter().all(|(_, s)| s.get("end").is_none()));
     // The run folder's checkpoint is the kept epoch's weights.
-    let best = tensors(&whole.join("best.safetensors"));
-    assert!(tensors(&whole.join("checkpoint.safetensors")) == best, "the final checkpoint holds the best epoch");
+    let best = checkpoint_tensors(&whole.join("best.safetensors"));
+    assert!(checkpoint_tensors(&whole.join("checkpoint.safetensors")) == best, "the final checkpoint holds the best epoch");
 
     // Killed once epoch 2 is recorded, that is while patience is running, and resumed.
     let killed = data.dir.path().join("killed");
@@ -252,7 +227,7 @@ fn early_stopping_keeps_the_best_epoch_and_resumes_in_the_middle_of_its_patience
     let output = prnn().arg("train").arg("--resume").arg(&killed).output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(stopping_lines(&killed), lines, "the resumed run makes the same decisions");
-    let (a, b) = (tensors(&whole.join("checkpoint.safetensors")), tensors(&killed.join("checkpoint.safetensors")));
+    let (a, b) = (checkpoint_tensors(&whole.join("checkpoint.safetensors")), checkpoint_tensors(&killed.join("checkpoint.safetensors")));
     assert!(a == b, "the resumed run keeps the same weights");
     let output = prnn().arg("train").arg("--resume").arg(&killed).output().unwrap();
     assert!(stderr(&output).contains("finished all its epochs"), "{}", stderr(&output));

@@ -86,3 +86,34 @@ pub fn trainer(network: prnn::lower::Network, dataset: &Dataset) -> prnn::train:
     let step = prnn::train::default_step(&network);
     prnn::train::Trainer::new(network, dataset, step).unwrap()
 }
+
+/// A small parallel model over item IDs and the synthetic data's categories, trained `epochs` epochs in
+/// alternation, with dropout and sampled negatives: what the command-line tests train.
+pub fn small_spec(epochs: u64) -> String {
+    format!(
+        "model small {{
+  input id       : item_id
+  input category : sparse
+  subnet id_net       = gru(id, hidden = 16, dropout = 0.2)
+  subnet category_net = gru(category, hidden = 16)
+  merge = parallel(id_net, category_net)
+}}
+train {{
+  optimizer = adagrad(lr = 0.1, momentum = 0.1)
+  batch     = 16
+  negatives = in_batch(extra = 8, alpha = 0.5)
+  schedule  = alternating(epochs = {epochs}, order = [id_net, category_net])
+}}
+"
+    )
+}
+
+/// Every tensor of a checkpoint, by name, as raw bytes; not the checksum, which also covers the epoch count.
+pub fn checkpoint_tensors(path: &Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut named: Vec<(String, Vec<u8>)> =
+        file.tensors().into_iter().filter(|(name, _)| name != "checksum.blake3").map(|(name, view)| (name, view.data().to_vec())).collect();
+    named.sort();
+    named
+}
