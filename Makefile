@@ -4,7 +4,9 @@
 #               official code's figure, then train three of the paper's models and two modern recipes
 #               (specs/modern) on data/yoochoose-cat and print their table against item-kNN, session-kNN and
 #               popularity (examples/demo.toml)
-#   make test   the gates (rustfmt, clippy with warnings denied), then the whole test suite (what .ci/run runs)
+#   make test   the gates (rustfmt, clippy with warnings denied), then the whole test suite (what .ci/run runs),
+#               with a Redis server of its own for `prnn serve`'s tests (scripts/with-redis.sh installs
+#               redis-server from the OS packages if missing, starts it on a loopback port, stops it after)
 #   make bench  the speed and memory table of docs/performance.md (minutes; run on an idle machine)
 #   make fuzz   every fuzz target (fuzz/: cargo-fuzz on nightly, libFuzzer) for FUZZ_SECONDS each (default 60),
 #               one after another; one hour in all: make fuzz FUZZ_SECONDS=600. A crash, a broken invariant or
@@ -25,7 +27,7 @@ build: setup
 test: setup
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
-	$(CARGO) test --locked
+	bash scripts/with-redis.sh $(CARGO) test --locked
 
 bench: setup
 	$(CARGO) bench --locked --bench performance

@@ -27,6 +27,7 @@
 //! - [`run`]: run folders, the files `prnn train`, `eval` and `baseline` leave, and how they are read back.
 //! - [`report`]: the experiment's table and plot, from its cells' run folders.
 //! - [`experiment`]: an experiment's cells, its tuning choice, and what its folder already holds.
+//! - [`serve`]: live recommendations over HTTP, session states in process or in Redis, micro-batched inference.
 //!
 //! Nothing in `syntax`, `check` or `ir` touches files or libtorch; `lower`, `train` and `eval` need the
 //! `torch` feature. The CLI (src/main.rs, src/cli) wires the stages together.
@@ -43,6 +44,8 @@ pub mod lower;
 pub mod report;
 #[cfg(feature = "torch")]
 pub mod runtime;
+#[cfg(feature = "torch")]
+pub mod serve;
 #[cfg(feature = "torch")]
 pub mod train;
 

@@ -54,6 +54,9 @@ enum Command {
     Run(cli::args::RunArgs),
     /// The top-K next items for a session prefix, from a trained run or a baseline.
     Recommend(cli::args::RecommendArgs),
+    /// Serve a trained run over HTTP: each session's next items as it clicks, its state kept in process or in
+    /// Redis (docs/serve.md).
+    Serve(cli::args::ServeArgs),
     /// Fit a baseline (popularity, item-kNN, session-kNN) and evaluate it like a trained run.
     Baseline(cli::args::BaselineArgs),
     /// Show the libtorch in use, whether CUDA is available, and test each device.
@@ -88,11 +91,19 @@ fn main() -> ExitCode {
             #[cfg(feature = "torch")]
             Command::Recommend(args) => cli::recommend::run(args).map(|()| Exit::Ok),
             #[cfg(feature = "torch")]
+            Command::Serve(args) => cli::serve::run(args).map(|()| Exit::Ok),
+            #[cfg(feature = "torch")]
             Command::Baseline(args) => cli::baseline::run(args).map(|()| Exit::Ok),
             #[cfg(feature = "torch")]
             Command::Doctor => Ok(cli::doctor::run()),
             #[cfg(not(feature = "torch"))]
-            Command::Train(_) | Command::Eval(_) | Command::Run(_) | Command::Recommend(_) | Command::Baseline(_) | Command::Doctor => {
+            Command::Train(_)
+            | Command::Eval(_)
+            | Command::Run(_)
+            | Command::Recommend(_)
+            | Command::Serve(_)
+            | Command::Baseline(_)
+            | Command::Doctor => {
                 Err(cli::runtime::exec().into())
             }
         }

@@ -19,10 +19,11 @@ const STAGES: &[&[&str]] = &[
     &["run"],
     &["report"],
     &["experiment"],
+    &["serve"],
 ];
 
 /// Stages after the IR: they know the model only through it.
-const AFTER_IR: &[&str] = &["lower", "train", "eval", "baseline", "run", "report", "experiment"];
+const AFTER_IR: &[&str] = &["lower", "train", "eval", "baseline", "run", "report", "experiment", "serve"];
 
 fn rank(module: &str) -> Option<usize> {
     STAGES.iter().position(|stage| stage.contains(&module))

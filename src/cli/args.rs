@@ -1,6 +1,8 @@
 //! Every command's arguments, torch-free: the front binary (`prnn`) parses and documents all of them, and runs
 //! the training commands through the runtime binary (src/cli/runtime.rs).
 
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 use prnn::config::StepChoice;
@@ -96,6 +98,85 @@ pub struct RecommendArgs {
     /// `auto`, `cpu`, `cuda` or `cuda:N`; overrides the config's `[run] device`.
     #[arg(long, value_name = "DEVICE")]
     pub device: Option<String>,
+    /// `text` (a table) or `json` (one object: the items with their scores, as `prnn serve` answers).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+/// `prnn serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// A run folder of `prnn train` (or a cell of `prnn run`).
+    #[arg(value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// The address to listen on; port 0 takes a free port (the address is printed when the server is ready).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Where session states live: `memory` (this process) or `redis://HOST:PORT[/DB]`, shared by every replica
+    /// that serves the same model.
+    #[arg(long, value_name = "memory|redis://HOST:PORT", default_value = "memory", value_parser = state_place)]
+    pub state: StatePlace,
+    /// The Redis key of a session is this prefix followed by the session ID.
+    #[arg(long, value_name = "PREFIX", default_value = "prnn:session:")]
+    pub state_prefix: String,
+    /// Seconds a session may stay idle before it is forgotten (in Redis too).
+    #[arg(long, value_name = "SECONDS", default_value = "1800", value_parser = positive_seconds)]
+    pub session_ttl: f64,
+    /// The most sessions held in process; the least recently used is evicted first (`--state memory` only).
+    #[arg(long, value_name = "N", default_value = "100000")]
+    pub max_sessions: NonZeroUsize,
+    /// The most requests gathered into one forward pass.
+    #[arg(long, value_name = "N", default_value = "256")]
+    pub max_batch: NonZeroUsize,
+    /// How long a forward pass may wait for more requests, in microseconds (only while requests come
+    /// concurrently; a lone request never waits).
+    #[arg(long, value_name = "MICROSECONDS", default_value_t = 1000)]
+    pub batch_wait_us: u64,
+    /// A request not answered within this many milliseconds is answered 503 (and its click not applied).
+    #[arg(long, value_name = "MS", default_value = "2000")]
+    pub timeout_ms: NonZeroUsize,
+    /// Larger request bodies are answered 413.
+    #[arg(long, value_name = "BYTES", default_value = "65536")]
+    pub max_body_bytes: NonZeroUsize,
+    /// The most items a request may ask for (`k`).
+    #[arg(long, value_name = "K", default_value = "1000")]
+    pub max_k: NonZeroUsize,
+    /// `auto`, `cpu`, `cuda` or `cuda:N`; overrides the config's `[run] device`.
+    #[arg(long, value_name = "DEVICE")]
+    pub device: Option<String>,
+    /// CPU threads for libtorch's forward passes; overrides the config's `[run] threads` (0 = every core).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<u64>,
+}
+
+/// Where `prnn serve` keeps session states.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatePlace {
+    Memory,
+    Redis(String),
+}
+
+fn state_place(text: &str) -> Result<StatePlace, String> {
+    match text {
+        "memory" => Ok(StatePlace::Memory),
+        url if ["redis://", "rediss://", "redis+unix://", "unix://"].iter().any(|scheme| url.starts_with(scheme)) => {
+            Ok(StatePlace::Redis(url.to_string()))
+        }
+        _ => Err(format!("`{text}` is neither `memory` nor a Redis URL such as `redis://127.0.0.1:6379`")),
+    }
+}
+
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds > 0.0 && seconds < 1e9 => Ok(seconds),
+        _ => Err(format!("`{text}` is not a number of seconds above 0 (e.g. 1800)")),
+    }
 }
 
 /// `prnn baseline`.

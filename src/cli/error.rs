@@ -86,6 +86,8 @@ pub enum CliError {
     NoItemsAsked,
     #[error("no item of the session occurs in the training data")]
     NoKnownItem,
+    #[error("`{}` is a baseline's folder; `prnn serve` serves trained networks", .0.display())]
+    ServeBaseline(PathBuf),
     #[error("{} cell(s) did not finish: {}", .0.len(), .0.join("; "))]
     UnfinishedCells(Vec<String>),
     #[error("cannot find the prnn executable to run cells with: {0}")]
@@ -98,7 +100,7 @@ impl CliError {
         match self {
             CliError::NoValidationSessions => Exit::Data,
             CliError::StopNeedsValidation => Exit::Usage,
-            CliError::FusedStep(_) | CliError::UnknownBaseline(_) | CliError::NoItemsAsked | CliError::NoKnownItem => Exit::Usage,
+            CliError::FusedStep(_) | CliError::UnknownBaseline(_) | CliError::NoItemsAsked | CliError::NoKnownItem | CliError::ServeBaseline(_) => Exit::Usage,
             CliError::RunFolderTaken { .. } | CliError::NoCheckpoint { .. } => Exit::Io,
             CliError::EditedRun(_) => Exit::Config,
             // Evaluating with another config is the usual way to meet a checkpoint of other items.
@@ -138,6 +140,7 @@ impl CliError {
                 return Some(format!("{hint}the baselines are {}", names.join(", ")));
             }
             CliError::NoItemsAsked => "e.g. `-k 20`",
+            CliError::ServeBaseline(_) => "recommend from a baseline with `prnn recommend DIR --session ...`, or serve a run of `prnn train`",
             CliError::NoKnownItem => {
                 "give item IDs as the session files write them (`prnn data stats` lists the data); the model can only continue sessions of items it was trained on"
             }
@@ -214,6 +217,10 @@ fn exit_of(cause: &(dyn Error + 'static)) -> Option<Exit> {
             return Some(Exit::Usage);
         }
         if cause.is::<prnn::checkpoint_file::Unusable>() {
+            return Some(Exit::Io);
+        }
+        // The address is taken or Redis does not answer: the server's surroundings, like a missing file.
+        if cause.is::<prnn::serve::ServeError>() {
             return Some(Exit::Io);
         }
     }

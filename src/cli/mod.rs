@@ -21,6 +21,8 @@ pub mod recommend;
 #[cfg(not(feature = "torch"))]
 pub mod runtime;
 #[cfg(feature = "torch")]
+pub mod serve;
+#[cfg(feature = "torch")]
 pub mod session;
 #[cfg(feature = "torch")]
 pub mod train;

@@ -2,10 +2,10 @@
 
 use prnn::eval::recommend::{known_items, session_scores, top_k, Prefix};
 use prnn::ir::memory::Purpose;
-use prnn::run::{self, BASELINE_FILE, CONFIG_FILE};
-use prnn::train::checkpoint;
+use prnn::run::BASELINE_FILE;
 
-use super::error::{CheckpointUse, CliError};
+use super::args::OutputFormat;
+use super::error::CliError;
 use super::session;
 
 pub use super::args::RecommendArgs as Args;
@@ -34,32 +34,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         fitted.score(&prefix, &mut scores, &mut scratch);
         (scores, dataset, record.baseline, prefix.len())
     } else {
-        let folder = run::read_run(&args.run)?;
-        let record = folder.record;
-        let config_path = args.run.join(CONFIG_FILE);
-        let prepared = session::prepare_for(
-            Purpose::Recommend,
-            args.device.as_deref(),
-            folder.spec,
-            folder.config_text,
-            &config_path,
-            &record.config_dir,
-            &record.overrides,
-            record.validation,
-        )?;
-        let device = session::device(args.device.as_deref(), &prepared.config)?;
-        let mut network = session::network(&prepared, device);
-        let checkpoint_path = args.run.join(checkpoint::FILE_NAME);
-        if !checkpoint_path.exists() {
-            return Err(CliError::NoCheckpoint { dir: args.run.clone(), needed_for: CheckpointUse::Recommend }.into());
-        }
-        let info = checkpoint::load(&checkpoint_path, &mut network, &prepared.dataset.items)
-            .map_err(|source| CliError::Checkpoint { needed_for: CheckpointUse::Recommend, source })?;
-        let prefix = known(&args.session, &prepared.dataset.items)?;
-        let scores = session_scores(&prnn::lower::Autograd::new(network), &prefix);
-        (scores, prepared.dataset, format!("{} after {} epoch(s)", prepared.compiled.model.name, info.epoch), prefix.len())
+        let trained = session::trained(&args.run, args.device.as_deref(), None, Purpose::Recommend)?;
+        let prefix = known(&args.session, &trained.prepared.dataset.items)?;
+        let scores = session_scores(&prnn::lower::Autograd::new(trained.network), &prefix);
+        let what = format!("{} after {} epoch(s)", trained.prepared.compiled.model.name, trained.epoch);
+        (scores, trained.prepared.dataset, what, prefix.len())
     };
     let order = top_k(&scores, args.k);
+    if args.format == OutputFormat::Json {
+        let items: Vec<serde_json::Value> =
+            order.iter().map(|&item| serde_json::json!({ "item": dataset.items.get_str(item as u32), "score": scores[item] })).collect();
+        println!("{}", serde_json::json!({ "model": what, "events": known, "items": items }));
+        return Ok(());
+    }
     println!("top {} of {} items for a session of {known} known item(s), {what}:", order.len(), scores.len());
     println!("{:>4}  {:<20}  {:>10}", "rank", "item", "score");
     for (rank, &item) in order.iter().enumerate() {

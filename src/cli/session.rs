@@ -145,6 +145,49 @@ pub fn network(prepared: &Prepared, device: tch::Device) -> Network {
     Network::new(bound, &prepared.dataset, device)
 }
 
+/// A trained run's network with its checkpoint's weights, ready for inference.
+pub struct Trained {
+    pub prepared: Prepared,
+    pub network: Network,
+    pub device: tch::Device,
+    /// The epochs the checkpoint holds.
+    pub epoch: u64,
+    /// The checkpoint file read.
+    pub checkpoint: std::path::PathBuf,
+}
+
+/// Reads a trained run folder and loads its last checkpoint into its network, on the command line's device
+/// (else the config's), with `threads` CPU threads (else the config's).
+pub fn trained(run_dir: &Path, device_flag: Option<&str>, threads: Option<u64>, purpose: Purpose) -> anyhow::Result<Trained> {
+    use super::error::CheckpointUse;
+    use prnn::train::checkpoint;
+    let folder = prnn::run::read_run(run_dir)?;
+    let record = folder.record;
+    let config_path = run_dir.join(prnn::run::CONFIG_FILE);
+    let mut prepared = prepare_for(
+        purpose,
+        device_flag,
+        folder.spec,
+        folder.config_text,
+        &config_path,
+        &record.config_dir,
+        &record.overrides,
+        record.validation,
+    )?;
+    if let Some(threads) = threads {
+        prepared.config.run.threads = threads;
+    }
+    let device = device(device_flag, &prepared.config)?;
+    let mut network = network(&prepared, device);
+    let checkpoint_path = run_dir.join(checkpoint::FILE_NAME);
+    if !checkpoint_path.exists() {
+        return Err(CliError::NoCheckpoint { dir: run_dir.to_path_buf(), needed_for: CheckpointUse::Recommend }.into());
+    }
+    let info = checkpoint::load(&checkpoint_path, &mut network, &prepared.dataset.items)
+        .map_err(|source| CliError::Checkpoint { needed_for: CheckpointUse::Recommend, source })?;
+    Ok(Trained { prepared, network, device, epoch: info.epoch, checkpoint: checkpoint_path })
+}
+
 pub fn device_name(device: tch::Device) -> String {
     match device {
         tch::Device::Cpu => "cpu".into(),

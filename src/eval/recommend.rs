@@ -48,13 +48,71 @@ pub fn session_scores(executor: &dyn Executor, prefix: &[u32]) -> Vec<f32> {
 /// The indices of the `k` highest scores, highest first. NaN comes last, and equal scores go by item index, so the
 /// list is the same on every call.
 pub fn top_k(scores: &[f32], k: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| {
-        let (x, y) = (scores[a], scores[b]);
-        y.partial_cmp(&x).unwrap_or_else(|| x.is_nan().cmp(&y.is_nan())).then(a.cmp(&b))
-    });
-    order.truncate(k);
-    order
+    top_k_excluding(scores, k, &[])
+}
+
+/// Whether item `a` ranks before item `b`: the higher score, NaN last, the lower index on a tie.
+fn ranks_before(scores: &[f32], a: usize, b: usize) -> bool {
+    let (x, y) = (scores[a], scores[b]);
+    let order = y.partial_cmp(&x).unwrap_or_else(|| x.is_nan().cmp(&y.is_nan())).then(a.cmp(&b));
+    order == std::cmp::Ordering::Less
+}
+
+/// [`top_k`] without the items of `excluded` (sorted ascending). One pass over the catalogue keeps the `k` best
+/// so far in a heap whose root is the worst of them: after the first few items almost every item loses to
+/// the root in one comparison, so a request costs a pass over its scores, not a sort of them.
+pub fn top_k_excluding(scores: &[f32], k: usize, excluded: &[u32]) -> Vec<usize> {
+    debug_assert!(excluded.windows(2).all(|w| w[0] <= w[1]), "excluded items are sorted");
+    let k = k.min(scores.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    // A max-heap on "ranks after": the root is the kept item every other kept item ranks before.
+    struct Kept<'a>(&'a [f32], usize);
+    impl PartialEq for Kept<'_> {
+        fn eq(&self, other: &Self) -> bool {
+            self.1 == other.1
+        }
+    }
+    impl Eq for Kept<'_> {}
+    impl PartialOrd for Kept<'_> {
+        fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(other))
+        }
+    }
+    impl Ord for Kept<'_> {
+        fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+            if self.1 == other.1 {
+                std::cmp::Ordering::Equal
+            } else if ranks_before(self.0, self.1, other.1) {
+                std::cmp::Ordering::Less
+            } else {
+                std::cmp::Ordering::Greater
+            }
+        }
+    }
+    let mut kept = std::collections::BinaryHeap::with_capacity(k + 1);
+    // The root's index and score, once k items are kept; a lower score is rejected by one float comparison.
+    let mut worst: Option<(usize, f32)> = None;
+    for (item, &score) in scores.iter().enumerate() {
+        if let Some((worst, worst_score)) = worst {
+            if score < worst_score || !ranks_before(scores, item, worst) {
+                continue;
+            }
+        }
+        if excluded.binary_search(&(item as u32)).is_ok() {
+            continue;
+        }
+        kept.push(Kept(scores, item));
+        if kept.len() > k {
+            kept.pop();
+        }
+        if kept.len() == k {
+            let root = kept.peek().expect("k > 0 items are kept").1;
+            worst = Some((root, scores[root]));
+        }
+    }
+    kept.into_sorted_vec().into_iter().map(|Kept(_, item)| item).collect()
 }
 
 #[cfg(test)]
@@ -68,6 +126,31 @@ mod tests {
         assert_eq!(top_k(&scores, 2), [2, 5]);
         assert_eq!(top_k(&scores, 10).len(), 6, "k beyond the catalogue lists every item");
         assert_eq!(top_k(&[f32::NAN, 1.0, f32::NAN], 3), [1, 0, 2]);
+        assert!(top_k(&scores, 0).is_empty());
+    }
+
+    /// The order of a full sort, the definition `top_k` must keep.
+    fn sorted(scores: &[f32], excluded: &[u32]) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..scores.len()).filter(|&i| !excluded.contains(&(i as u32))).collect();
+        order.sort_by(|&a, &b| if ranks_before(scores, a, b) { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater });
+        order
+    }
+
+    #[test]
+    fn the_heap_keeps_the_order_of_a_full_sort_with_ties_and_exclusions() {
+        let mut rng = crate::rng::Xoshiro256::new(7, 0);
+        for round in 0..200 {
+            let n = 1 + round % 60;
+            // Few distinct values: many ties, and NaN now and then.
+            let scores: Vec<f32> =
+                (0..n).map(|_| if rng.below(17) == 0 { f32::NAN } else { (rng.below(5) as f32) * 0.5 - 1.0 }).collect();
+            let excluded: Vec<u32> = (0..n as u32).filter(|_| rng.below(4) == 0).collect();
+            let full = sorted(&scores, &excluded);
+            for k in [1, 2, 5, n, n + 3] {
+                let expected: Vec<usize> = full.iter().copied().take(k).collect();
+                assert_eq!(top_k_excluding(&scores, k, &excluded), expected, "n {n} k {k} {scores:?} without {excluded:?}");
+            }
+        }
     }
 
     #[test]
