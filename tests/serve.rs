@@ -241,7 +241,7 @@ fn every_route_answers_and_every_refusal_has_its_status_and_a_json_message() {
     let (_, spec) = &architectures()[5];
     let run = train(&data, "parallel", spec, &[]);
     let session = &known_sessions(&run, &data, 1)[0];
-    let server = Server::start(&run, &["--max-k", "500", "--max-body-bytes", "2048", "--timeout-ms", "1000"]);
+    let server = Server::start(&run, &["--max-k", "500", "--max-body-bytes", "16384", "--timeout-ms", "1000"]);
 
     let (status, health) = server.call("GET", "/healthz", None);
     assert_eq!(status, 200);
@@ -309,7 +309,10 @@ fn every_route_answers_and_every_refusal_has_its_status_and_a_json_message() {
     // Malformed JSON, a body over the limit, a body that never finishes (the time limit), garbage bytes.
     let bad = server.raw(b"POST /v1/recommend HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\nConnection: close\r\n\r\n{\"items\":");
     assert!(bad.starts_with("HTTP/1.1 400") && bad.contains("bad_json"), "{bad}");
-    let big = format!("{{\"items\": [{}]}}", vec![format!("\"{}\"", session[0]); 400].join(","));
+    let many = vec![session[0].clone(); 1001];
+    let (status, answer) = server.call("POST", "/v1/recommend", Some(json!({ "items": many })));
+    assert_eq!((status, answer["error"]["code"].clone()), (400, json!("too_many_items")), "{answer}");
+    let big = format!("{{\"items\": [{}]}}", vec![format!("\"{}\"", session[0]); 4000].join(","));
     let (status, answer) = server.call("POST", "/v1/recommend", Some(serde_json::from_str(&big).unwrap()));
     assert_eq!((status, answer["error"]["code"].clone()), (413, json!("body_too_large")), "{answer}");
     let stalled = server.raw(b"POST /v1/sessions/s/events HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\nConnection: close\r\n\r\n{\"item\":");

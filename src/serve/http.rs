@@ -27,6 +27,9 @@ use super::ServeOptions;
 pub const DEFAULT_K: usize = 20;
 /// The longest session ID accepted, in bytes.
 pub const MAX_SESSION_ID: usize = 256;
+/// The longest session `/v1/recommend` replays: every item is a step that the other requests of its forward
+/// pass wait for.
+pub const MAX_RECOMMEND_ITEMS: usize = 1000;
 /// How often a click that keeps losing the compare-and-set to other replicas is recomputed before giving up.
 const MAX_ATTEMPTS: u32 = 16;
 
@@ -304,6 +307,13 @@ async fn recommend(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejecti
     let k = app.k(request.k)?;
     if request.items.is_empty() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "no_items", "`items` is empty: give the session's items, oldest first"));
+    }
+    if request.items.len() > MAX_RECOMMEND_ITEMS {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "too_many_items",
+            format!("`items` holds {} items; at most {MAX_RECOMMEND_ITEMS} are replayed (send the session's last ones)", request.items.len()),
+        ));
     }
     let items = app.resolve(&request.items, "")?;
     let excluded = if request.exclude_seen { distinct_sorted(items.iter().copied()) } else { Vec::new() };

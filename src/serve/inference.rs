@@ -71,6 +71,7 @@ impl Batcher {
     pub fn start(network: Network, options: BatchOptions, metrics: Arc<Metrics>) -> Batcher {
         let hidden_sizes: Arc<[usize]> = network.ir().graph().subnet_ids().map(|k| network.hidden_size(k) as usize).collect();
         let n_items = network.n_items;
+        let options = BatchOptions { max_batch: batch_limit(options.max_batch, n_items, SCORE_BUDGET), ..options };
         let (sender, receiver) = std::sync::mpsc::sync_channel(options.queue);
         let sizes = hidden_sizes.clone();
         std::thread::Builder::new()
@@ -99,7 +100,7 @@ impl Batcher {
 
 fn serve_jobs(executor: Autograd, sizes: &[usize], receiver: Receiver<(Job, Reply)>, options: BatchOptions, metrics: &Metrics) {
     let mut last_batch = 1;
-    let mut scores = Scores::new(executor.network(), options.max_batch);
+    let mut scores = Scores::new(executor.network());
     while let Ok(first) = receiver.recv() {
         let mut batch = vec![first];
         let deadline = Instant::now() + options.max_wait;
@@ -137,22 +138,36 @@ fn serve_jobs(executor: Autograd, sizes: &[usize], receiver: Receiver<(Job, Repl
     }
 }
 
-/// The score matrix of the largest batch on the device, and its copy on the host: allocated once, since at
-/// every pass they are the biggest thing touched (batch × catalogue).
+/// The score matrix of the largest batch so far on the device, and its copy on the host: kept between passes,
+/// since at every pass they are the biggest thing touched (batch × catalogue).
 struct Scores {
     device: Tensor,
     host: Vec<f32>,
+    n_items: usize,
 }
 
 impl Scores {
-    fn new(network: &Network, max_batch: usize) -> Scores {
-        let n_items = network.n_items;
-        Scores {
-            device: Tensor::zeros([max_batch as i64, n_items as i64], (Kind::Float, network.device)),
-            host: vec![0.0; max_batch * n_items],
+    fn new(network: &Network) -> Scores {
+        Scores { device: Tensor::zeros([0, network.n_items as i64], (Kind::Float, network.device)), host: Vec::new(), n_items: network.n_items }
+    }
+
+    /// Room for `rows` rows.
+    fn reserve(&mut self, rows: usize) {
+        if (self.device.size()[0] as usize) < rows {
+            self.device = Tensor::zeros([rows as i64, self.n_items as i64], (Kind::Float, self.device.device()));
+            self.host.resize(rows * self.n_items, 0.0);
         }
     }
 }
+
+/// The most requests one pass takes: `asked`, or fewer when their score matrices (on the device and on the host)
+/// would pass `budget` bytes, as they would for a catalogue of millions.
+pub fn batch_limit(asked: usize, n_items: usize, budget: usize) -> usize {
+    asked.min(budget / (8 * n_items.max(1))).max(1)
+}
+
+/// The memory the score matrices of one pass may take.
+pub const SCORE_BUDGET: usize = 512 << 20;
 
 /// Each subnet's `[rows, H_k]` tensor of the given states on `device`.
 fn state_tensors(states: &[&[f32]], sizes: &[usize], device: Device) -> Vec<Tensor> {
@@ -199,6 +214,7 @@ fn forward(executor: &Autograd, sizes: &[usize], jobs: Vec<Job>, buffers: &mut S
     }
     let rows: Vec<&[f32]> = states.iter().map(Vec::as_slice).collect();
     let n_items = network.n_items;
+    buffers.reserve(jobs.len());
     let mut on_device = buffers.device.narrow(0, 0, jobs.len() as i64);
     executor.scores_into(&state_tensors(&rows, sizes, device), &mut on_device);
     let scores = &mut buffers.host[..jobs.len() * n_items];
@@ -213,4 +229,16 @@ fn forward(executor: &Autograd, sizes: &[usize], jobs: Vec<Job>, buffers: &mut S
             Answer { hidden, top }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_catalogues_take_fewer_requests_per_pass() {
+        assert_eq!(batch_limit(256, 10_874, SCORE_BUDGET), 256);
+        assert_eq!(batch_limit(256, 10_000_000, SCORE_BUDGET), 6);
+        assert_eq!(batch_limit(256, 1 << 40, SCORE_BUDGET), 1, "a pass always takes one request");
+    }
 }
