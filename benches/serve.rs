@@ -229,7 +229,8 @@ fn main() {
         let run = train(model, &out);
         for (state_label, state) in [
             ("in process", vec![]),
-            ("Redis", vec!["--state".to_string(), redis_url.clone(), "--state-prefix".into(), format!("prnn-bench:{}:", std::process::id())]),
+            // A prefix per model: a state written by one model is refused by the other (409), by design.
+            ("Redis", vec!["--state".to_string(), redis_url.clone(), "--state-prefix".into(), format!("prnn-bench:{}:{}:", std::process::id(), model.spec)]),
         ] {
             let (mut server, address) = start_server(&run, &state);
             // Warm-up: first passes allocate, Redis fills.
