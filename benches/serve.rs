@@ -203,7 +203,8 @@ fn main() {
         match arg.as_str() {
             "--seconds" => seconds = rest.next().and_then(|v| v.parse().ok()).expect("--seconds S"),
             "--connections" => {
-                levels = rest.next().map(|v| v.split(',').map(|c| c.parse().expect("--connections 1,8,64")).collect()).expect("--connections")
+                levels =
+                    rest.next().map(|v| v.split(',').map(|c| c.parse().expect("--connections 1,8,64")).collect()).expect("--connections")
             }
             other => panic!("unknown argument `{other}`; usage: cargo bench --bench serve -- [--seconds S] [--connections 1,8,64,256]"),
         }
@@ -230,7 +231,15 @@ fn main() {
         for (state_label, state) in [
             ("in process", vec![]),
             // A prefix per model: a state written by one model is refused by the other (409), by design.
-            ("Redis", vec!["--state".to_string(), redis_url.clone(), "--state-prefix".into(), format!("prnn-bench:{}:{}:", std::process::id(), model.spec)]),
+            (
+                "Redis",
+                vec![
+                    "--state".to_string(),
+                    redis_url.clone(),
+                    "--state-prefix".into(),
+                    format!("prnn-bench:{}:{}:", std::process::id(), model.spec),
+                ],
+            ),
         ] {
             let (mut server, address) = start_server(&run, &state);
             // Warm-up: first passes allocate, Redis fills.

@@ -103,9 +103,7 @@ fn main() -> ExitCode {
             | Command::Recommend(_)
             | Command::Serve(_)
             | Command::Baseline(_)
-            | Command::Doctor => {
-                Err(cli::runtime::exec().into())
-            }
+            | Command::Doctor => Err(cli::runtime::exec().into()),
         }
     });
     let exit = match outcome {

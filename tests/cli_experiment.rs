@@ -406,7 +406,7 @@ fn a_tpe_search_killed_and_resumed_makes_the_same_table_and_retrains_for_the_kep
         let setting = row["setting"].as_str().unwrap();
         let hidden: u64 = setting.split("id_net.hidden=").nth(1).unwrap().parse().unwrap();
         let lr: f64 = setting.split("lr=").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
-        assert!(hidden % 8 == 0 && (8..=32).contains(&hidden) && (0.01..=0.3).contains(&lr), "{setting}");
+        assert!(hidden.is_multiple_of(8) && (8..=32).contains(&hidden) && (0.01..=0.3).contains(&lr), "{setting}");
     }
     // The chosen trial stopped early; the full-data cell trains for the epochs it kept, without stopping.
     let chosen = tuning.as_array().unwrap().iter().find(|r| r["chosen"] == true).unwrap();

@@ -120,7 +120,10 @@ fn architectures() -> Vec<(&'static str, String)> {
         ("feature_only", model(" input vector : dense", " subnet b = gru(vector, hidden = 8)")),
         (
             "concatenated",
-            model(" input id : item_id\n input category : sparse\n input vector : dense", " subnet a = gru(id, category, vector, hidden = 8)"),
+            model(
+                " input id : item_id\n input category : sparse\n input vector : dense",
+                " subnet a = gru(id, category, vector, hidden = 8)",
+            ),
         ),
         (
             "parallel",
@@ -155,7 +158,8 @@ fn train(data: &common::Synthetic, name: &str, spec: &str, overrides: &[&str]) -
     let spec_path = data.dir.path().join(format!("{name}.prnn"));
     std::fs::write(&spec_path, spec).unwrap();
     let run = data.dir.path().join(name);
-    let output = prnn().arg("train").arg(&spec_path).arg("--config").arg(&data.config).arg("--out").arg(&run).args(overrides).output().unwrap();
+    let output =
+        prnn().arg("train").arg(&spec_path).arg("--config").arg(&data.config).arg("--out").arg(&run).args(overrides).output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{name}: {}", stderr(&output));
     run
 }
@@ -188,7 +192,12 @@ fn known_sessions(run: &Path, data: &common::Synthetic, count: usize) -> Vec<Vec
 }
 
 fn recommend_cli(run: &Path, session: &[String], k: usize) -> Value {
-    let output = prnn().arg("recommend").arg(run).args(["--format", "json", "-k", &k.to_string(), "--session", &session.join(",")]).output().unwrap();
+    let output = prnn()
+        .arg("recommend")
+        .arg(run)
+        .args(["--format", "json", "-k", &k.to_string(), "--session", &session.join(",")])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     serde_json::from_slice(&output.stdout).unwrap()
 }
@@ -315,7 +324,8 @@ fn every_route_answers_and_every_refusal_has_its_status_and_a_json_message() {
     let big = format!("{{\"items\": [{}]}}", vec![format!("\"{}\"", session[0]); 4000].join(","));
     let (status, answer) = server.call("POST", "/v1/recommend", Some(serde_json::from_str(&big).unwrap()));
     assert_eq!((status, answer["error"]["code"].clone()), (413, json!("body_too_large")), "{answer}");
-    let stalled = server.raw(b"POST /v1/sessions/s/events HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\nConnection: close\r\n\r\n{\"item\":");
+    let stalled =
+        server.raw(b"POST /v1/sessions/s/events HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\nConnection: close\r\n\r\n{\"item\":");
     assert!(stalled.starts_with("HTTP/1.1 503") && stalled.contains("\"timeout\""), "{stalled}");
     let _ = server.raw(b"\x00\xff\xfe garbage \r\n\r\n");
     let _ = server.raw(b"GET /v1/sessions/%ff%fe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
@@ -418,13 +428,14 @@ fn concurrent_clicks_on_one_session_are_each_applied_once_in_order() {
 /// A Redis server for these tests: `PRNN_TEST_REDIS`, else one started here on a free port, which stops when
 /// this test process ends (its shell waits on a pipe that only this process holds open).
 fn redis_url() -> String {
-    static URL: OnceLock<(String, Option<Mutex<std::process::ChildStdin>>)> = OnceLock::new();
+    static URL: OnceLock<(String, Option<Mutex<Child>>)> = OnceLock::new();
     let (url, _) = URL.get_or_init(|| {
         if let Ok(url) = std::env::var("PRNN_TEST_REDIS") {
             return (url, None);
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut child = Command::new("sh")
+        // The child, and with it the pipe to its stdin, lives in the static until the process ends.
+        let child = Command::new("sh")
             .args(["-c", "redis-server \"$@\" & server=$!; read _; kill $server", "sh"])
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdin(Stdio::piped())
@@ -432,7 +443,7 @@ fn redis_url() -> String {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let alive = child.stdin.take().map(Mutex::new);
+        let alive = Some(Mutex::new(child));
         for _ in 0..200 {
             if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
                 stream.write_all(b"PING\r\n").unwrap();
@@ -524,7 +535,8 @@ fn a_baseline_folder_and_an_unreachable_redis_are_refused_before_serving() {
     let data = data();
     let run = train(&data, "id_only", &architectures()[0].1, &[]);
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let output = prnn().arg("serve").arg(&run).args(["--addr", "127.0.0.1:0", "--state", &format!("redis://127.0.0.1:{free}")]).output().unwrap();
+    let output =
+        prnn().arg("serve").arg(&run).args(["--addr", "127.0.0.1:0", "--state", &format!("redis://127.0.0.1:{free}")]).output().unwrap();
     assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
     assert!(stderr(&output).contains("cannot connect to Redis"), "{}", stderr(&output));
     let output = prnn().arg("serve").arg(&run).args(["--state", "postgres://x"]).output().unwrap();

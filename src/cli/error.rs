@@ -100,7 +100,11 @@ impl CliError {
         match self {
             CliError::NoValidationSessions => Exit::Data,
             CliError::StopNeedsValidation => Exit::Usage,
-            CliError::FusedStep(_) | CliError::UnknownBaseline(_) | CliError::NoItemsAsked | CliError::NoKnownItem | CliError::ServeBaseline(_) => Exit::Usage,
+            CliError::FusedStep(_)
+            | CliError::UnknownBaseline(_)
+            | CliError::NoItemsAsked
+            | CliError::NoKnownItem
+            | CliError::ServeBaseline(_) => Exit::Usage,
             CliError::RunFolderTaken { .. } | CliError::NoCheckpoint { .. } => Exit::Io,
             CliError::EditedRun(_) => Exit::Config,
             // Evaluating with another config is the usual way to meet a checkpoint of other items.

@@ -21,7 +21,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         StatePlace::Redis(url) => StateOption::Redis { url: url.clone(), prefix: args.state_prefix.clone() },
     };
     let trained = session::trained(&args.run, args.device.as_deref(), args.threads, Purpose::Recommend)?;
-    let checkpoint = std::fs::read(&trained.checkpoint).map_err(|source| prnn::run::file::FileError::Read { what: "checkpoint", path: trained.checkpoint.clone(), source })?;
+    let checkpoint = std::fs::read(&trained.checkpoint).map_err(|source| prnn::run::file::FileError::Read {
+        what: "checkpoint",
+        path: trained.checkpoint.clone(),
+        source,
+    })?;
     let model = Model {
         network: trained.network,
         items: trained.prepared.dataset.items,

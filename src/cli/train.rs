@@ -327,7 +327,7 @@ impl EpochHooks for EpochLog<'_> {
     }
 
     fn checkpoint_due(&mut self, batches: u64) -> bool {
-        (self.checkpoint_batches > 0 && batches % self.checkpoint_batches == 0)
+        (self.checkpoint_batches > 0 && batches.is_multiple_of(self.checkpoint_batches))
             || (self.checkpoint_minutes > 0.0 && self.last_checkpoint.elapsed().as_secs_f64() >= self.checkpoint_minutes * 60.0)
     }
 

@@ -142,8 +142,7 @@ mod tests {
         for round in 0..200 {
             let n = 1 + round % 60;
             // Few distinct values: many ties, and NaN now and then.
-            let scores: Vec<f32> =
-                (0..n).map(|_| if rng.below(17) == 0 { f32::NAN } else { (rng.below(5) as f32) * 0.5 - 1.0 }).collect();
+            let scores: Vec<f32> = (0..n).map(|_| if rng.below(17) == 0 { f32::NAN } else { (rng.below(5) as f32) * 0.5 - 1.0 }).collect();
             let excluded: Vec<u32> = (0..n as u32).filter(|_| rng.below(4) == 0).collect();
             let full = sorted(&scores, &excluded);
             for k in [1, 2, 5, n, n + 3] {

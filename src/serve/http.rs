@@ -170,7 +170,8 @@ async fn track(State(app): State<Arc<App>>, request: Request, next: Next) -> Res
 }
 
 fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the request failed inside prnn; the server goes on (please report it)").into_response()
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the request failed inside prnn; the server goes on (please report it)")
+        .into_response()
 }
 
 async fn not_found() -> ApiError {
@@ -182,7 +183,11 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method (docs/serve.md lists the routes)")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method (docs/serve.md lists the routes)",
+    )
 }
 
 fn session_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
@@ -203,7 +208,9 @@ fn parse<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) ->
         let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "body_too_large" } else { "bad_body" };
         ApiError::new(status, code, rejection.body_text())
     })?;
-    serde_json::from_slice(&body).map_err(|error| ApiError::new(StatusCode::BAD_REQUEST, "bad_json", format!("the request body is not what this route takes: {error}")))
+    serde_json::from_slice(&body).map_err(|error| {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_json", format!("the request body is not what this route takes: {error}"))
+    })
 }
 
 impl App {
@@ -211,7 +218,9 @@ impl App {
         match k {
             None => Ok(DEFAULT_K),
             Some(k) if k >= 1 && k <= self.options.max_k as u64 => Ok(k as usize),
-            Some(k) => Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_k", format!("k is {k}; it must be from 1 to {}", self.options.max_k))),
+            Some(k) => {
+                Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_k", format!("k is {k}; it must be from 1 to {}", self.options.max_k)))
+            }
         }
     }
 
@@ -237,12 +246,22 @@ impl App {
         Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "unknown_item",
-            format!("{noun} {}{more} {verb} not occur in the training data of model `{}`{unchanged}", unknown[..shown].join(", "), self.name),
+            format!(
+                "{noun} {}{more} {verb} not occur in the training data of model `{}`{unchanged}",
+                unknown[..shown].join(", "),
+                self.name
+            ),
         ))
     }
 
     /// One click on top of `state` (a new session when None), ranked.
-    async fn step(&self, state: Option<&SessionState>, item: u32, k: usize, exclude_seen: bool) -> Result<(SessionState, Answer), ApiError> {
+    async fn step(
+        &self,
+        state: Option<&SessionState>,
+        item: u32,
+        k: usize,
+        exclude_seen: bool,
+    ) -> Result<(SessionState, Answer), ApiError> {
         let state = state.cloned().unwrap_or(SessionState { events: 0, seen: Vec::new(), hidden: vec![0.0; self.batcher.hidden_len()] });
         let excluded = if exclude_seen { distinct_sorted(state.seen.iter().copied().chain([item])) } else { Vec::new() };
         let start = (state.events > 0).then(|| state.hidden.clone());
@@ -312,7 +331,10 @@ async fn recommend(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejecti
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "too_many_items",
-            format!("`items` holds {} items; at most {MAX_RECOMMEND_ITEMS} are replayed (send the session's last ones)", request.items.len()),
+            format!(
+                "`items` holds {} items; at most {MAX_RECOMMEND_ITEMS} are replayed (send the session's last ones)",
+                request.items.len()
+            ),
         ));
     }
     let items = app.resolve(&request.items, "")?;
@@ -330,7 +352,11 @@ async fn forget(State(app): State<Arc<App>>, path: Result<Path<String>, PathReje
     if removed {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_session", format!("no session `{session}` is held (never clicked, expired or evicted)")))
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_session",
+            format!("no session `{session}` is held (never clicked, expired or evicted)"),
+        ))
     }
 }
 

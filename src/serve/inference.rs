@@ -148,7 +148,11 @@ struct Scores {
 
 impl Scores {
     fn new(network: &Network) -> Scores {
-        Scores { device: Tensor::zeros([0, network.n_items as i64], (Kind::Float, network.device)), host: Vec::new(), n_items: network.n_items }
+        Scores {
+            device: Tensor::zeros([0, network.n_items as i64], (Kind::Float, network.device)),
+            host: Vec::new(),
+            n_items: network.n_items,
+        }
     }
 
     /// Room for `rows` rows.

@@ -82,11 +82,10 @@ pub fn serve(model: Model, options: ServeOptions, ready: impl FnOnce(SocketAddr,
         let metrics = Arc::new(Metrics::new());
         let store = match &options.state {
             StateOption::Memory { capacity } => http::Store::Memory(MemoryStore::new(*capacity, options.session_ttl, metrics.clone())),
-            StateOption::Redis { url, prefix } => {
-                http::Store::Redis(RedisStore::connect(url, prefix.clone(), options.session_ttl).await?)
-            }
+            StateOption::Redis { url, prefix } => http::Store::Redis(RedisStore::connect(url, prefix.clone(), options.session_ttl).await?),
         };
-        let listener = tokio::net::TcpListener::bind(options.addr).await.map_err(|source| ServeError::Listen { addr: options.addr, source })?;
+        let listener =
+            tokio::net::TcpListener::bind(options.addr).await.map_err(|source| ServeError::Listen { addr: options.addr, source })?;
         let addr = listener.local_addr().map_err(ServeError::Server)?;
         let describe = match &options.state {
             StateOption::Memory { capacity } => format!("in-process state for up to {capacity} sessions"),

@@ -227,7 +227,7 @@ impl<'a> Trainer<'a> {
             self.executor.train_batch(&step, &scored, &phase);
             batch_count += 1;
             events += step.inputs.len() as u64;
-            if batch_count % options.check_every == 0 {
+            if batch_count.is_multiple_of(options.check_every) {
                 checked_batches = batch_count;
                 let loss = self.executor.epoch_loss();
                 if loss.non_finite {
