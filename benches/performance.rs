@@ -478,7 +478,8 @@ fn compare(cases: &[&EndToEnd<'_>], this: &Path, other: &Path, device: &str, scr
     for case in cases {
         let (mut mine, mut theirs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
         for repeat in 0..repeats {
-            let order: [(&Path, bool); 2] = if repeat.is_multiple_of(2) { [(this, true), (other, false)] } else { [(other, false), (this, true)] };
+            let order: [(&Path, bool); 2] =
+                if repeat.is_multiple_of(2) { [(this, true), (other, false)] } else { [(other, false), (this, true)] };
             let mut pair = (0.0, 0.0);
             for (binary, is_this) in order {
                 let speed = end_to_end(binary, case, device, scratch, false).batches_per_second.unwrap_or(f64::NAN);
