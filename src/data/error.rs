@@ -50,23 +50,57 @@ impl DataCode {
     }
 }
 
+/// A row of a Parquet file, counted from 0 as pyarrow and DuckDB count them: its row group, its place in
+/// that group, and its place in the whole file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileRow {
+    pub group: usize,
+    pub in_group: u64,
+    pub row: u64,
+}
+
+impl fmt::Display for FileRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "row {} (row group {}, its row {}; counting from 0)", self.row, self.group, self.in_group)
+    }
+}
+
+/// Where a row sits: a line of a text file, or a row of a Parquet file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    Line(u64),
+    Row(FileRow),
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Place::Line(line) => write!(f, "line {line}"),
+            Place::Row(row) => row.fmt(f),
+        }
+    }
+}
+
 /// One problem in one data file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DataError {
     pub code: DataCode,
     pub message: String,
     pub path: PathBuf,
-    /// 1-based line in the file, when the problem sits on one line.
+    /// 1-based line in the file, when the problem sits on one line of a text file.
     pub line: Option<u64>,
+    /// The row, when the problem sits on one row of a Parquet file (boxed: most errors have none).
+    pub row: Option<Box<FileRow>>,
     /// The offending line's text, shown under the location (cut to a readable length).
-    pub snippet: Option<String>,
+    /// (A boxed `str`, like `row`'s box, keeps the error small enough to return by value.)
+    pub snippet: Option<Box<str>>,
     /// "note: ..." and "help: ..." lines.
     pub notes: Vec<String>,
 }
 
 impl DataError {
     pub fn new(code: DataCode, path: &Path, message: impl Into<String>) -> Self {
-        DataError { code, message: message.into(), path: path.to_path_buf(), line: None, snippet: None, notes: Vec::new() }
+        DataError { code, message: message.into(), path: path.to_path_buf(), line: None, row: None, snippet: None, notes: Vec::new() }
     }
 
     pub fn line(mut self, line: u64) -> Self {
@@ -74,11 +108,24 @@ impl DataError {
         self
     }
 
+    pub fn row(mut self, row: FileRow) -> Self {
+        self.row = Some(Box::new(row));
+        self
+    }
+
+    /// The line or the row, whichever `place` is.
+    pub fn at(self, place: Place) -> Self {
+        match place {
+            Place::Line(line) => self.line(line),
+            Place::Row(row) => self.row(row),
+        }
+    }
+
     pub fn snippet(mut self, text: impl AsRef<str>) -> Self {
         const MAX: usize = 120;
         let text = text.as_ref().trim_end_matches(['\r', '\n']);
         let cut: String = text.chars().take(MAX).collect();
-        self.snippet = Some(if cut.len() < text.len() { format!("{cut}…") } else { cut });
+        self.snippet = Some(if cut.len() < text.len() { format!("{cut}…") } else { cut }.into());
         self
     }
 
@@ -106,9 +153,10 @@ impl DataError {
 impl fmt::Display for DataError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "error[{}]: {}", self.code.as_str(), self.message)?;
-        match self.line {
-            Some(line) => writeln!(f, "  --> {}:{line}", self.path.display())?,
-            None => writeln!(f, "  --> {}", self.path.display())?,
+        match (self.line, &self.row) {
+            (Some(line), _) => writeln!(f, "  --> {}:{line}", self.path.display())?,
+            (None, Some(row)) => writeln!(f, "  --> {}, {row}", self.path.display())?,
+            (None, None) => writeln!(f, "  --> {}", self.path.display())?,
         }
         if let Some(snippet) = &self.snippet {
             let number = self.line.map(|l| l.to_string()).unwrap_or_default();
@@ -139,6 +187,18 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "error[E0901]: row has 2 fields, expected 3\n  --> data/train.tsv:17\n   |\n17 | 1␉2\n   |\n  = help: check the separator\n"
+        );
+    }
+
+    #[test]
+    fn parquet_rows_render_their_row_group() {
+        let row = FileRow { group: 1, in_group: 5, row: 17 };
+        let error = DataError::new(DataCode::Row, Path::new("clicks.parquet"), "the item id is null")
+            .at(Place::Row(row))
+            .snippet("SessionId = 3, ItemId = null, Time = 12");
+        assert_eq!(
+            error.to_string(),
+            "error[E0901]: the item id is null\n  --> clicks.parquet, row 17 (row group 1, its row 5; counting from 0)\n |\n | SessionId = 3, ItemId = null, Time = 12\n |\n"
         );
     }
 

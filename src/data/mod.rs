@@ -1,6 +1,7 @@
 //! Data: session files and item features read, cleaned and split into a training-ready dataset, with a cache.
 //!
 //! - [`sessions`]: session files (any separator, columns and time format) into a compact columnar store.
+//! - [`parquet`](mod@parquet): session files and item tables in Parquet, read row group by row group.
 //! - [`prepare`](mod@prepare): the paper's filters and time split, item renumbering and features, into a [`Dataset`].
 //! - [`features`]: dense vectors, TF-IDF text and categories as one row per item.
 //! - [`cache`]: the prepared dataset on disk, keyed by the content hash of everything that went in.
@@ -13,6 +14,7 @@ pub mod cache;
 pub mod error;
 pub mod features;
 pub mod intern;
+pub mod parquet;
 pub mod prepare;
 pub mod sessions;
 pub mod synth;

@@ -341,7 +341,7 @@ pub fn render_report(report: &Report) -> String {
         let _ = writeln!(out, "\nskipped rows (bad_rows = \"skip\"):");
         for (side, rows) in skipped {
             for (reason, r) in &rows.reasons {
-                let _ = writeln!(out, "  {side}: {} × {reason} (first at line {})", group(r.count), r.first_line);
+                let _ = writeln!(out, "  {side}: {} × {reason} (first at {})", group(r.count), r.first());
             }
         }
     }

@@ -6,13 +6,16 @@
 //! are contiguous and ordered by their first event's time, and sorts each session's events by time (ties
 //! keep file order). Storage is allocated once at its final size from a row count taken before reading,
 //! so no vector ever doubles: that keeps peak memory near the final size at 10^8 events.
+//!
+//! Delimited text is parsed here; Parquet files are read by [`super::parquet`]. Both hand their rows to
+//! one [`SessionSink`], which applies `bad_rows` and builds the store.
 
 use std::io::Read;
 use std::path::Path;
 
 use indexmap::IndexMap;
 
-use super::error::{DataCode, DataError};
+use super::error::{DataCode, DataError, FileRow, Place};
 use super::intern::Interner;
 use super::table::{self, TableFormat};
 use super::time::TimeParser;
@@ -154,7 +157,20 @@ pub struct SkippedRows {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SkippedReason {
     pub count: u64,
+    /// The first such row's line in a text file; 0 in a Parquet file, which has `first_row` instead.
     pub first_line: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_row: Option<FileRow>,
+}
+
+impl SkippedReason {
+    /// Where the first such row is, as the report writes it.
+    pub fn first(&self) -> Place {
+        match self.first_row {
+            Some(row) => Place::Row(row),
+            None => Place::Line(self.first_line),
+        }
+    }
 }
 
 impl SkippedRows {
@@ -162,8 +178,12 @@ impl SkippedRows {
         self.reasons.values().map(|r| r.count).sum()
     }
 
-    fn add(&mut self, reason: &str, line: u64) {
-        self.reasons.entry(reason.to_string()).or_insert(SkippedReason { count: 0, first_line: line }).count += 1;
+    fn add(&mut self, reason: &str, place: Place) {
+        let (first_line, first_row) = match place {
+            Place::Line(line) => (line, None),
+            Place::Row(row) => (0, Some(row)),
+        };
+        self.reasons.entry(reason.to_string()).or_insert(SkippedReason { count: 0, first_line, first_row }).count += 1;
     }
 }
 
@@ -176,8 +196,12 @@ pub struct ReadSessions {
     pub rows: u64,
 }
 
-/// Reads a session file. Items are interned into `items`, shared by train and test so indices agree.
+/// Reads a session file: Parquet when its name ends in `.parquet`, else delimited text (gzipped when it
+/// ends in `.gz`). Items are interned into `items`, shared by train and test so indices agree.
 pub fn read_file(path: &Path, format: &SessionFormat, items: &mut Interner) -> Result<ReadSessions, DataError> {
+    if super::parquet::is_parquet(path) {
+        return super::parquet::read_sessions(path, format, items);
+    }
     let expected_rows = count_lines(table::open(path, "session file")?).map_err(|e| DataError::io(path, "session file", &e))?;
     read(table::open(path, "session file")?, path, format, items, expected_rows)
 }
@@ -233,7 +257,7 @@ pub fn read(
     let mut header = None;
     if format.header {
         if !reader.read_byte_record(&mut record).map_err(|e| table::csv_error(path, e))? {
-            return Err(empty_file(path, false));
+            return Err(empty_file(path, "the file is empty"));
         }
         header = Some(table::header_names(&record));
     }
@@ -249,49 +273,120 @@ pub fn read(
         Columns { session, item, time, needed }
     };
 
-    let mut builder = RunBuilder::with_capacity(expected_rows);
-    let mut skipped = SkippedRows::default();
+    let mut sink = SessionSink::new(path, format.bad_rows, expected_rows);
     let mut time_parser = TimeParser::default();
-    let mut rows = 0u64;
     while reader.read_byte_record(&mut record).map_err(|e| table::csv_error(path, e))? {
         let line = record.position().map_or(0, |p| p.line());
         match parse_row(&record, &columns, &mut time_parser) {
-            Ok((session, item, time)) => {
-                builder.push(session, items.intern(item), time);
-                rows += 1;
-            }
-            Err(problem) => match format.bad_rows {
-                BadRows::Skip => skipped.add(problem.reason, line),
-                BadRows::Error => {
-                    return Err(DataError::new(DataCode::Row, path, problem.message)
-                        .line(line)
-                        .snippet(table::record_text(&record, separator))
-                        .help(problem.help)
-                        .note("to skip and count such rows instead, set `[data.format] bad_rows = \"skip\"`"))
-                }
-            },
+            Ok((session, item, time)) => sink.push(session, items.intern(item), time),
+            Err(problem) => sink.bad_row(problem, Place::Line(line), || table::record_text(&record, separator))?,
         }
     }
-    if rows == 0 {
-        let mut error = empty_file(path, format.header);
-        if skipped.total() > 0 {
-            error = error.note(format!("all {} rows were skipped as unreadable", skipped.total()));
-        }
-        return Err(error);
-    }
-    let sessions = builder.build().map_err(|error| DataError::new(DataCode::Row, path, error.to_string()))?;
-    Ok(ReadSessions { sessions, skipped, rows })
+    sink.finish(if format.header { "the file has a header but no data rows" } else { "the file is empty" })
 }
 
-fn empty_file(path: &Path, after_header: bool) -> DataError {
-    let message = if after_header { "the file has a header but no data rows" } else { "the file is empty" };
+/// Where rows go once read, whatever the file's format: events into the run builder, and unreadable rows
+/// into the error or the skip counts that `[data.format] bad_rows` asks for.
+pub(super) struct SessionSink<'p> {
+    path: &'p Path,
+    bad_rows: BadRows,
+    builder: RunBuilder,
+    skipped: SkippedRows,
+    rows: u64,
+}
+
+impl<'p> SessionSink<'p> {
+    /// `expected_rows` sizes the event storage; more rows than that still fit, at the cost of one reallocation.
+    pub(super) fn new(path: &'p Path, bad_rows: BadRows, expected_rows: usize) -> Self {
+        SessionSink { path, bad_rows, builder: RunBuilder::with_capacity(expected_rows), skipped: SkippedRows::default(), rows: 0 }
+    }
+
+    pub(super) fn push(&mut self, session: SessionKey<'_>, item: u32, time: f64) {
+        self.builder.push(session, item, time);
+        self.rows += 1;
+    }
+
+    /// A row that cannot be read: an error at `place`, or counted when bad rows are skipped. `snippet`
+    /// renders the row and runs only for an error.
+    pub(super) fn bad_row(&mut self, problem: RowProblem, place: Place, snippet: impl FnOnce() -> String) -> Result<(), DataError> {
+        match self.bad_rows {
+            BadRows::Skip => {
+                self.skipped.add(problem.reason, place);
+                Ok(())
+            }
+            BadRows::Error => Err(DataError::new(DataCode::Row, self.path, problem.message)
+                .at(place)
+                .snippet(snippet())
+                .help(problem.help)
+                .note("to skip and count such rows instead, set `[data.format] bad_rows = \"skip\"`")),
+        }
+    }
+
+    /// The sessions, or E0903 (`empty` says why) when no row was read.
+    pub(super) fn finish(self, empty: &str) -> Result<ReadSessions, DataError> {
+        let SessionSink { path, builder, skipped, rows, .. } = self;
+        if rows == 0 {
+            let mut error = empty_file(path, empty);
+            if skipped.total() > 0 {
+                error = error.note(format!("all {} rows were skipped as unreadable", skipped.total()));
+            }
+            return Err(error);
+        }
+        let sessions = builder.build().map_err(|error| DataError::new(DataCode::Row, path, error.to_string()))?;
+        Ok(ReadSessions { sessions, skipped, rows })
+    }
+}
+
+/// E0903: `message` says what the file holds instead of rows.
+pub(super) fn empty_file(path: &Path, message: &str) -> DataError {
     DataError::new(DataCode::Empty, path, message).help("check that this is the right file and that it was written completely")
 }
 
-struct RowProblem {
-    reason: &'static str,
-    message: String,
-    help: String,
+/// Why a row cannot be read: `reason` counts it under `bad_rows = "skip"`, `message` and `help` make the error.
+pub(super) struct RowProblem {
+    pub reason: &'static str,
+    pub message: String,
+    pub help: String,
+}
+
+impl RowProblem {
+    /// An empty (or, in Parquet, null) session or item id; `how` is "empty" or "null".
+    pub(super) fn missing_id(session: bool, how: &str) -> RowProblem {
+        let (noun, with_article) = if session { ("session", "a session") } else { ("item", "an item") };
+        RowProblem {
+            reason: if session { "empty session id" } else { "empty item id" },
+            message: format!("the {noun} id is {how}"),
+            help: format!("every row needs {with_article} id; remove the row or fill it in"),
+        }
+    }
+
+    /// A time column whose value does not read as its unit (`what` says what it holds).
+    pub(super) fn unreadable_time(name: &str, what: impl std::fmt::Display, unit: TimeUnit) -> RowProblem {
+        RowProblem {
+            reason: "unreadable time",
+            message: format!("time column `{name}` holds {what}"),
+            help: match unit {
+                TimeUnit::S | TimeUnit::Ms | TimeUnit::Us => {
+                    "if the column holds dates, write `time = [{ column = \"...\", unit = \"date\" }]` (or `\"datetime\"`)".into()
+                }
+                _ => "set the column's `unit` to match what it holds: s, ms, us, date or datetime".into(),
+            },
+        }
+    }
+}
+
+/// Refuses a row's time (the sum of its time columns, in seconds) that is NaN or beyond [`MAX_TIME`].
+pub(super) fn check_time(time: f64) -> Result<f64, RowProblem> {
+    // Offsets within a session are float32 seconds: a time past this would make them infinite (as would
+    // time columns that add up past f64's range), and no clock or unit mix-up of real data gets near it.
+    if time.is_nan() || time.abs() > MAX_TIME {
+        return Err(RowProblem {
+            reason: "time out of range",
+            message: format!("the time is {time:e} seconds, beyond the ±1e18 seconds prnn reads"),
+            help: "check `[data.format] time`: the column and its unit (s, ms, us, date or datetime)".into(),
+        });
+    }
+    Ok(time)
 }
 
 fn parse_row<'r>(
@@ -314,36 +409,13 @@ fn parse_row<'r>(
     let session = &record[columns.session];
     let item = &record[columns.item];
     if session.is_empty() || item.is_empty() {
-        let (noun, with_article) = if session.is_empty() { ("session", "a session") } else { ("item", "an item") };
-        return Err(RowProblem {
-            reason: if session.is_empty() { "empty session id" } else { "empty item id" },
-            message: format!("the {noun} id is empty"),
-            help: format!("every row needs {with_article} id; remove the row or fill it in"),
-        });
+        return Err(RowProblem::missing_id(session.is_empty(), "empty"));
     }
     let mut time = 0.0f64;
     for (index, unit, name) in &columns.time {
-        time += time_parser.parse(&record[*index], *unit).map_err(|error| RowProblem {
-            reason: "unreadable time",
-            message: format!("time column `{name}` holds {error}"),
-            help: match unit {
-                TimeUnit::S | TimeUnit::Ms | TimeUnit::Us => {
-                    "if the column holds dates, write `time = [{ column = \"...\", unit = \"date\" }]` (or `\"datetime\"`)".into()
-                }
-                _ => "set the column's `unit` to match what it holds: s, ms, us, date or datetime".into(),
-            },
-        })?;
+        time += time_parser.parse(&record[*index], *unit).map_err(|error| RowProblem::unreadable_time(name, error, *unit))?;
     }
-    // Offsets within a session are float32 seconds: a time past this would make them infinite (as would
-    // time columns that add up past f64's range), and no clock or unit mix-up of real data gets near it.
-    if time.is_nan() || time.abs() > MAX_TIME {
-        return Err(RowProblem {
-            reason: "time out of range",
-            message: format!("the time is {time:e} seconds, beyond the ±1e18 seconds prnn reads"),
-            help: "check `[data.format] time`: the column and its unit (s, ms, us, date or datetime)".into(),
-        });
-    }
-    Ok((SessionKey::parse(session), item, time))
+    Ok((SessionKey::parse(session), item, check_time(time)?))
 }
 
 /// The largest time, in seconds from any origin, a session row may have.
@@ -351,13 +423,13 @@ const MAX_TIME: f64 = 1e18;
 
 /// A session key as read: canonical integers are kept as numbers, anything else as text.
 #[derive(Debug, Clone, Copy)]
-enum SessionKey<'a> {
+pub(super) enum SessionKey<'a> {
     Number(u64),
     Text(&'a [u8]),
 }
 
 impl<'a> SessionKey<'a> {
-    fn parse(field: &'a [u8]) -> Self {
+    pub(super) fn parse(field: &'a [u8]) -> Self {
         // Only canonical digits: "007" read as 7 would print back differently.
         let canonical =
             !field.is_empty() && field.len() <= 19 && field.iter().all(u8::is_ascii_digit) && (field[0] != b'0' || field.len() == 1);

@@ -19,7 +19,7 @@ pub fn encode(input: &str, table: &ItemTable, items: &Interner) -> Result<(Featu
     let mut entries: Vec<(u32, u32)> = Vec::new();
     let mut empty_rows = 0usize;
 
-    let counts = read_rows(table, items, |item, _line, cells| {
+    let counts = read_rows(table, items, |item, cells| {
         let begin = entries.len();
         for (column, cell) in cells.iter().enumerate() {
             for value in cell.split_whitespace() {

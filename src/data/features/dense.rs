@@ -12,7 +12,7 @@ use std::path::Path;
 
 use super::text::{duplicate_error, mean, no_match_error, SeenIds};
 use super::{DenseFeature, Feature, FeatureReport};
-use crate::data::error::{DataCode, DataError};
+use crate::data::error::{DataCode, DataError, Place};
 use crate::data::intern::Interner;
 use crate::data::table::{self, TableFormat};
 
@@ -184,7 +184,7 @@ fn read_ids(path: &Path) -> Result<Interner, DataError> {
         let index = ids.intern(id);
         if ids.len() == before {
             let snippet = String::from_utf8_lossy(id).into_owned();
-            return Err(duplicate_error(path, id, index as u64 + 1, number, &snippet));
+            return Err(duplicate_error(path, id, index as u64 + 1, Place::Line(number), &snippet));
         }
     }
     Ok(ids)
@@ -373,7 +373,7 @@ fn read_tsv(path: &Path, header: bool, normalize: bool, items: &Interner) -> Res
         }
         let item = items.find(id);
         if let Some(first) = seen.first_line(item, id, line) {
-            return Err(duplicate_error(path, id, first, line, &snippet()));
+            return Err(duplicate_error(path, id, first, Place::Line(line), &snippet()));
         }
         vector.clear();
         for (column, field) in record.iter().skip(1).enumerate() {

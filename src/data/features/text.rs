@@ -18,12 +18,13 @@ use std::path::Path;
 use unicode_segmentation::UnicodeSegmentation;
 
 use super::{Feature, FeatureReport, SparseFeature};
-use crate::data::error::{DataCode, DataError};
+use crate::data::error::{DataCode, DataError, Place};
 use crate::data::intern::Interner;
 use crate::data::table::{self, TableFormat};
 use crate::diagnostic::group_thousands;
 
-/// An item table as a sparse input's config names it: one row per item, with a header.
+/// An item table as a sparse input's config names it: one row per item, with a header (or a Parquet file,
+/// when its name ends in `.parquet`).
 #[derive(Debug, Clone, Copy)]
 pub struct ItemTable<'a> {
     pub path: &'a Path,
@@ -31,7 +32,7 @@ pub struct ItemTable<'a> {
     pub id_column: &'a str,
     /// The columns a row is built from, in this order.
     pub columns: &'a [String],
-    /// One byte; `"\t"` reads without quoting, any other separator with `"` quoting.
+    /// One byte; `"\t"` reads without quoting, any other separator with `"` quoting. Not used for Parquet.
     pub separator: &'a str,
 }
 
@@ -164,7 +165,7 @@ pub fn tfidf(
     let mut gram = String::new();
     let mut ids: Vec<u32> = Vec::new();
 
-    let counts = read_rows(table, items, |item, _line, cells| {
+    let counts = read_rows(table, items, |item, cells| {
         text.clear();
         for (i, cell) in cells.iter().enumerate() {
             if i > 0 {
@@ -330,7 +331,7 @@ pub(super) fn mean(total: usize, count: usize) -> f64 {
 
 /// What [`read_rows`] saw besides the rows it handed on.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(super) struct RowCounts {
+pub(crate) struct RowCounts {
     /// Rows of dataset items, each handed to the callback.
     pub matched: usize,
     /// Rows of items that are not in the dataset.
@@ -373,11 +374,16 @@ impl SeenIds {
     }
 }
 
-/// The error for an item listed twice in a feature file.
-pub(super) fn duplicate_error(path: &Path, id: &[u8], first: u64, line: u64, snippet: &str) -> DataError {
+/// The error for an item listed twice in a feature file: first on line (or, in Parquet, absolute row) `first`,
+/// again at `at`.
+pub(super) fn duplicate_error(path: &Path, id: &[u8], first: u64, at: Place, snippet: &str) -> DataError {
     let id = String::from_utf8_lossy(id);
-    DataError::new(DataCode::FeatureShape, path, format!("item `{id}` is listed twice: on line {first} and line {line}"))
-        .line(line)
+    let places = match at {
+        Place::Line(line) => format!("on line {first} and line {line}"),
+        Place::Row(row) => format!("in row {first} and row {} (counting from 0)", row.row),
+    };
+    DataError::new(DataCode::FeatureShape, path, format!("item `{id}` is listed twice: {places}"))
+        .at(at)
         .snippet(snippet)
         .help(format!("keep one row for `{id}`: an item has one feature row"))
 }
@@ -395,15 +401,27 @@ pub(super) fn no_match_error(path: &Path, rows: usize, first_id: &[u8], items: &
         .help("check the ID column and that IDs are written the same way as in the session files")
 }
 
-/// Reads `table`, handing each dataset item's row to `each` with the item's index, the row's line and the
-/// cells of `table.columns` in order. Checks the header, the columns, empty and duplicate IDs; counts rows
-/// of items outside the dataset; fails when no row is a dataset item.
+/// Reads `table`, handing each dataset item's row to `each` with the item's index and the cells of
+/// `table.columns` in order. Checks the header, the columns, empty and duplicate IDs; counts rows of items
+/// outside the dataset; fails when no row is a dataset item.
 pub(super) fn read_rows(
     table: &ItemTable,
     items: &Interner,
-    mut each: impl FnMut(u32, u64, &[&str]) -> Result<(), DataError>,
+    mut each: impl FnMut(u32, &[&str]) -> Result<(), DataError>,
 ) -> Result<RowCounts, DataError> {
     let path = table.path;
+    if table.columns.is_empty() {
+        return Err(DataError::new(DataCode::Column, path, "`columns` names no column")
+            .help("list the columns that make an item's row, e.g. `columns = [\"text\"]`"));
+    }
+    for (i, column) in table.columns.iter().enumerate() {
+        if table.columns[..i].contains(column) {
+            return Err(DataError::new(DataCode::Column, path, format!("`columns` lists `{column}` twice")).help("list each column once"));
+        }
+    }
+    if crate::data::parquet::is_parquet(path) {
+        return crate::data::parquet::read_item_rows(table, items, each);
+    }
     let separator = match table.separator.as_bytes() {
         [byte] => *byte,
         _ => {
@@ -415,15 +433,6 @@ pub(super) fn read_rows(
             .help("write the separator as one ASCII character, e.g. `separator = \"\\t\"` or `separator = \",\"`"))
         }
     };
-    if table.columns.is_empty() {
-        return Err(DataError::new(DataCode::Column, path, "`columns` names no column")
-            .help("list the columns that make an item's row, e.g. `columns = [\"text\"]`"));
-    }
-    for (i, column) in table.columns.iter().enumerate() {
-        if table.columns[..i].contains(column) {
-            return Err(DataError::new(DataCode::Column, path, format!("`columns` lists `{column}` twice")).help("list each column once"));
-        }
-    }
 
     let format = TableFormat { separator, header: true, quoting: separator != b'\t' };
     let mut reader = table::reader(table::open(path, "the item table")?, &format);
@@ -438,9 +447,7 @@ pub(super) fn read_rows(
         table.columns.iter().map(|column| table::find_column(path, Some(&header), column, "columns")).collect::<Result<_, _>>()?;
     let needed = fields.iter().copied().chain([id_field]).max().unwrap_or(0) + 1;
 
-    let mut seen = SeenIds::new(items);
-    let mut counts = RowCounts { matched: 0, ignored: 0 };
-    let mut first_id: Option<Vec<u8>> = None;
+    let mut rows = ItemRows::new(path, table.id_column, items);
     while reader.read_byte_record(&mut record).map_err(|e| table::csv_error(path, e))? {
         let line = record.position().map_or(0, |p| p.line());
         let snippet = || table::record_text(&record, separator);
@@ -455,22 +462,7 @@ pub(super) fn read_rows(
             .snippet(snippet())
             .help("write every column, empty ones too; check the separator and, with `\",\"`, the quoting"));
         }
-        let id = &record[id_field];
-        if id.is_empty() {
-            return Err(DataError::new(DataCode::Row, path, format!("empty item ID in column `{}`", table.id_column))
-                .line(line)
-                .snippet(snippet()));
-        }
-        first_id.get_or_insert_with(|| id.to_vec());
-        let item = items.find(id);
-        if let Some(first) = seen.first_line(item, id, line) {
-            return Err(duplicate_error(path, id, first, line, &snippet()));
-        }
-        let Some(item) = item else {
-            counts.ignored += 1;
-            continue;
-        };
-        counts.matched += 1;
+        let Some(item) = rows.id(&record[id_field], Place::Line(line), snippet)? else { continue };
         let mut cells: Vec<&str> = Vec::with_capacity(fields.len());
         for (&field, column) in fields.iter().zip(table.columns) {
             let cell = std::str::from_utf8(&record[field]).map_err(|error| {
@@ -481,18 +473,68 @@ pub(super) fn read_rows(
             })?;
             cells.push(cell);
         }
-        each(item, line, &cells)?;
+        each(item, &cells)?;
     }
-    let rows = counts.matched + counts.ignored;
-    if rows == 0 {
-        return Err(DataError::new(DataCode::Empty, path, "the item table has a header but no rows")
+    rows.finish(|| {
+        DataError::new(DataCode::Empty, path, "the item table has a header but no rows")
             .line(1)
-            .snippet(header.join(&(separator as char).to_string())));
+            .snippet(header.join(&(separator as char).to_string()))
+    })
+}
+
+/// What the text and Parquet item-table readers share: each row's ID checked (not empty, not seen before)
+/// and looked up among the dataset's items, and the counts of rows matched and ignored.
+pub(crate) struct ItemRows<'a> {
+    path: &'a Path,
+    id_column: &'a str,
+    items: &'a Interner,
+    /// First lines, or for Parquet absolute rows + 1 (0 means "not seen").
+    seen: SeenIds,
+    counts: RowCounts,
+    first_id: Option<Vec<u8>>,
+}
+
+impl<'a> ItemRows<'a> {
+    pub(crate) fn new(path: &'a Path, id_column: &'a str, items: &'a Interner) -> Self {
+        ItemRows { path, id_column, items, seen: SeenIds::new(items), counts: RowCounts { matched: 0, ignored: 0 }, first_id: None }
     }
-    if counts.matched == 0 && !items.is_empty() {
-        return Err(no_match_error(path, rows, first_id.as_deref().unwrap_or_default(), items));
+
+    /// The row at `place` with ID `id`: its dataset item, or `None` for an item outside the dataset (counted).
+    /// An empty ID or one seen before is an error; `snippet` renders the row for it.
+    pub(crate) fn id(&mut self, id: &[u8], place: Place, snippet: impl Fn() -> String) -> Result<Option<u32>, DataError> {
+        if id.is_empty() {
+            return Err(DataError::new(DataCode::Row, self.path, format!("empty item ID in column `{}`", self.id_column))
+                .at(place)
+                .snippet(snippet()));
+        }
+        self.first_id.get_or_insert_with(|| id.to_vec());
+        let item = self.items.find(id);
+        let key = match place {
+            Place::Line(line) => line,
+            Place::Row(row) => row.row + 1,
+        };
+        if let Some(first) = self.seen.first_line(item, id, key) {
+            let first = if matches!(place, Place::Row(_)) { first - 1 } else { first };
+            return Err(duplicate_error(self.path, id, first, place, &snippet()));
+        }
+        match item {
+            Some(_) => self.counts.matched += 1,
+            None => self.counts.ignored += 1,
+        }
+        Ok(item)
     }
-    Ok(counts)
+
+    /// The counts, or `empty()` when the table had no row, or E0906 when no row was a dataset item.
+    pub(crate) fn finish(self, empty: impl FnOnce() -> DataError) -> Result<RowCounts, DataError> {
+        let rows = self.counts.matched + self.counts.ignored;
+        if rows == 0 {
+            return Err(empty());
+        }
+        if self.counts.matched == 0 && !self.items.is_empty() {
+            return Err(no_match_error(self.path, rows, self.first_id.as_deref().unwrap_or_default(), self.items));
+        }
+        Ok(self.counts)
+    }
 }
 
 #[cfg(test)]
