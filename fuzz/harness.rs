@@ -176,8 +176,9 @@ pub fn config(data: &[u8]) {
 
 /// Two option bytes, then the file. Option 1: separator (bits 0-1), header (2), quoting unset/off/on (3-4),
 /// skip bad rows (5), session and item columns swapped (6). Option 2: time unit (bits 0-2), a second
-/// time column in ms (3), and how the bytes arrive (4-5): from memory only; also from a file; also
-/// gzipped into a `.gz` file (same result required); also raw into a `.gz` file (a corrupt archive).
+/// time column in ms (3), how the bytes arrive (4-5): from memory only; also from a file; also gzipped
+/// into a `.gz` file (same result required); also raw into a `.gz` file (a corrupt archive); and (6) also
+/// raw into a `.parquet` file (text is refused; a Parquet seed reaches the footer and page decoders).
 pub fn sessions(data: &[u8]) {
     let [options, timing, file @ ..] = data else { return };
     let (options, timing) = (*options, *timing);
@@ -202,6 +203,15 @@ pub fn sessions(data: &[u8]) {
     match &read {
         Ok(read) => check_sessions(read, &items),
         Err(error) => check_data_error(error, &[memory], Some(lines)),
+    }
+
+    if timing & 64 != 0 {
+        let path = scratch_file("sessions.parquet", file);
+        let mut parquet_items = Interner::new();
+        match sessions::read_file(&path, &format, &mut parquet_items) {
+            Ok(read) => check_sessions(&read, &parquet_items),
+            Err(error) => check_data_error(&error, &[&path], None),
+        }
     }
 
     let transport = (timing >> 4) & 3;
@@ -253,7 +263,8 @@ fn check_sessions(read: &ReadSessions, items: &Interner) {
     }
     assert!(sessions.start.windows(2).all(|w| w[0] <= w[1]), "sessions out of start order: {:?}", sessions.start);
     for reason in read.skipped.reasons.values() {
-        assert!(reason.count > 0 && reason.first_line >= 1, "a skip reason {reason:?}");
+        // A Parquet file's rows have no line: they name their row instead.
+        assert!(reason.count > 0 && (reason.first_line >= 1 || reason.first_row.is_some()), "a skip reason {reason:?}");
     }
 }
 
