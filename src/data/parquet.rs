@@ -417,6 +417,8 @@ fn meaning(descriptor: &ColumnDescriptor, role: Role) -> Result<Meaning, (String
     };
     match role {
         Role::Id | Role::Cell => match physical {
+            // A decimal in BYTE_ARRAY is a binary integer, not text.
+            Physical::BYTE_ARRAY if decimal => Err(("decimals".into(), cast)),
             Physical::BYTE_ARRAY => Ok(Meaning::Text),
             Physical::INT32 | Physical::INT64 if temporal.is_some() => Err(("dates or times".into(), cast)),
             Physical::INT32 | Physical::INT64 if decimal && descriptor.type_scale() != 0 => {
@@ -434,7 +436,7 @@ fn meaning(descriptor: &ColumnDescriptor, role: Role) -> Result<Meaning, (String
             if let Some(meaning) = temporal {
                 return Ok(meaning);
             }
-            if physical == Physical::BYTE_ARRAY {
+            if physical == Physical::BYTE_ARRAY && !decimal {
                 return Ok(Meaning::Text);
             }
             let numeric = matches!(physical, Physical::INT32 | Physical::INT64 | Physical::FLOAT | Physical::DOUBLE);
@@ -967,6 +969,13 @@ pub(crate) mod tests {
         let positions = SessionFormat { time: vec![TimeColumn::Seconds("3".into())], ..by_position };
         let (read_by_position, items) = read(&path, &positions).unwrap();
         assert_eq!((read_by_position.rows, keys(&items)), (1, vec!["1".to_string()]));
+
+        let path = files.path("decimals.parquet");
+        let schema = "message m { required binary SessionId (UTF8); required binary ItemId (DECIMAL(10, 2)); required int64 Time; }";
+        write(&path, schema, &[Data::text(["1"]), Data::text(["\u{1}"]), Data::i64s([3])], 10, Compression::SNAPPY);
+        let decimals = read(&path, &SessionFormat::default()).unwrap_err();
+        assert_eq!(decimals.code, DataCode::Column);
+        assert!(decimals.message.contains("column `ItemId` holds decimals"), "{decimals}");
 
         let path = files.path("dates.parquet");
         let schema = "message m { required binary SessionId (UTF8); required binary ItemId (UTF8); required int64 Time; }";
