@@ -59,15 +59,12 @@ pub(super) fn read_sessions(path: &Path, format: &SessionFormat, items: &mut Int
     file.check_codecs(&columns)?;
 
     let mut sink = SessionSink::new(path, format.bad_rows, file.expected_rows());
-    let mut time_parser = TimeParser::default();
-    let (mut key_text, mut item_text) = (Vec::new(), Vec::new());
+    let mut reader = SessionRows { units, time_parser: TimeParser::default(), key_text: Vec::new(), item_text: Vec::new() };
     file.for_each_batch(&mut columns, |columns, rows, first| {
-        let (ids, times) = columns.split_at(2);
         for row in 0..rows {
-            let at = Place::Row(first.at(row));
-            match session_row(&ids[0], &ids[1], times, &units, row, &mut time_parser, &mut key_text, &mut item_text) {
+            match reader.row(columns, row) {
                 Ok((key, item, time)) => sink.push(key, items.intern(item), time),
-                Err(problem) => sink.bad_row(problem, at, || snippet(columns, row))?,
+                Err(problem) => sink.bad_row(problem, Place::Row(first.at(row)), || snippet(columns, row))?,
             }
         }
         Ok(())
@@ -75,28 +72,32 @@ pub(super) fn read_sessions(path: &Path, format: &SessionFormat, items: &mut Int
     sink.finish("the file has no rows")
 }
 
-/// One row's session key, item ID and time in seconds, or why the row cannot be read.
-#[allow(clippy::too_many_arguments)]
-fn session_row<'b>(
-    session: &'b Column,
-    item: &'b Column,
-    times: &[Column],
-    units: &[TimeUnit],
-    row: usize,
-    time_parser: &mut TimeParser,
-    key_text: &'b mut Vec<u8>,
-    item_text: &'b mut Vec<u8>,
-) -> Result<(SessionKey<'b>, &'b [u8], f64), RowProblem> {
-    let key = session.session_key(row, key_text).ok_or_else(|| RowProblem::missing_id(true, "null"))?;
-    let item = item.id(row, item_text).ok_or_else(|| RowProblem::missing_id(false, "null"))?;
-    if matches!(key, SessionKey::Text(b"")) || item.is_empty() {
-        return Err(RowProblem::missing_id(matches!(key, SessionKey::Text(b"")), "empty"));
+/// Turns a row of the needed columns (session, item, then the time columns) into an event's parts.
+struct SessionRows {
+    /// The config's unit of each time column.
+    units: Vec<TimeUnit>,
+    time_parser: TimeParser,
+    /// Integer IDs written out as text, reused from row to row.
+    key_text: Vec<u8>,
+    item_text: Vec<u8>,
+}
+
+impl SessionRows {
+    /// Row `row`'s session key, item ID and time in seconds, or why the row cannot be read.
+    fn row<'b>(&'b mut self, columns: &'b [Column], row: usize) -> Result<(SessionKey<'b>, &'b [u8], f64), RowProblem> {
+        let (session, item, times) = (&columns[0], &columns[1], &columns[2..]);
+        let key = session.session_key(row, &mut self.key_text).ok_or_else(|| RowProblem::missing_id(true, "null"))?;
+        let item = item.id(row, &mut self.item_text).ok_or_else(|| RowProblem::missing_id(false, "null"))?;
+        let empty_key = matches!(key, SessionKey::Text(b""));
+        if empty_key || item.is_empty() {
+            return Err(RowProblem::missing_id(empty_key, "empty"));
+        }
+        let mut time = 0.0;
+        for (column, &unit) in times.iter().zip(&self.units) {
+            time += column.seconds(row, unit, &mut self.time_parser)?;
+        }
+        Ok((key, item, check_time(time)?))
     }
-    let mut time = 0.0;
-    for (column, &unit) in times.iter().zip(units) {
-        time += column.seconds(row, unit, time_parser)?;
-    }
-    Ok((key, item, check_time(time)?))
 }
 
 /// Reads a Parquet item table, handing each dataset item's row to `each` as the text reader does.
@@ -581,7 +582,7 @@ impl Column {
         (slot != NULL).then_some(slot as usize)
     }
 
-    /// Row `row` as an integer (for an integer column), with unsigned values read back as such.
+    /// The value at `slot` as an integer (for an integer column), unsigned values read back as such.
     fn integer(&self, slot: usize) -> Option<i128> {
         let unsigned = matches!(self.meaning, Meaning::Integer { unsigned: true });
         match &self.values {
@@ -633,7 +634,7 @@ impl Column {
             Values::Double(_, v) => v[slot],
             Values::Int96(_, v) => {
                 let [low, high, day] = [v[slot].data()[0], v[slot].data()[1], v[slot].data()[2]];
-                let nanos = (u64::from(high) << 32 | u64::from(low)) as f64;
+                let nanos = ((u64::from(high) << 32) | u64::from(low)) as f64;
                 return Ok((i64::from(day as i32) - JULIAN_DAY_OF_EPOCH) as f64 * 86_400.0 + nanos / 1e9);
             }
         };
