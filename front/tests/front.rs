@@ -41,12 +41,15 @@ fn check_and_compile_run_in_the_front_binary() {
 fn help_lists_the_training_commands_without_libtorch() {
     let help = prnn().arg("--help").output().unwrap();
     let listed = text(&help.stdout);
-    for command in ["check", "compile", "data", "train", "eval", "run", "recommend", "baseline", "doctor"] {
+    for command in ["check", "compile", "data", "train", "eval", "run", "recommend", "serve", "baseline", "doctor"] {
         assert!(listed.lines().any(|line| line.trim_start().starts_with(command)), "`{command}` missing from:\n{listed}");
     }
     let train_help = prnn().args(["train", "--help"]).output().unwrap();
     assert!(train_help.status.success());
     assert!(text(&train_help.stdout).contains("--resume"));
+    let serve_help = prnn().args(["serve", "--help"]).output().unwrap();
+    assert!(serve_help.status.success());
+    assert!(text(&serve_help.stdout).contains("--state"));
 }
 
 #[test]
