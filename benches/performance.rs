@@ -13,6 +13,10 @@
 //! - scaling rows run training steps in this process on one synthetic dataset, changing one thing at a
 //!   time: the catalogue (the same sessions spread over 10k to 1M items), the hidden size, the batch size.
 //!
+//! With `PRNN_PEER` (a checkout of the official GRU4Rec PyTorch code) and `PRNN_PEER_PYTHON` (a Python with
+//! torch and pandas) set, it runs rows 1 and 3 with prnn and with the official code in turn on the same data and
+//! settings instead, and writes the side-by-side table (benches/performance/peer.rs).
+//!
 //! Nothing here asserts a speed: it measures and reports. Run it on an otherwise idle machine.
 
 use std::path::{Path, PathBuf};
@@ -23,6 +27,9 @@ use prnn::data::synth::{write_dataset, SynthConfig};
 use prnn::lower::Network;
 use prnn::train::{EpochOptions, Trainer};
 use serde_json::Value;
+
+#[path = "performance/peer.rs"]
+mod peer;
 
 /// The repository root: `PRNN_ROOT`, else where this harness was built.
 fn root() -> PathBuf {
@@ -311,6 +318,7 @@ fn machine(device: &str) -> String {
         })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpu = format!("{cpu} [{}]", vector_extensions());
     let memory = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|t| t.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<f64>().ok()))
@@ -332,6 +340,22 @@ fn machine(device: &str) -> String {
 }
 
 /// Replaces the text between this device's markers in docs/performance.md (appending the section if absent).
+/// The CPU's vector and matrix extensions that its kernels can use.
+fn vector_extensions() -> String {
+    let flags = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| text.lines().find_map(|l| l.strip_prefix("flags").map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())))
+        .unwrap_or_default();
+    let has: Vec<&str> = flags.split_whitespace().collect();
+    let wanted = ["avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8"];
+    let found: Vec<&str> = wanted.iter().copied().filter(|w| has.contains(w)).collect();
+    if found.is_empty() {
+        "no AVX2".into()
+    } else {
+        found.join(" ")
+    }
+}
+
 fn write_section(device: &str, body: &str) {
     let path = root().join("docs/performance.md");
     let text = std::fs::read_to_string(&path).unwrap_or_default();
@@ -435,6 +459,15 @@ fn main() {
         case.overrides.extend(autograd_on_cpu.iter().copied());
     }
     let active: Vec<&EndToEnd<'_>> = cases.iter().chain(&autograd_cases).filter(|c| wanted(c.name)).collect();
+    if let Some(peer) = peer::Peer::from_env() {
+        let body = side_by_side(&peer, &data, &device_name, scratch.path(), repeats, &wanted);
+        println!("{body}");
+        if write {
+            write_section("side-by-side", &body);
+        }
+        return;
+    }
+    eprintln!("official code: not given (PRNN_PEER and PRNN_PEER_PYTHON run it beside prnn: docs/performance.md); prnn alone");
     if let Some(other) = &against {
         compare(&active, &prnn_binary(), other, &device_name, scratch.path(), repeats);
         return;
@@ -498,4 +531,159 @@ fn compare(cases: &[&EndToEnd<'_>], this: &Path, other: &Path, device: &str, scr
         lines.push(format!("| `{}` | {:.1} | {:.1} | {:.3} | {listed} |", case.name, median(mine), median(theirs), median(ratios.clone())));
     }
     println!("{}", lines.join("\n"));
+}
+
+/// A row the official code runs too: prnn's spec and config, and GRU4Rec's parameter string for the same model.
+struct PeerCase {
+    name: &'static str,
+    what: String,
+    spec: &'static str,
+    config: PathBuf,
+    train: PathBuf,
+    test: PathBuf,
+    params: &'static str,
+}
+
+/// The first sessions of the Diginetica-size training file, about `events` events, with its test file: row 3 for
+/// a full epoch of both codes (the official code has no way to stop after some mini-batches).
+fn diginetica_subset(data: &Path, events: usize) -> (PathBuf, PathBuf, PathBuf) {
+    let full = diginetica_size(data);
+    let dir = full.parent().expect("the config's folder").to_path_buf();
+    let train = dir.join(format!("train-{}k.tsv", events / 1000));
+    if !train.is_file() {
+        let text = std::fs::read_to_string(dir.join("train.tsv")).expect("the synthetic training file");
+        let mut lines = text.lines();
+        let mut kept = vec![lines.next().expect("a header")];
+        let mut last_session = "";
+        for line in lines {
+            let session = line.split('\t').next().unwrap_or("");
+            if kept.len() > events && session != last_session {
+                break;
+            }
+            last_session = session;
+            kept.push(line);
+        }
+        std::fs::write(&train, kept.join("\n") + "\n").expect("the subset is written");
+    }
+    let config = dir.join(format!("run-{}k.toml", events / 1000));
+    std::fs::write(
+        &config,
+        format!(
+            "[data]\ntrain = \"{}\"\ntest = \"test.tsv\"\n\n[eval]\ncutoffs = [20]\nties = \"conservative\"\n\n[run]\nout = \"runs\"\n",
+            train.file_name().unwrap().to_string_lossy()
+        ),
+    )
+    .expect("config written");
+    (config, train, dir.join("test.tsv"))
+}
+
+/// `train.tsv` and `test.tsv` of a shipped dataset, decompressed into `to` once: the official code reads plain
+/// text only.
+fn plain_copies(from: &Path, to: &Path) -> PathBuf {
+    std::fs::create_dir_all(to).expect("bench data folder");
+    for name in ["train.tsv", "test.tsv"] {
+        if !to.join(name).is_file() {
+            let file = std::fs::File::open(from.join(format!("{name}.gz"))).expect("the shipped data");
+            let mut text = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(file), &mut text).expect("the shipped data decompresses");
+            std::fs::write(to.join(name), text).expect("bench data is writable");
+        }
+    }
+    to.to_path_buf()
+}
+
+/// Rows 1 and 3 with prnn and with the official code in turn (which goes first alternates), each training one
+/// epoch and evaluating every time: both codes' figures, and the median and range of the per-repeat ratios.
+fn side_by_side(peer: &peer::Peer, data: &Path, device: &str, scratch: &Path, repeats: usize, wanted: &dyn Fn(&str) -> bool) -> String {
+    assert_eq!(device, "cpu", "the side-by-side table runs the official code on the CPU (its GPU run: scripts/device-check.sh)");
+    let yoochoose = plain_copies(&root().join("data/yoochoose-cat"), &data.join("yoochoose-cat"));
+    let (row3_config, row3_train, row3_test) = diginetica_subset(data, 200_000);
+    let cases = [
+        PeerCase {
+            name: "row1",
+            what: "row 1: 100 hidden, batch 50, cross-entropy, in-batch negatives; `yoochoose-cat`, 1 epoch".into(),
+            spec: "specs/gru4rec_xe.prnn",
+            config: root().join("examples/yoochoose-categories.toml"),
+            train: yoochoose.join("train.tsv"),
+            test: yoochoose.join("test.tsv"),
+            params: "loss=cross-entropy,constrained_embedding=False,embedding=0,layers=100,n_epochs=1,batch_size=50,\
+                     dropout_p_embed=0.0,dropout_p_hidden=0.0,learning_rate=0.1,momentum=0.0,n_sample=0,sample_alpha=0.5,logq=0.0",
+        },
+        PeerCase {
+            name: "row3",
+            what: "row 3: 512 hidden, batch 128, BPR-max, 2048 extra, constrained; the first 200k events of the \
+                   Diginetica-size synthetic set (43k items), 1 epoch"
+                .into(),
+            spec: "specs/gru4rec_bprmax.prnn",
+            config: row3_config,
+            train: row3_train,
+            test: row3_test,
+            params: "loss=bpr-max,constrained_embedding=True,embedding=0,elu_param=1,layers=512,n_epochs=1,batch_size=128,\
+                     dropout_p_embed=0.5,dropout_p_hidden=0.3,learning_rate=0.05,momentum=0.15,n_sample=2048,sample_alpha=0.3,\
+                     bpreg=0.9,logq=0.0",
+        },
+    ];
+    let mut lines = vec![
+        format!("{} Official code: `{}` ({}).\n", machine(device), peer.checkout.display(), peer.torch_version()),
+        "| row | measure | prnn | official | prnn / official: median (range) of the runs' ratios |".to_string(),
+        "|---|---|---:|---:|---|".to_string(),
+    ];
+    for case in cases.iter().filter(|c| wanted(c.name)) {
+        let end_to_end_case = EndToEnd {
+            name: case.name,
+            what: &case.what,
+            spec: case.spec,
+            config: case.config.to_string_lossy().to_string(),
+            overrides: vec!["epochs=1"],
+            evaluate: true,
+        };
+        let (mut training, mut evaluation) = (Vec::new(), Vec::new());
+        let mut notes = Vec::new();
+        for repeat in 0..repeats {
+            let mut ours = None;
+            let mut theirs = None;
+            for prnn_first in [repeat.is_multiple_of(2), !repeat.is_multiple_of(2)] {
+                if prnn_first {
+                    ours = Some(end_to_end(&prnn_binary(), &end_to_end_case, device, scratch, true));
+                } else {
+                    let log = scratch.join(format!("{}.official.{repeat}.log", case.name));
+                    theirs = Some(peer::run(peer, case.params, &case.train, Some(&case.test), &log));
+                }
+            }
+            let (ours, theirs) = (ours.expect("prnn ran"), theirs.expect("the official code ran"));
+            let predictions = json(&scratch.join(case.name).join("eval.json"))["events"].as_f64().unwrap_or(f64::NAN);
+            let ours_train = ours.batches_per_second.unwrap_or(f64::NAN);
+            let ours_eval = ours.eval_per_second.unwrap_or(f64::NAN);
+            let theirs_eval = predictions / theirs.eval_seconds.unwrap_or(f64::NAN);
+            eprintln!(
+                "{} (run {}): training {ours_train:.1} against {:.1} mini-batches/s; evaluation {ours_eval:.0} against {theirs_eval:.0} predictions/s",
+                case.name,
+                repeat + 1,
+                theirs.batches_per_second
+            );
+            training.push((ours_train, theirs.batches_per_second));
+            evaluation.push((ours_eval, theirs_eval));
+            notes = vec![
+                format!("prnn: {}", ours.note),
+                format!(
+                    "official: Recall@20 {:.4}, MRR@20 {:.4} over {predictions} predictions",
+                    theirs.recall_at_20.unwrap_or(f64::NAN),
+                    theirs.mrr_at_20.unwrap_or(f64::NAN)
+                ),
+            ];
+        }
+        for (measure, pairs) in [("training, mini-batches/s", &training), ("evaluation, predictions/s", &evaluation)] {
+            let ratios: Vec<f64> = pairs.iter().map(|(a, b)| a / b).collect();
+            let (low, high) = (ratios.iter().copied().fold(f64::INFINITY, f64::min), ratios.iter().copied().fold(0.0, f64::max));
+            lines.push(format!(
+                "| `{}` | {measure} | {} | {} | **{:.2}x** ({low:.2} to {high:.2}) |",
+                case.name,
+                figure(Some(median(pairs.iter().map(|p| p.0).collect()))),
+                figure(Some(median(pairs.iter().map(|p| p.1).collect()))),
+                median(ratios.clone())
+            ));
+        }
+        lines.push(format!("\n`{}`: {}; last run: {}.\n", case.name, case.what, notes.join("; ")));
+    }
+    lines.join("\n") + "\n"
 }
