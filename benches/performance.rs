@@ -628,6 +628,7 @@ fn side_by_side(peer: &peer::Peer, data: &Path, device: &str, scratch: &Path, re
         "| row | measure | prnn | official | prnn / official: median (range) of the runs' ratios |".to_string(),
         "|---|---|---:|---:|---|".to_string(),
     ];
+    let mut described = Vec::new();
     for case in cases.iter().filter(|c| wanted(c.name)) {
         let end_to_end_case = EndToEnd {
             name: case.name,
@@ -683,7 +684,9 @@ fn side_by_side(peer: &peer::Peer, data: &Path, device: &str, scratch: &Path, re
                 median(ratios.clone())
             ));
         }
-        lines.push(format!("\n`{}`: {}; last run: {}.\n", case.name, case.what, notes.join("; ")));
+        described.push(format!("- `{}`: {}; last run: {}.", case.name, case.what, notes.join("; ")));
     }
+    lines.push(String::new());
+    lines.extend(described);
     lines.join("\n") + "\n"
 }

@@ -31,7 +31,7 @@ fn the_autograd_step_is_chosen_on_the_command_line_and_recorded() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert!(stderr(&output).contains("on cpu, autograd step"), "{}", stderr(&output));
+    assert!(stderr(&output).contains("on cpu (1 thread), autograd step"), "{}", stderr(&output));
     let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
     assert_eq!(record["step"], serde_json::json!("autograd"));
     let output = prnn().arg("train").arg(&spec).arg("--config").arg(&data.config).arg("--step").arg("symbolic").output().unwrap();

@@ -113,6 +113,17 @@ pub fn set_threads(config: &RunConfig) {
     tch::set_num_threads(threads as i32);
 }
 
+/// libtorch's CPU threads for training steps: `[run] threads` when set; when it is 0 (the default), every core,
+/// but one for a step whose products are too small to split (`prnn::ir::cost`), such as GRU4Rec's row 1.
+pub fn training_threads(config: &RunConfig, network: &Network) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match config.run.threads {
+        0 if network.device == tch::Device::Cpu && prnn::ir::cost::step_multiply_adds(network.ir()) < prnn::ir::cost::SMALL_STEP => 1,
+        0 => cores,
+        n => n as usize,
+    }
+}
+
 /// Resolves the device: the command line's, else the config's.
 pub fn device(flag: Option<&str>, config: &RunConfig) -> anyhow::Result<tch::Device> {
     set_threads(config);

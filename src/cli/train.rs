@@ -129,11 +129,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let compiled = &prepared.compiled;
     let epochs = compiled.plan.epochs;
     let mut stopper = compiled.plan.stop.clone().map(Stopper::new);
+    // Evaluation's products are large whatever the model: it keeps every core the config allows.
+    let evaluation_threads = tch::get_num_threads();
+    let training_threads = session::training_threads(&prepared.config, &network);
+    tch::set_num_threads(training_threads as i32);
     eprintln!(
-        "training {} ({} parameters) on {}, {} step: {}{epochs} epoch{}, {}; run folder {}",
+        "training {} ({} parameters) on {}{}, {} step: {}{epochs} epoch{}, {}; run folder {}",
         compiled.model.name,
         network.parameter_count(),
         session::device_name(device),
+        match device {
+            tch::Device::Cpu => format!(" ({training_threads} thread{})", if training_threads == 1 { "" } else { "s" }),
+            _ => String::new(),
+        },
         session::step_name(step_kind),
         if stopper.is_some() { "at most " } else { "" },
         if epochs == 1 { "" } else { "s" },
@@ -229,8 +237,12 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 eval_settings.cutoffs.push(cutoff);
             }
         }
-        let evaluation = (args.eval_every_epoch || stopper.is_some())
-            .then(|| prnn::eval::evaluate(trainer.executor(), &prepared.dataset, &eval_settings));
+        let evaluation = (args.eval_every_epoch || stopper.is_some()).then(|| {
+            tch::set_num_threads(evaluation_threads);
+            let evaluation = prnn::eval::evaluate(trainer.executor(), &prepared.dataset, &eval_settings);
+            tch::set_num_threads(training_threads as i32);
+            evaluation
+        });
         let stop_record = stopper.as_mut().map(|stopper| {
             let rule = stopper.stopping().rule;
             let metrics = evaluation.as_ref().expect("stopping evaluates every epoch").metrics.iter();

@@ -14,6 +14,7 @@
 //! and the only form the later stages accept.
 
 mod build;
+pub mod cost;
 pub mod expr;
 pub mod graph;
 pub mod handle;
