@@ -165,7 +165,7 @@ pub enum StatePlace {
 fn state_place(text: &str) -> Result<StatePlace, String> {
     match text {
         "memory" => Ok(StatePlace::Memory),
-        url if ["redis://", "rediss://", "redis+unix://", "unix://"].iter().any(|scheme| url.starts_with(scheme)) => {
+        url if ["redis://", "redis+unix://", "unix://"].iter().any(|scheme| url.starts_with(scheme)) => {
             Ok(StatePlace::Redis(url.to_string()))
         }
         _ => Err(format!("`{text}` is neither `memory` nor a Redis URL such as `redis://127.0.0.1:6379`")),
