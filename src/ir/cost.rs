@@ -33,7 +33,7 @@ mod tests {
     use super::*;
 
     fn bound(spec: &str, items: u64) -> Bound {
-        let model = crate::check_source(&crate::diagnostic::Source::new("t.prnn", spec)).unwrap();
+        let model = crate::compile::check_source(&crate::diagnostic::Source::new("t.prnn", spec)).unwrap();
         let compiled = crate::ir::Compiled::new(model);
         Bound::new(compiled, &crate::ir::Bindings { items: Some(items), ..Default::default() }).unwrap()
     }
