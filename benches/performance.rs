@@ -667,7 +667,8 @@ fn side_by_side(peer: &peer::Peer, data: &Path, device: &str, scratch: &Path, re
             notes = vec![
                 format!("prnn: {}", ours.note),
                 format!(
-                    "official: Recall@20 {:.4}, MRR@20 {:.4} over {predictions} predictions",
+                    "official: Recall@20 {:.4}, MRR@20 {:.4} (its loop stops before the last session's events; \
+                     predictions/s over prnn's {predictions} predictions)",
                     theirs.recall_at_20.unwrap_or(f64::NAN),
                     theirs.mrr_at_20.unwrap_or(f64::NAN)
                 ),
