@@ -254,19 +254,19 @@ impl App {
         ))
     }
 
-    /// One click on top of `state` (a new session when None), ranked.
+    /// One click on top of `state` (a new session when None): the state after it, and the ranked items.
     async fn step(
         &self,
         state: Option<&SessionState>,
         item: u32,
         k: usize,
         exclude_seen: bool,
-    ) -> Result<(SessionState, Answer), ApiError> {
-        let state = state.cloned().unwrap_or(SessionState { events: 0, seen: Vec::new(), hidden: vec![0.0; self.batcher.hidden_len()] });
+    ) -> Result<(SessionState, Vec<(u32, f32)>), ApiError> {
+        let state = state.cloned().unwrap_or(SessionState { events: 0, seen: Vec::new(), hidden: vec![0.0; self.batcher.hidden_len] });
         let excluded = if exclude_seen { distinct_sorted(state.seen.iter().copied().chain([item])) } else { Vec::new() };
         let start = (state.events > 0).then(|| state.hidden.clone());
-        let answer = self.batcher.run(Job { start, items: vec![item], k, excluded }).await?;
-        Ok((state.advanced(item, answer.hidden.clone()), answer))
+        let Answer { hidden, top } = self.batcher.run(Job { start, items: vec![item], k, excluded }).await?;
+        Ok((state.advanced(item, hidden), top))
     }
 
     fn ranked(&self, top: &[(u32, f32)]) -> Value {
@@ -290,26 +290,27 @@ async fn click(
     let request: ClickRequest = parse(body)?;
     let k = app.k(request.k)?;
     let item = app.resolve(std::slice::from_ref(&request.item), "; the session is unchanged")?[0];
-    let (state, answer) = match &app.store {
+    let (events, top) = match &app.store {
         Store::Memory(store) => {
             let slot = store.slot(&session);
             // Clicks on one session queue here in arrival order; the state changes only once the pass is done,
             // so a request abandoned midway (timeout, closed connection) leaves the session as it was.
             let mut held = slot.lock().await;
-            let (state, answer) = app.step(held.as_ref(), item, k, request.exclude_seen).await?;
-            *held = Some(state.clone());
-            (state, answer)
+            let (state, top) = app.step(held.as_ref(), item, k, request.exclude_seen).await?;
+            let events = state.events;
+            *held = Some(state);
+            (events, top)
         }
         Store::Redis(store) => {
             let _this_replica = store.stripe(&session).lock().await;
-            let hidden_len = app.batcher.hidden_len();
+            let hidden_len = app.batcher.hidden_len;
             let mut attempt = 0;
             loop {
                 attempt += 1;
                 let read = store.read(&session, &app.hash, hidden_len, app.batcher.n_items).await?;
-                let (state, answer) = app.step(read.state.as_ref(), item, k, request.exclude_seen).await?;
+                let (state, top) = app.step(read.state.as_ref(), item, k, request.exclude_seen).await?;
                 if store.write(&session, read.version, &state, &app.hash).await? {
-                    break (state, answer);
+                    break (state.events, top);
                 }
                 app.metrics.conflict();
                 if attempt == MAX_ATTEMPTS {
@@ -318,7 +319,7 @@ async fn click(
             }
         }
     };
-    Ok(Json(json!({ "session": session, "events": state.events, "items": app.ranked(&answer.top) })))
+    Ok(Json(json!({ "session": session, "events": events, "items": app.ranked(&top) })))
 }
 
 async fn recommend(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> Result<Json<Value>, ApiError> {

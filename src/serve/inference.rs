@@ -61,29 +61,24 @@ type Reply = tokio::sync::oneshot::Sender<Result<Answer, InferenceError>>;
 pub struct Batcher {
     sender: SyncSender<(Job, Reply)>,
     queue: usize,
-    /// Every subnet's hidden size, in merge order; a state is their concatenation.
-    pub hidden_sizes: Arc<[usize]>,
+    /// The length of a state: every subnet's hidden size, in merge order, back to back.
+    pub hidden_len: usize,
     pub n_items: usize,
 }
 
 impl Batcher {
     /// Starts the inference thread over `network`.
     pub fn start(network: Network, options: BatchOptions, metrics: Arc<Metrics>) -> Batcher {
-        let hidden_sizes: Arc<[usize]> = network.ir().graph().subnet_ids().map(|k| network.hidden_size(k) as usize).collect();
+        let sizes: Vec<usize> = network.ir().graph().subnet_ids().map(|k| network.hidden_size(k) as usize).collect();
+        let hidden_len = sizes.iter().sum();
         let n_items = network.n_items;
         let options = BatchOptions { max_batch: batch_limit(options.max_batch, n_items, SCORE_BUDGET), ..options };
         let (sender, receiver) = std::sync::mpsc::sync_channel(options.queue);
-        let sizes = hidden_sizes.clone();
         std::thread::Builder::new()
             .name("prnn-inference".into())
             .spawn(move || serve_jobs(Autograd::new(network), &sizes, receiver, options, &metrics))
             .expect("the inference thread starts");
-        Batcher { sender, queue: options.queue, hidden_sizes, n_items }
-    }
-
-    /// The length of a state: every subnet's hidden size.
-    pub fn hidden_len(&self) -> usize {
-        self.hidden_sizes.iter().sum()
+        Batcher { sender, queue: options.queue, hidden_len, n_items }
     }
 
     /// Runs a job in the next forward pass.

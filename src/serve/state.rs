@@ -197,10 +197,6 @@ impl MemoryStore {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
 }
 
 /// The Lua compare-and-set: writes the state and its new version only if the stored version is still the one
