@@ -8,6 +8,7 @@
 
 pub mod bootstrap;
 pub mod metrics;
+pub mod ranking;
 pub mod recommend;
 
 use std::time::Instant;
@@ -19,9 +20,11 @@ use crate::data::batches::SessionBatches;
 use crate::data::Dataset;
 use crate::ir::SubnetId;
 use crate::lower::autograd::frame::StateCarry;
+use crate::lower::autograd::{output_table, score_inputs};
 use crate::lower::Executor;
 pub use metrics::CutoffMetrics;
-use metrics::{most_popular_mask, target_ranks, target_ranks_host, RankMetrics};
+use metrics::{most_popular, target_ranks, RankMetrics};
+use ranking::{FirstPass, Ranker};
 
 /// The rank of one test event.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -53,12 +56,17 @@ pub fn evaluate(executor: &dyn Executor, dataset: &Dataset, settings: &Eval) -> 
     let started = Instant::now();
     let device = network.device;
     let candidates = (settings.most_popular > 0 && (settings.most_popular as usize) < network.n_items)
-        .then(|| most_popular_mask(&dataset.item_support(), settings.most_popular as usize, device));
-    // On the CPU, ranks are counted in one pass over each row of scores in host memory.
-    let host_candidates: Option<Vec<bool>> = candidates
-        .as_ref()
-        .filter(|_| device == tch::Device::Cpu)
-        .map(|mask| Vec::<i64>::try_from(mask.to_kind(Kind::Int64)).expect("the mask is a vector").into_iter().map(|v| v != 0).collect());
+        .then(|| most_popular(&dataset.item_support(), settings.most_popular as usize));
+    // On the CPU, two passes give exact ranks at the speed of a low-precision product (`ranking`); on a GPU
+    // the scores of every item are ranked on the device.
+    let mut ranker = (device == tch::Device::Cpu).then(|| {
+        let table = output_table(network);
+        let width = table.weights.size()[1] as usize;
+        let weights = Vec::<f32>::try_from(table.weights.flatten(0, -1)).expect("output weights are float32");
+        let bias = Vec::<f32>::try_from(&table.bias).expect("output biases are float32");
+        Ranker::new(weights, bias, width, candidates.as_deref(), settings.ties, FirstPass::for_this_cpu())
+    });
+    let device_candidates = candidates.as_ref().filter(|_| ranker.is_none()).map(|mask| Tensor::from_slice(mask).to_device(device));
     let mut metrics = RankMetrics::new(&settings.cutoffs);
     let subnets: Vec<SubnetId> = network.ir().graph().subnet_ids().collect();
     let mut hidden: Vec<Option<Tensor>> = subnets.iter().map(|_| None).collect();
@@ -68,21 +76,24 @@ pub fn evaluate(executor: &dyn Executor, dataset: &Dataset, settings: &Eval) -> 
     // batch has shrunk): allocating it anew at each step costs page faults and fragments the heap. No step has
     // more rows than there are test sessions.
     let rows = settings.batch.min(dataset.test.len() as u64).max(1);
-    let buffer = Tensor::empty([rows as i64, network.n_items as i64], (Kind::Float, device));
+    let buffer = ranker.is_none().then(|| Tensor::empty([rows as i64, network.n_items as i64], (Kind::Float, device)));
     let mut records: Vec<EventRank> = Vec::new();
     while let Some(step) = batches.next_step() {
         let carry = StateCarry::new(&step, device);
         let states: Vec<Tensor> = subnets.iter().map(|&k| carry.apply(hidden[k.index()].take(), network.hidden_size(k), device)).collect();
         let next = executor.next_states(step.inputs, &states);
-        let mut scores = buffer.narrow(0, 0, step.inputs.len() as i64);
-        executor.scores_into(&next, &mut scores);
-        let ranks = if device == tch::Device::Cpu {
-            let scores = scores.contiguous();
-            let values = crate::lower::fused::host_values(&scores);
-            Tensor::from_slice(&target_ranks_host(values, network.n_items, step.targets, host_candidates.as_deref(), settings.ties))
-        } else {
-            let targets: Vec<i64> = step.targets.iter().map(|&t| i64::from(t)).collect();
-            target_ranks(&scores, &Tensor::from_slice(&targets).to_device(device), candidates.as_ref(), settings.ties)
+        let ranks = match (&mut ranker, &buffer) {
+            (Some(ranker), _) => {
+                let inputs = score_inputs(network, &next);
+                Tensor::from_slice(&ranker.ranks(crate::lower::fused::host_values(&inputs), step.targets))
+            }
+            (None, Some(buffer)) => {
+                let mut scores = buffer.narrow(0, 0, step.inputs.len() as i64);
+                executor.scores_into(&next, &mut scores);
+                let targets: Vec<i64> = step.targets.iter().map(|&t| i64::from(t)).collect();
+                target_ranks(&scores, &Tensor::from_slice(&targets).to_device(device), device_candidates.as_ref(), settings.ties)
+            }
+            (None, None) => unreachable!("evaluation ranks with a ranker or a score buffer"),
         };
         metrics.add(&ranks);
         rank_batches.push(ranks);
@@ -98,6 +109,7 @@ pub fn evaluate(executor: &dyn Executor, dataset: &Dataset, settings: &Eval) -> 
             record.rank = rank;
         }
     }
+    if let Some(r) = &ranker { eprintln!("DEBUG rechecked {} misses {}", r.rechecked(), r.bound_misses()); }
     let metrics_out = metrics.finish();
     let seconds = started.elapsed().as_secs_f64();
     let events = records.len() as u64;

@@ -342,52 +342,14 @@ pub fn subnet_step(network: &Network, inputs: &[u32], subnet: SubnetId, state: &
     pass.values[ir.graph().subnet(subnet).gru.index()].take().expect("the subnet ran")
 }
 
-/// The merged scores of every item for the states `states`, written into `out` `[B, n_items]` in place:
-/// evaluation keeps one such buffer for all its steps instead of allocating scores against the whole
-/// catalogue at every step. Each part is `(w_k h_k) W_kᵀ + w_k b_k`, the weight moved inside the product.
-pub(crate) fn scores_into(ir: &Bound, network: &Network, states: &[Tensor], out: &mut Tensor) {
-    let _guard = tch::no_grad_guard();
+/// The scores nodes the merged scores sum, each with its merge weight (one part of weight 1 for a single
+/// scores node).
+fn score_parts(ir: &Bound) -> Vec<(NodeId, f64)> {
     let graph = ir.graph();
-    // The hidden state a scores node reads.
-    let scored_state = |node: NodeId| -> Tensor {
-        match graph.node(node) {
-            Node::Gru { subnet, .. } => states[subnet.index()].shallow_clone(),
-            Node::Interact { feature, primary } => &states[feature.index()] * &states[primary.index()],
-            Node::HiddenSum { weights } => {
-                let sum = graph.subnet_ids().map(|k| &states[k.index()] * weights[k.index()]).reduce(|a, b| a + b);
-                sum.expect("a model has a subnet")
-            }
-            Node::Input { .. }
-            | Node::Embedding { .. }
-            | Node::Scores { .. }
-            | Node::ScoreSum { .. }
-            | Node::Activation { .. }
-            | Node::Loss { .. } => {
-                unreachable!("scores read a hidden state")
-            }
-        }
-    };
-    let mut first = true;
-    let mut add_part = |scores: NodeId, weight: f64| {
-        let Node::Scores { w, b, .. } = graph.node(scores) else { unreachable!("a score part is a scores node") };
-        let (w, b) = (&network.param(*w).value, &network.param(*b).value);
-        let input = scored_state(graph.sources(scores)[0]);
-        let (input, bias) = if weight == 1.0 { (input, b.shallow_clone()) } else { (input * weight, b * weight) };
-        if std::mem::take(&mut first) {
-            out.copy_(&bias.unsqueeze(0).expand_as(out));
-        } else {
-            let _ = out.g_add_(&bias.unsqueeze(0));
-        }
-        let _ = out.addmm_(&input, &w.tr());
-    };
     let merged = graph.merged();
     match graph.node(merged) {
-        Node::ScoreSum { weights } => {
-            for (k, part) in graph.sources(merged).iter().copied().enumerate() {
-                add_part(part, weights[k]);
-            }
-        }
-        Node::Scores { .. } => add_part(merged, 1.0),
+        Node::ScoreSum { weights } => graph.sources(merged).iter().copied().zip(weights.iter().copied()).collect(),
+        Node::Scores { .. } => vec![(merged, 1.0)],
         Node::Input { .. }
         | Node::Embedding { .. }
         | Node::Gru { .. }
@@ -396,4 +358,86 @@ pub(crate) fn scores_into(ir: &Bound, network: &Network, states: &[Tensor], out:
         | Node::Activation { .. }
         | Node::Loss { .. } => unreachable!("the activation reads merged scores"),
     }
+}
+
+/// The hidden state a scores node reads, for the subnets' states `states`.
+fn scored_state(ir: &Bound, states: &[Tensor], scores: NodeId) -> Tensor {
+    let graph = ir.graph();
+    match graph.node(graph.sources(scores)[0]) {
+        Node::Gru { subnet, .. } => states[subnet.index()].shallow_clone(),
+        Node::Interact { feature, primary } => &states[feature.index()] * &states[primary.index()],
+        Node::HiddenSum { weights } => {
+            let sum = graph.subnet_ids().map(|k| &states[k.index()] * weights[k.index()]).reduce(|a, b| a + b);
+            sum.expect("a model has a subnet")
+        }
+        Node::Input { .. } | Node::Embedding { .. } | Node::Scores { .. } | Node::ScoreSum { .. } | Node::Activation { .. } | Node::Loss { .. } => {
+            unreachable!("scores read a hidden state")
+        }
+    }
+}
+
+/// The merged scores of every item for the states `states`, written into `out` `[B, n_items]` in place:
+/// evaluation keeps one such buffer for all its steps instead of allocating scores against the whole
+/// catalogue at every step. Each part is `(w_k h_k) W_kᵀ + w_k b_k`, the weight moved inside the product.
+pub(crate) fn scores_into(ir: &Bound, network: &Network, states: &[Tensor], out: &mut Tensor) {
+    let _guard = tch::no_grad_guard();
+    for (index, (scores, weight)) in score_parts(ir).into_iter().enumerate() {
+        let Node::Scores { w, b, .. } = ir.graph().node(scores) else { unreachable!("a score part is a scores node") };
+        let (w, b) = (&network.param(*w).value, &network.param(*b).value);
+        let input = scored_state(ir, states, scores);
+        let (input, bias) = if weight == 1.0 { (input, b.shallow_clone()) } else { (input * weight, b * weight) };
+        if index == 0 {
+            out.copy_(&bias.unsqueeze(0).expand_as(out));
+        } else {
+            let _ = out.g_add_(&bias.unsqueeze(0));
+        }
+        let _ = out.addmm_(&input, &w.tr());
+    }
+}
+
+/// The merged scores as one product, `scores = x · Wᵀ + c`: what exact ranking on the CPU scores
+/// (`crate::eval::ranking`). `W` `[n_items, width]` holds the parts' output matrices side by side and `c`
+/// `[n_items]` their biases, each times its merge weight, summed in part order; [`score_inputs`] gives `x`.
+/// Float32 on the network's device.
+pub struct OutputTable {
+    pub weights: Tensor,
+    pub bias: Tensor,
+}
+
+/// The network's [`OutputTable`], built from its current parameters.
+pub fn output_table(network: &Network) -> OutputTable {
+    let _guard = tch::no_grad_guard();
+    let ir = network.ir();
+    let mut weights = Vec::new();
+    let mut bias: Option<Tensor> = None;
+    for (scores, weight) in score_parts(ir) {
+        let Node::Scores { w, b, .. } = ir.graph().node(scores) else { unreachable!("a score part is a scores node") };
+        weights.push(network.param(*w).value.shallow_clone());
+        let b = &network.param(*b).value;
+        let b = if weight == 1.0 { b.shallow_clone() } else { b * weight };
+        bias = Some(match bias {
+            None => b.copy(),
+            Some(sum) => sum + b,
+        });
+    }
+    OutputTable { weights: Tensor::cat(&weights, 1).contiguous(), bias: bias.expect("merged scores have a part").contiguous() }
+}
+
+/// The `x` of [`OutputTable`] for the subnets' states `states`: each part's scored state times its merge
+/// weight, side by side, `[B, width]`, contiguous.
+pub fn score_inputs(network: &Network, states: &[Tensor]) -> Tensor {
+    let _guard = tch::no_grad_guard();
+    let ir = network.ir();
+    let parts: Vec<Tensor> = score_parts(ir)
+        .into_iter()
+        .map(|(scores, weight)| {
+            let input = scored_state(ir, states, scores);
+            if weight == 1.0 {
+                input
+            } else {
+                input * weight
+            }
+        })
+        .collect();
+    Tensor::cat(&parts, 1).contiguous()
 }

@@ -12,13 +12,13 @@ use crate::ir::{Activation, Loss};
 /// Added inside logarithms, as in `lower::loss`.
 const LOG_EPS: f32 = 1e-24;
 
-/// Defines `pub fn $name` that runs an AVX2+FMA compilation of `$body` when the CPU supports it, and the
+/// Defines `fn $name` (with the visibility given) that runs an AVX2+FMA compilation of `$body` when the CPU supports it, and the
 /// portable compilation otherwise. The body is the same code: only the instruction set differs.
 macro_rules! vectorised {
-    ($(#[$meta:meta])* pub fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$meta])*
         #[allow(clippy::too_many_arguments)]
-        pub fn $name($($arg: $ty),*) $(-> $ret)? {
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[inline(always)]
             #[allow(clippy::too_many_arguments)]
             fn portable($($arg: $ty),*) $(-> $ret)? $body
@@ -36,6 +36,7 @@ macro_rules! vectorised {
         }
     };
 }
+pub(crate) use vectorised;
 
 /// `e^x` to a relative error below 4e-7 (a few ulp), without branches or calls so that loops over it vectorise. NaN stays NaN, so a
 /// diverging model still produces a NaN loss; below -87 it returns about 1e-38 instead of a subnormal.
