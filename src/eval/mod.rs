@@ -24,7 +24,8 @@ use crate::lower::autograd::{output_table, score_inputs};
 use crate::lower::Executor;
 pub use metrics::CutoffMetrics;
 use metrics::{most_popular, target_ranks, RankMetrics};
-use ranking::{FirstPass, Ranker};
+pub use ranking::FirstPass;
+use ranking::Ranker;
 
 /// The rank of one test event.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -49,8 +50,23 @@ pub struct Evaluation {
     pub ranks: Vec<EventRank>,
 }
 
-/// Scores every test event of `dataset` with the network `executor` runs.
+/// How evaluation ranks on the CPU (on a GPU, every item's score is ranked on the device).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuRanking {
+    /// A first pass of this precision, then the undecided items scored exactly ([`ranking`]).
+    TwoPass(FirstPass),
+    /// Every item scored exactly: the reference the two passes give, at float32 speed or less.
+    Exact,
+}
+
+/// Scores every test event of `dataset` with the network `executor` runs; on the CPU, in two passes with
+/// the first pass this CPU runs fastest.
 pub fn evaluate(executor: &dyn Executor, dataset: &Dataset, settings: &Eval) -> Evaluation {
+    evaluate_ranked(executor, dataset, settings, CpuRanking::TwoPass(FirstPass::for_this_cpu()))
+}
+
+/// [`evaluate`], ranking on the CPU as `cpu_ranking` says.
+pub fn evaluate_ranked(executor: &dyn Executor, dataset: &Dataset, settings: &Eval, cpu_ranking: CpuRanking) -> Evaluation {
     let _guard = tch::no_grad_guard();
     let network = executor.network();
     let started = Instant::now();
@@ -64,7 +80,11 @@ pub fn evaluate(executor: &dyn Executor, dataset: &Dataset, settings: &Eval) -> 
         let width = table.weights.size()[1] as usize;
         let weights = Vec::<f32>::try_from(table.weights.flatten(0, -1)).expect("output weights are float32");
         let bias = Vec::<f32>::try_from(&table.bias).expect("output biases are float32");
-        Ranker::new(weights, bias, width, candidates.as_deref(), settings.ties, FirstPass::for_this_cpu())
+        let first_pass = match cpu_ranking {
+            CpuRanking::TwoPass(first_pass) => first_pass,
+            CpuRanking::Exact => FirstPass::Float32,
+        };
+        Ranker::new(weights, bias, width, candidates.as_deref(), settings.ties, first_pass)
     });
     let device_candidates = candidates.as_ref().filter(|_| ranker.is_none()).map(|mask| Tensor::from_slice(mask).to_device(device));
     let mut metrics = RankMetrics::new(&settings.cutoffs);
@@ -85,7 +105,11 @@ pub fn evaluate(executor: &dyn Executor, dataset: &Dataset, settings: &Eval) -> 
         let ranks = match (&mut ranker, &buffer) {
             (Some(ranker), _) => {
                 let inputs = score_inputs(network, &next);
-                Tensor::from_slice(&ranker.ranks(crate::lower::fused::host_values(&inputs), step.targets))
+                let inputs = crate::lower::fused::host_values(&inputs);
+                Tensor::from_slice(&match cpu_ranking {
+                    CpuRanking::TwoPass(_) => ranker.ranks(inputs, step.targets),
+                    CpuRanking::Exact => ranker.exact_ranks(inputs, step.targets),
+                })
             }
             (None, Some(buffer)) => {
                 let mut scores = buffer.narrow(0, 0, step.inputs.len() as i64);
@@ -109,7 +133,6 @@ pub fn evaluate(executor: &dyn Executor, dataset: &Dataset, settings: &Eval) -> 
             record.rank = rank;
         }
     }
-    if let Some(r) = &ranker { eprintln!("DEBUG rechecked {} misses {}", r.rechecked(), r.bound_misses()); }
     let metrics_out = metrics.finish();
     let seconds = started.elapsed().as_secs_f64();
     let events = records.len() as u64;

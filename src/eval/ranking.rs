@@ -109,6 +109,13 @@ vectorised! {
     }
 }
 
+/// Whether `value` is above `limit` or either is NaN: a NaN competitor outranks the target, as in
+/// [`super::metrics`].
+#[inline(always)]
+fn beyond<T: PartialOrd>(value: T, limit: T) -> bool {
+    !matches!(value.partial_cmp(&limit), Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal))
+}
+
 /// The precision of the first pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FirstPass {
@@ -268,7 +275,8 @@ impl Ranker {
             let w = &weights[item * width..(item + 1) * width];
             let c = bias[item];
             let weight_norm = norm(w.iter().copied());
-            let coverable = w.iter().all(|v| v.is_finite()) && weight_norm <= NORM_LIMIT && c.is_finite() && f64::from(c).abs() <= SCORE_LIMIT;
+            let coverable =
+                w.iter().all(|v| v.is_finite()) && weight_norm <= NORM_LIMIT && c.is_finite() && f64::from(c).abs() <= SCORE_LIMIT;
             if !coverable {
                 uncovered.push(item as u32);
                 continue;
@@ -375,7 +383,8 @@ impl Ranker {
         });
         // The recheck, item by item: the rows that left an item undecided score it one after another, so
         // its weights are read from memory once per batch.
-        let mut pairs: Vec<(u32, u32)> = first.iter().enumerate().flat_map(|(r, (_, undecided))| undecided.iter().map(move |&p| (p, r as u32))).collect();
+        let mut pairs: Vec<(u32, u32)> =
+            first.iter().enumerate().flat_map(|(r, (_, undecided))| undecided.iter().map(move |&p| (p, r as u32))).collect();
         pairs.sort_unstable();
         let mut rechecked = vec![0.0f32; pairs.len()];
         let parts = parallel::parts_for(pairs.len() * width).min(pairs.len().max(1));
@@ -391,9 +400,9 @@ impl Ranker {
             let value = products.row(r, covered).value(position);
             let allowed = this.item_bounds().at(position, value, bound);
             let counts = &mut counts[r];
-            counts.bound_missed |= !((f64::from(value) - (f64::from(score) - f64::from(target_score))).abs() <= f64::from(allowed));
+            counts.bound_missed |= beyond((f64::from(value) - (f64::from(score) - f64::from(target_score))).abs(), f64::from(allowed));
             counts.rechecked += 1;
-            counts.above += u64::from(!(score <= target_score));
+            counts.above += u64::from(beyond(score, target_score));
             counts.equal += u64::from(score == target_score);
             target_seen[r] |= this.covered[position] == targets[r];
         }
@@ -402,7 +411,8 @@ impl Ranker {
         // counted exactly.
         for (r, counts) in counts.iter_mut().enumerate() {
             let target = targets[r];
-            let target_covered = this.competes.as_ref().is_none_or(|mask| mask[target as usize]) && this.covered.binary_search(&target).is_ok();
+            let target_covered =
+                this.competes.as_ref().is_none_or(|mask| mask[target as usize]) && this.covered.binary_search(&target).is_ok();
             counts.bound_missed |= bounds[r].is_some() && products.is_some() && target_covered && !target_seen[r];
         }
         let exact = |r: usize, counts: &RowCounts| bounds[r].is_none() || products.is_none() || counts.bound_missed;
@@ -440,7 +450,6 @@ impl Ranker {
             })
             .collect()
     }
-
 }
 
 impl Catalogue {
@@ -457,7 +466,8 @@ impl Catalogue {
     /// How many competitors score above `target_score` (NaN counting above) and how many equal it, every
     /// score exact.
     fn exact_counts(&self, x: &[f32], target_score: f32, scores: &mut Vec<f32>) -> (u64, u64) {
-        let (covered, uncovered) = (self.counts_of(x, target_score, &self.covered, scores), self.counts_of(x, target_score, &self.uncovered, scores));
+        let (covered, uncovered) =
+            (self.counts_of(x, target_score, &self.covered, scores), self.counts_of(x, target_score, &self.uncovered, scores));
         (covered.0 + uncovered.0, covered.1 + uncovered.1)
     }
 
@@ -468,7 +478,7 @@ impl Catalogue {
             scores.resize(items.len(), 0.0);
             exact_scores(x, &self.weights, &self.bias, items, scores);
             for &score in scores.iter() {
-                above += u64::from(!(score <= target_score));
+                above += u64::from(beyond(score, target_score));
                 equal += u64::from(score == target_score);
             }
         }
@@ -476,12 +486,7 @@ impl Catalogue {
     }
 
     fn item_bounds(&self) -> ItemBounds<'_> {
-        ItemBounds {
-            norm: &self.item_norm,
-            residual: &self.item_residual,
-            constant: &self.item_constant,
-            output_unit: self.output_unit,
-        }
+        ItemBounds { norm: &self.item_norm, residual: &self.item_residual, constant: &self.item_constant, output_unit: self.output_unit }
     }
 
     /// The first pass over one row: how many covered items are surely above the target, with the positions
@@ -579,7 +584,11 @@ impl ItemBounds<'_> {
     /// The bound of the item at `position` for the product `value` of a row bounded by `row`.
     #[inline(always)]
     fn at(&self, position: usize, value: f32, row: RowBound) -> f32 {
-        self.output_unit * value.abs() + row.per_norm * self.norm[position] + row.per_residual * self.residual[position] + self.constant[position] + row.constant
+        self.output_unit * value.abs()
+            + row.per_norm * self.norm[position]
+            + row.per_residual * self.residual[position]
+            + self.constant[position]
+            + row.constant
     }
 }
 
@@ -614,8 +623,8 @@ fn scan<V: Copy>(products: &[V], value: impl Fn(V) -> f32, items: ItemBounds<'_>
             open &= open - 1;
         }
     }
-    for position in whole..products.len() {
-        let (is_above, is_open) = classify(value(products[position]), items.norm[position], items.residual[position], items.constant[position]);
+    for (position, &product) in products.iter().enumerate().skip(whole) {
+        let (is_above, is_open) = classify(value(product), items.norm[position], items.residual[position], items.constant[position]);
         above += u64::from(is_above);
         if is_open {
             undecided.push(position as u32);
@@ -644,4 +653,209 @@ fn host_tensor(pass: FirstPass, values: &[f32], rows: usize, cols: usize) -> Ten
         FirstPass::Float32 => tensor,
     }
     .to_device(Device::Cpu)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::metrics::target_ranks;
+    use crate::rng::SplitMix64;
+
+    fn uniform(random: &mut SplitMix64, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| (random.unit_f32() * 2.0 - 1.0) * scale).collect()
+    }
+
+    /// A catalogue and rows to rank against it.
+    struct Case {
+        name: &'static str,
+        width: usize,
+        weights: Vec<f32>,
+        bias: Vec<f32>,
+        x: Vec<f32>,
+        targets: Vec<u32>,
+        candidates: Option<Vec<bool>>,
+    }
+
+    impl Case {
+        fn random(name: &'static str, seed: u64, items: usize, width: usize, rows: usize) -> Case {
+            let mut random = SplitMix64::new(seed);
+            let weights = uniform(&mut random, items * width, 0.3);
+            let bias = uniform(&mut random, items, 0.1);
+            let x = uniform(&mut random, rows * width, 1.0);
+            let targets = (0..rows).map(|_| (random.next_u64() % items as u64) as u32).collect();
+            Case { name, width, weights, bias, x, targets, candidates: None }
+        }
+
+        fn items(&self) -> usize {
+            self.bias.len()
+        }
+
+        /// Makes item `to` a copy of item `from`, so that the two always tie.
+        fn copy_item(&mut self, from: usize, to: usize) {
+            let width = self.width;
+            let row: Vec<f32> = self.weights[from * width..(from + 1) * width].to_vec();
+            self.weights[to * width..(to + 1) * width].copy_from_slice(&row);
+            self.bias[to] = self.bias[from];
+        }
+
+        /// Ranks from exact scores counted by the tensor implementation of the metrics: an independent count.
+        fn reference(&self, ties: Ties) -> Vec<f64> {
+            let (width, items) = (self.width, self.items());
+            let rows = self.targets.len();
+            let mut scores = vec![0.0f32; rows * items];
+            for r in 0..rows {
+                for item in 0..items {
+                    scores[r * items + item] =
+                        exact_score(&self.x[r * width..(r + 1) * width], &self.weights[item * width..(item + 1) * width], self.bias[item]);
+                }
+            }
+            let scores = Tensor::from_slice(&scores).view([rows as i64, items as i64]);
+            let targets: Vec<i64> = self.targets.iter().map(|&t| i64::from(t)).collect();
+            let mask = self.candidates.as_ref().map(|mask| Tensor::from_slice(mask));
+            Vec::<f64>::try_from(target_ranks(&scores, &Tensor::from_slice(&targets), mask.as_ref(), ties)).unwrap()
+        }
+
+        /// Both passes and the all-exact path give the reference's ranks, in every tie mode, without a miss.
+        fn check(&self) -> u64 {
+            let mut rechecked = 0;
+            for ties in [Ties::Standard, Ties::Conservative, Ties::Median] {
+                let expected = self.reference(ties);
+                for pass in [FirstPass::BFloat16, FirstPass::Float32] {
+                    let mut ranker =
+                        Ranker::new(self.weights.clone(), self.bias.clone(), self.width, self.candidates.as_deref(), ties, pass);
+                    // Twice: the second call reuses the product buffer.
+                    for _ in 0..2 {
+                        let ranks = ranker.ranks(&self.x, &self.targets);
+                        for (r, (got, want)) in ranks.iter().zip(&expected).enumerate() {
+                            assert_eq!(got, want, "{}: {pass:?}, {ties:?}, row {r} (target {})", self.name, self.targets[r]);
+                        }
+                    }
+                    assert_eq!(ranker.exact_ranks(&self.x, &self.targets), expected, "{}: exact, {ties:?}", self.name);
+                    assert_eq!(ranker.bound_misses(), 0, "{}: {pass:?}", self.name);
+                    rechecked += ranker.rechecked();
+                }
+            }
+            rechecked
+        }
+    }
+
+    #[test]
+    fn exact_dot_sums_sixteen_lanes_then_pairs() {
+        let mut random = SplitMix64::new(3);
+        for width in [1, 5, 16, 37, 100, 512] {
+            let (x, w) = (uniform(&mut random, width, 1.0), uniform(&mut random, width, 1.0));
+            let mut lanes = [0.0f32; 16];
+            for l in 0..width {
+                lanes[l % 16] += x[l] * w[l];
+            }
+            let halves = |lanes: &[f32]| -> Vec<f32> { (0..lanes.len() / 2).map(|l| lanes[l] + lanes[l + lanes.len() / 2]).collect() };
+            let expected = halves(&halves(&halves(&halves(&lanes))))[0];
+            assert_eq!(exact_dot(&x, &w).to_bits(), expected.to_bits(), "width {width}");
+            // The vectorised build gives the same bits as the portable one.
+            let mut out = [0.0f32];
+            exact_scores(&x, &w, &[0.5], &[0], &mut out);
+            assert_eq!(out[0].to_bits(), (0.5 + expected).to_bits());
+        }
+    }
+
+    #[test]
+    fn bfloat16_rounds_to_nearest_even_and_flushes_subnormals() {
+        assert_eq!(to_bfloat16(1.0), 0x3f80);
+        // 1 + 2^-8 lies halfway between 1 and 1 + 2^-7: ties go to the even 1.
+        assert_eq!(to_bfloat16(1.0 + 1.0 / 256.0), 0x3f80);
+        assert_eq!(to_bfloat16(1.0 + 3.0 / 256.0), 0x3f82);
+        assert_eq!(to_bfloat16(-2.5), 0xc020);
+        assert_eq!(to_bfloat16(1e-39), 0);
+        assert_eq!(to_bfloat16(-1e-39), 0x8000);
+        let mut random = SplitMix64::new(5);
+        for v in uniform(&mut random, 10_000, 1e3) {
+            let rounded = from_bfloat16(to_bfloat16(v));
+            assert!(f64::from(rounded - v).abs() <= f64::from(v).abs() / 256.0, "{v} -> {rounded}");
+        }
+    }
+
+    #[test]
+    fn two_passes_rank_random_rows_as_exact_scores_do() {
+        for (width, items) in [(5, 700), (16, 500), (37, 900), (100, 2000)] {
+            let case = Case::random("random", width as u64, items, width, 40);
+            case.check();
+        }
+    }
+
+    #[test]
+    fn ties_and_near_ties_with_the_target_are_decided_exactly() {
+        let mut case = Case::random("ties", 11, 1500, 48, 30);
+        // Exact ties: copies of each target, and of other items.
+        for r in 0..case.targets.len() {
+            let target = case.targets[r] as usize;
+            for k in 1..=3 {
+                case.copy_item(target, (target + 97 * k) % case.items());
+            }
+        }
+        // Near ties: copies of each target moved by one ulp in one weight or in the bias.
+        let width = case.width;
+        for r in 0..case.targets.len() {
+            let target = case.targets[r] as usize;
+            let (up, down, bias_up) = ((target + 500) % case.items(), (target + 501) % case.items(), (target + 502) % case.items());
+            for (copy, shift) in [(up, 1i32), (down, -1)] {
+                case.copy_item(target, copy);
+                let weight = &mut case.weights[copy * width + r % width];
+                *weight = f32::from_bits((weight.to_bits() as i32 + shift) as u32);
+            }
+            case.copy_item(target, bias_up);
+            case.bias[bias_up] = f32::from_bits(case.bias[bias_up].to_bits() + 1);
+        }
+        // A row of zeros: every score is its bias.
+        case.x[..width].fill(0.0);
+        case.check();
+    }
+
+    #[test]
+    fn a_large_bias_over_small_products_keeps_ranks_exact() {
+        let mut case = Case::random("cancellation", 17, 1200, 64, 20);
+        for (item, bias) in case.bias.iter_mut().enumerate() {
+            *bias = 1e4 + (item % 7) as f32 * 1e-3;
+        }
+        for weight in case.weights.iter_mut() {
+            *weight *= 1e-4;
+        }
+        case.check();
+    }
+
+    #[test]
+    fn candidate_masks_with_targets_inside_and_outside() {
+        let mut case = Case::random("candidates", 23, 1000, 40, 50);
+        let mask: Vec<bool> = (0..case.items()).map(|item| item % 3 != 0).collect();
+        // Some targets outside the mask compete as themselves only.
+        case.targets[0] = 0;
+        case.targets[1] = 3;
+        case.targets[2] = 1;
+        case.candidates = Some(mask);
+        case.check();
+    }
+
+    #[test]
+    fn values_the_bound_cannot_cover_are_scored_exactly() {
+        let mut case = Case::random("non-finite", 29, 800, 24, 12);
+        let width = case.width;
+        case.weights[5 * width] = f32::NAN;
+        case.weights[6 * width + 3] = f32::INFINITY;
+        case.weights[7 * width..8 * width].fill(1e16);
+        case.bias[8] = f32::NEG_INFINITY;
+        case.bias[9] = 3e30;
+        // A NaN row, a row of huge norm, and a row whose target's score is NaN.
+        case.x[width] = f32::NAN;
+        case.x[2 * width..3 * width].fill(1e16);
+        case.targets[3] = 5;
+        case.targets[4] = 8;
+        case.check();
+    }
+
+    #[test]
+    fn a_huge_catalogue_rechecks_few_items() {
+        let case = Case::random("huge catalogue", 31, 150_000, 12, 6);
+        let rechecked = case.check();
+        // Rechecks are the point of the bound: far fewer than the catalogue for each row, pass and tie mode.
+        assert!(rechecked < 6 * 6 * 150_000 / 10, "{rechecked} rechecks");
+    }
 }

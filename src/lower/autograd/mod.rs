@@ -370,7 +370,12 @@ fn scored_state(ir: &Bound, states: &[Tensor], scores: NodeId) -> Tensor {
             let sum = graph.subnet_ids().map(|k| &states[k.index()] * weights[k.index()]).reduce(|a, b| a + b);
             sum.expect("a model has a subnet")
         }
-        Node::Input { .. } | Node::Embedding { .. } | Node::Scores { .. } | Node::ScoreSum { .. } | Node::Activation { .. } | Node::Loss { .. } => {
+        Node::Input { .. }
+        | Node::Embedding { .. }
+        | Node::Scores { .. }
+        | Node::ScoreSum { .. }
+        | Node::Activation { .. }
+        | Node::Loss { .. } => {
             unreachable!("scores read a hidden state")
         }
     }
