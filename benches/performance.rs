@@ -595,7 +595,6 @@ fn plain_copies(from: &Path, to: &Path) -> PathBuf {
 /// Rows 1 and 3 with prnn and with the official code in turn (which goes first alternates), each training one
 /// epoch and evaluating every time: both codes' figures, and the median and range of the per-repeat ratios.
 fn side_by_side(peer: &peer::Peer, data: &Path, device: &str, scratch: &Path, repeats: usize, wanted: &dyn Fn(&str) -> bool) -> String {
-    assert_eq!(device, "cpu", "the harness runs the official code beside prnn on the CPU only; give no PRNN_PEER with --device cuda");
     let yoochoose = plain_copies(&root().join("data/yoochoose-cat"), &data.join("yoochoose-cat"));
     let (row3_config, row3_train, row3_test) = diginetica_subset(data, 200_000);
     let cases = [
@@ -648,7 +647,7 @@ fn side_by_side(peer: &peer::Peer, data: &Path, device: &str, scratch: &Path, re
                     ours = Some(end_to_end(&prnn_binary(), &end_to_end_case, device, scratch, true));
                 } else {
                     let log = scratch.join(format!("{}.official.{repeat}.log", case.name));
-                    theirs = Some(peer::run(peer, case.params, &case.train, Some(&case.test), &log));
+                    theirs = Some(peer::run(peer, case.params, &case.train, Some(&case.test), device, &log));
                 }
             }
             let (ours, theirs) = (ours.expect("prnn ran"), theirs.expect("the official code ran"));

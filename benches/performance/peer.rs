@@ -51,11 +51,13 @@ pub struct PeerRun {
     pub mrr_at_20: Option<f64>,
 }
 
-/// Trains one epoch of `params` (GRU4Rec's parameter string) on `train`, on the CPU, then evaluates on `test`
-/// with conservative ties at cut-off 20 when given.
-pub fn run(peer: &Peer, params: &str, train: &Path, test: Option<&Path>, log: &Path) -> PeerRun {
+/// Trains one epoch of `params` (GRU4Rec's parameter string) on `train`, on prnn's device (`cpu`, `cuda` or
+/// `cuda:N`), then evaluates on `test` with conservative ties at cut-off 20 when given.
+pub fn run(peer: &Peer, params: &str, train: &Path, test: Option<&Path>, device: &str, log: &Path) -> PeerRun {
+    // The official code names a GPU with its index.
+    let device = if device == "cuda" { "cuda:0" } else { device };
     let mut command = Command::new(&peer.python);
-    command.current_dir(&peer.checkout).arg("run.py").arg(train).args(["-ps", params, "-d", "cpu"]);
+    command.current_dir(&peer.checkout).arg("run.py").arg(train).args(["-ps", params, "-d", device]);
     if let Some(test) = test {
         command.arg("-t").arg(test).args(["-m", "20", "-e", "conservative"]);
     }

@@ -4,7 +4,8 @@
 //! session; every event after a session's first is predicted from the events before it. Scores are the merged
 //! scores before the output activation: the activations are monotone, and ranking before them keeps tanh's
 //! saturation from turning distinct scores into ties. Unlike GRU4Rec's evaluation loop, which stops once a
-//! single session is left, every test event is scored.
+//! single session is left, every test event is scored. On the CPU, ranks are exact in two passes
+//! ([`ranking`]); on a GPU, every item's score is ranked on the device ([`metrics::target_ranks`]).
 
 pub mod bootstrap;
 pub mod metrics;
