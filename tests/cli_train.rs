@@ -81,6 +81,33 @@ fn train_then_eval_leaves_a_complete_run_folder() {
 }
 
 #[test]
+fn a_run_trained_with_a_bare_config_name_evaluates_and_recommends_from_another_folder() {
+    let (data, spec) = setup(200);
+    // `--config run.toml`, a bare name in the current folder, and a relative `--out`.
+    let output = prnn()
+        .current_dir(data.dir.path())
+        .arg("train")
+        .arg(&spec)
+        .args(["--config", "run.toml", "--out", "runs/bare", "epochs=1"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let run = data.dir.path().join("runs/bare");
+    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    let config_dir = Path::new(record["config_dir"].as_str().unwrap());
+    assert!(config_dir.is_absolute(), "run.json records the config's folder absolute: {config_dir:?}");
+    assert_eq!(config_dir.canonicalize().unwrap(), data.dir.path().canonicalize().unwrap());
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let output = prnn().current_dir(elsewhere.path()).arg("eval").arg(&run).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "eval from another folder: {}", stderr(&output));
+    let test = std::fs::read_to_string(data.dir.path().join("test.tsv")).unwrap();
+    let item = test.lines().nth(1).unwrap().split('\t').nth(1).unwrap().to_string();
+    let output = prnn().current_dir(elsewhere.path()).arg("recommend").arg(&run).args(["--session", &item, "-k", "3"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "recommend from another folder: {}", stderr(&output));
+}
+
+#[test]
 fn a_run_killed_at_any_moment_resumes_to_the_weights_of_an_uninterrupted_run() {
     let (data, spec) = setup(3_000);
     let whole = data.dir.path().join("whole");

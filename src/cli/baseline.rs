@@ -50,7 +50,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         baseline: args.name.clone(),
         settings: settings_of(&args.name, &config),
         config_path: args.config.clone(),
-        config_dir: std::path::absolute(args.config.parent().unwrap_or(Path::new("."))).unwrap_or_default(),
+        config_dir: super::folder_of(&args.config),
         config_hash: run::hash(&config_text),
         validation: args.validation,
         fit_seconds,

@@ -19,7 +19,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let (config_text, config_path, config_dir) = match &args.config {
         Some(path) => {
             let text = read_file(path, "run config")?.text;
-            let dir = std::path::absolute(path.parent().unwrap_or(std::path::Path::new("."))).unwrap_or_default();
+            let dir = super::folder_of(path);
             (text, path.clone(), dir)
         }
         None => (folder.config_text, args.run.join(CONFIG_FILE), record.config_dir.clone()),

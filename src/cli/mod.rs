@@ -28,7 +28,7 @@ pub mod session;
 pub mod train;
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use codespan_reporting::term::termcolor::{ColorChoice, StandardStream};
 
@@ -131,11 +131,18 @@ pub fn read_file(path: &Path, what: &'static str) -> Result<Source, FileError> {
     Ok(Source::new(path.display().to_string(), read_text(path, what)?))
 }
 
+/// The absolute folder of a file named on the command line. Relative paths in a run config resolve against
+/// its folder, and run folders record that folder absolute, so that they work from any current folder. A
+/// bare file name's folder is the current one: `Path::parent` gives `""` for it, which `absolute` refuses.
+pub fn folder_of(path: &Path) -> PathBuf {
+    let parent = path.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf())
+}
+
 /// Reads and checks a run config; relative paths in it resolve against its folder. Returns the config's source
 /// too, for diagnostics of its binding to a spec.
 pub fn load_config(path: &Path) -> anyhow::Result<(RunConfig, Source)> {
     let source = read_file(path, "run config")?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    let config = prnn::config::parse(&source.text, base).map_err(|diagnostics| Diagnostics::config(&source, diagnostics))?;
+    let config = prnn::config::parse(&source.text, &folder_of(path)).map_err(|diagnostics| Diagnostics::config(&source, diagnostics))?;
     Ok((config, source))
 }

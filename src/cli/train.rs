@@ -1,7 +1,7 @@
 //! `prnn train SPEC --config RUN.TOML [--device D] [--out DIR] [key=value ...]` and `prnn train --resume DIR`.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -23,10 +23,6 @@ pub use super::args::TrainArgs as Args;
 
 /// Seconds between progress lines when stderr is not a terminal, so that logs of long runs show life.
 const LOG_EVERY_SECONDS: f64 = 10.0;
-
-fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
-}
 
 pub fn run(args: &Args) -> anyhow::Result<()> {
     // Held until training ends: no second process writes this run folder meanwhile.
@@ -57,7 +53,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             let config_path = args.config.as_ref().expect("clap: --config is required without --resume");
             let spec = read_file(spec_path, "spec")?;
             let config_text = read_file(config_path, "run config")?.text;
-            let config_dir = absolute(config_path.parent().unwrap_or(Path::new(".")));
+            let config_dir = super::folder_of(config_path);
             // The memory check sees the device this run will use (`--device` over `[run] device`).
             let purpose = prnn::ir::memory::Purpose::Train;
             let prepared = session::prepare_for(
