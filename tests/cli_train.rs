@@ -108,6 +108,44 @@ fn a_run_trained_with_a_bare_config_name_evaluates_and_recommends_from_another_f
 }
 
 #[test]
+fn train_with_eval_evaluates_and_another_configs_results_go_beside_the_runs_own() {
+    let (data, spec) = setup(200);
+    let run = data.dir.path().join("run");
+    let output = prnn()
+        .arg("train")
+        .arg(&spec)
+        .arg("--config")
+        .arg(&data.config)
+        .arg("--out")
+        .arg(&run)
+        .args(["--eval", "epochs=1"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("recall"), "train --eval prints the table");
+    let own = std::fs::read_to_string(run.join("eval.json")).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(&own).unwrap();
+    assert_eq!(summary["epochs_trained"], serde_json::json!(1));
+    // The same figures as `prnn eval` on the run.
+    let output = prnn().arg("eval").arg(&run).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let again: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
+    assert_eq!(again["metrics"], summary["metrics"]);
+    let own = std::fs::read_to_string(run.join("eval.json")).unwrap();
+
+    let other = data.dir.path().join("top 50.toml");
+    let text = std::fs::read_to_string(&data.config).unwrap().replace("cutoffs = [5, 20]", "cutoffs = [1, 50]");
+    std::fs::write(&other, text).unwrap();
+    let output = prnn().arg("eval").arg(&run).arg("--config").arg(&other).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(std::fs::read_to_string(run.join("eval.json")).unwrap(), own, "the run's own eval.json is left alone");
+    let beside: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("eval-top_50.json")).unwrap()).unwrap();
+    let cutoffs: Vec<u64> = beside["metrics"].as_array().unwrap().iter().map(|m| m["cutoff"].as_u64().unwrap()).collect();
+    assert_eq!(cutoffs, [1, 50]);
+    assert!(run.join("ranks-top_50.tsv").is_file());
+}
+
+#[test]
 fn a_run_killed_at_any_moment_resumes_to_the_weights_of_an_uninterrupted_run() {
     let (data, spec) = setup(3_000);
     let whole = data.dir.path().join("whole");

@@ -37,6 +37,10 @@ pub struct TrainArgs {
     /// `metrics.jsonl`, for plots of metrics per epoch.
     #[arg(long)]
     pub eval_every_epoch: bool,
+    /// Evaluate the trained run when training ends, as `prnn eval RUN_DIR` would (on the test set, or the
+    /// validation split with `--validation`): prints the table and writes `eval.json` and `ranks.tsv`.
+    #[arg(long)]
+    pub eval: bool,
     /// Continue a stopped or killed run from its last checkpoint, with its own spec, config and overrides.
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["spec", "config", "overrides"])]
     pub resume: Option<PathBuf>,
@@ -72,7 +76,8 @@ pub struct EvalArgs {
     #[arg(value_name = "RUN_DIR")]
     pub run: PathBuf,
     /// Evaluate with this run config instead of the run's own (e.g. other cutoffs, ties or `most_popular`);
-    /// its data must have the same item index.
+    /// its data must have the same item index. The results go beside the default ones, named after the
+    /// config: `eval-NAME.json` and `ranks-NAME.tsv` for `NAME.toml`.
     #[arg(long, value_name = "RUN.TOML")]
     pub config: Option<PathBuf>,
     /// `auto`, `cpu`, `cuda` or `cuda:N`; overrides the config's `[run] device`.

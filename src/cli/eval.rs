@@ -48,13 +48,27 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let settings = &prepared.config.eval;
     let evaluation = evaluate(&prnn::lower::Autograd::new(network), &prepared.dataset, settings);
     let extra = serde_json::json!({ "epochs_trained": info.epoch, "device": session::device_name(device) });
-    results::write(&args.run, &prepared.compiled.model.name, extra, settings, &prepared.dataset, &evaluation)?;
+    // Another config's results go beside the run's own, named after it, never over them.
+    let label = args.config.as_deref().map(config_label);
+    results::write_as(&args.run, label.as_deref(), &prepared.compiled.model.name, extra, settings, &prepared.dataset, &evaluation)?;
     print_table(
         &format!("{} after {} epoch{}", prepared.compiled.model.name, info.epoch, if info.epoch == 1 { "" } else { "s" }),
         &evaluation,
         settings,
     );
     Ok(())
+}
+
+/// The name an evaluation under another config is filed under: the config file's name without `.toml`, with
+/// characters that file names or shells trip over replaced by `_`.
+fn config_label(path: &std::path::Path) -> String {
+    let stem = path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
+    let label: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' }).collect();
+    if label.is_empty() {
+        "config".to_string()
+    } else {
+        label
+    }
 }
 
 pub fn print_table(what: &str, evaluation: &Evaluation, settings: &prnn::config::Eval) {

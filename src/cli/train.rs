@@ -283,8 +283,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
         next = next_epoch(&stopper, epoch);
     }
-    eprintln!("done; evaluate with: prnn eval {}", run_dir.display());
     drop(lock);
+    if args.eval {
+        // The same evaluation as `prnn eval RUN_DIR`, from the checkpoint just written.
+        let eval_args = super::eval::Args { run: run_dir.clone(), config: None, device: args.device.clone(), threads: args.threads };
+        return super::eval::run(&eval_args);
+    }
+    eprintln!("done; evaluate with: prnn eval {}", run_dir.display());
     Ok(())
 }
 

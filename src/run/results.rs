@@ -44,10 +44,33 @@ pub fn write(
     dataset: &Dataset,
     evaluation: &Evaluation,
 ) -> Result<(), FileError> {
-    let ranks_path = dir.join(RANKS_FILE);
+    write_as(dir, None, name, extra, settings, dataset, evaluation)
+}
+
+/// The files an evaluation is written to: `eval.json` and `ranks.tsv`, or, for the evaluation under another
+/// config named `label`, `eval-LABEL.json` and `ranks-LABEL.tsv` beside them.
+pub fn file_names(label: Option<&str>) -> (String, String) {
+    match label {
+        None => (EVAL_FILE.to_string(), RANKS_FILE.to_string()),
+        Some(label) => (format!("eval-{label}.json"), format!("ranks-{label}.tsv")),
+    }
+}
+
+/// [`write`] into the files of [`file_names`].
+pub fn write_as(
+    dir: &Path,
+    label: Option<&str>,
+    name: &str,
+    extra: serde_json::Value,
+    settings: &Eval,
+    dataset: &Dataset,
+    evaluation: &Evaluation,
+) -> Result<(), FileError> {
+    let (eval_file, ranks_file) = file_names(label);
+    let ranks_path = dir.join(ranks_file);
     write_ranks(&ranks_path, dataset, evaluation).map_err(|source| FileError::write("", &ranks_path, source))?;
     let summary = summary(name, extra, settings, evaluation);
-    write_text(&dir.join(EVAL_FILE), "", &(serde_json::to_string_pretty(&summary).expect("json") + "\n"))
+    write_text(&dir.join(eval_file), "", &(serde_json::to_string_pretty(&summary).expect("json") + "\n"))
 }
 
 /// One line per test event: its session's key, its position in the session, its item's ID and its rank.
