@@ -80,9 +80,11 @@ pub fn print_table(what: &str, evaluation: &Evaluation, settings: &prnn::config:
         evaluation.candidates,
         ties.as_str().unwrap_or("")
     );
-    println!("{:>8}  {:>8}  {:>8}", "cutoff", "recall", "mrr");
+    // HitRate@K equals Recall@K (one target per event): one column, named both ways.
+    println!("{:>8}  {:>14}  {:>8}  {:>8}", "cutoff", "recall (= hit)", "mrr", "ndcg");
     for metric in &evaluation.metrics {
-        println!("{:>8}  {:>8.4}  {:>8.4}", metric.cutoff, metric.recall, metric.mrr);
+        let ndcg = metric.ndcg.map_or("-".to_string(), |ndcg| format!("{ndcg:.4}"));
+        println!("{:>8}  {:>14.4}  {:>8.4}  {:>8}", metric.cutoff, metric.recall, metric.mrr, ndcg);
     }
     println!("evaluated in {:.1} s ({:.0} events/s)", evaluation.seconds, evaluation.events_per_second);
 }

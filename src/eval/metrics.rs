@@ -115,7 +115,7 @@ pub fn target_ranks(scores: &Tensor, targets: &Tensor, candidates: Option<&Tenso
     n_competitors.to_kind(Kind::Double).where_self(&target_is_nan, &ranks)
 }
 
-/// Recall and MRR at one cutoff.
+/// Recall, MRR, HitRate and NDCG at one cutoff.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CutoffMetrics {
     pub cutoff: u64,
@@ -123,6 +123,16 @@ pub struct CutoffMetrics {
     pub recall: f64,
     /// The mean over all events of `1 / rank`, counting 0 for a target ranked beyond the cutoff.
     pub mrr: f64,
+    /// HitRate@K: the fraction of events with a hit within the cutoff. Each event has one relevant item, its
+    /// target, so it equals Recall@K; both names are in use (GRU4Rec says recall, RecBole hit). `None` in
+    /// results written before prnn reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hit_rate: Option<f64>,
+    /// NDCG@K: the mean over all events of `1 / log2(1 + rank)`, counting 0 beyond the cutoff. With one
+    /// relevant item the ideal DCG is 1, so this is the DCG itself. `None` in results written before prnn
+    /// reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ndcg: Option<f64>,
 }
 
 /// Recall@K and MRR@K summed over batches of ranks, kept on the ranks' device until [`RankMetrics::finish`].
@@ -144,6 +154,8 @@ struct DeviceSums {
     hits: Tensor,
     /// `[n_cutoffs]` float64: `1 / rank` summed over the events ranked within each cutoff.
     reciprocal_ranks: Tensor,
+    /// `[n_cutoffs]` float64: `1 / log2(1 + rank)` summed over the events ranked within each cutoff.
+    discounted_gains: Tensor,
 }
 
 impl RankMetrics {
@@ -168,6 +180,7 @@ impl RankMetrics {
                 cutoffs: Tensor::from_slice(&cutoffs).to_device(device),
                 hits: Tensor::zeros([cutoffs.len() as i64], (Kind::Double, device)),
                 reciprocal_ranks: Tensor::zeros([cutoffs.len() as i64], (Kind::Double, device)),
+                discounted_gains: Tensor::zeros([cutoffs.len() as i64], (Kind::Double, device)),
             }
         });
         let ranks = ranks.to_device(sums.cutoffs.device()).to_kind(Kind::Double).unsqueeze(1);
@@ -175,6 +188,7 @@ impl RankMetrics {
         sums.hits += within.sum_dim_intlist(0, false, Kind::Double);
         // `where` rather than a product with the mask, so a rank beyond every cutoff contributes 0, never 0 * inf.
         sums.reciprocal_ranks += ranks.reciprocal().where_scalarother(&within, 0.0).sum_dim_intlist(0, false, Kind::Double);
+        sums.discounted_gains += (&ranks + 1.0).log2().reciprocal().where_scalarother(&within, 0.0).sum_dim_intlist(0, false, Kind::Double);
         self.events += batch as u64;
     }
 
@@ -185,15 +199,20 @@ impl RankMetrics {
 
     /// Recall and MRR at each cutoff; the only host sync. With no events added, every metric is 0.
     pub fn finish(&self) -> Vec<CutoffMetrics> {
-        let (hits, reciprocal_ranks) = match &self.sums {
-            Some(sums) if self.events > 0 => (to_host(&sums.hits), to_host(&sums.reciprocal_ranks)),
-            _ => (vec![0.0; self.cutoffs.len()], vec![0.0; self.cutoffs.len()]),
+        let zeros = || vec![0.0; self.cutoffs.len()];
+        let (hits, reciprocal_ranks, discounted_gains) = match &self.sums {
+            Some(sums) if self.events > 0 => (to_host(&sums.hits), to_host(&sums.reciprocal_ranks), to_host(&sums.discounted_gains)),
+            _ => (zeros(), zeros(), zeros()),
         };
         let events = self.events.max(1) as f64;
-        self.cutoffs
-            .iter()
-            .zip(hits.iter().zip(&reciprocal_ranks))
-            .map(|(&cutoff, (&hits, &reciprocal_ranks))| CutoffMetrics { cutoff, recall: hits / events, mrr: reciprocal_ranks / events })
+        (0..self.cutoffs.len())
+            .map(|k| CutoffMetrics {
+                cutoff: self.cutoffs[k],
+                recall: hits[k] / events,
+                mrr: reciprocal_ranks[k] / events,
+                hit_rate: Some(hits[k] / events),
+                ndcg: Some(discounted_gains[k] / events),
+            })
             .collect()
     }
 }
@@ -472,7 +491,10 @@ mod tests {
         assert_eq!(metrics.events(), 0);
         assert_eq!(
             metrics.finish(),
-            [CutoffMetrics { cutoff: 5, recall: 0.0, mrr: 0.0 }, CutoffMetrics { cutoff: 20, recall: 0.0, mrr: 0.0 }]
+            [
+                CutoffMetrics { cutoff: 5, recall: 0.0, mrr: 0.0, hit_rate: Some(0.0), ndcg: Some(0.0) },
+                CutoffMetrics { cutoff: 20, recall: 0.0, mrr: 0.0, hit_rate: Some(0.0), ndcg: Some(0.0) }
+            ]
         );
     }
 
@@ -490,11 +512,30 @@ mod tests {
     }
 
     #[test]
+    fn hit_rate_and_ndcg_match_float64_fixtures() {
+        // Ranks 1, 2, 3.5 (a median tie), 7 and 40 at cutoffs 1, 5 and 20. The fixtures were computed apart
+        // from prnn, in float64: NDCG@K = mean over events of 1 / log2(1 + rank) for rank <= K.
+        let mut metrics = RankMetrics::new(&[1, 5, 20]);
+        metrics.add(&Tensor::from_slice(&[1.0f64, 2.0, 3.5, 7.0, 40.0]));
+        let result = metrics.finish();
+        let fixtures = [(1, 0.2, 0.2), (5, 0.6, 0.41835503483796554), (20, 0.8, 0.4850217015046322)];
+        for (metric, (cutoff, hit_rate, ndcg)) in result.iter().zip(fixtures) {
+            assert_eq!(metric.cutoff, cutoff);
+            assert_close(metric.hit_rate.unwrap(), hit_rate);
+            assert_eq!(metric.hit_rate, Some(metric.recall), "one target per event: HitRate@K is Recall@K");
+            assert_close(metric.ndcg.unwrap(), ndcg);
+        }
+    }
+
+    #[test]
     fn cutoff_metrics_round_trip_through_json() {
-        let metric = CutoffMetrics { cutoff: 20, recall: 0.625, mrr: 0.2671875 };
+        let metric = CutoffMetrics { cutoff: 20, recall: 0.625, mrr: 0.2671875, hit_rate: Some(0.625), ndcg: Some(0.375) };
         let json = serde_json::to_string(&metric).unwrap();
-        assert_eq!(json, r#"{"cutoff":20,"recall":0.625,"mrr":0.2671875}"#);
+        assert_eq!(json, r#"{"cutoff":20,"recall":0.625,"mrr":0.2671875,"hit_rate":0.625,"ndcg":0.375}"#);
         assert_eq!(serde_json::from_str::<CutoffMetrics>(&json).unwrap(), metric);
+        // Results written before HitRate and NDCG were reported still read.
+        let old: CutoffMetrics = serde_json::from_str(r#"{"cutoff":20,"recall":0.625,"mrr":0.2671875}"#).unwrap();
+        assert_eq!((old.hit_rate, old.ndcg), (None, None));
     }
 
     #[test]

@@ -107,7 +107,9 @@ mod tests {
         let cells = [cell("ids", "0.05"), cell("ids", "0.1"), cell("ids", "0.2"), cell("both", "0.1"), cell("gru", "0.1")];
         let mrr = HashMap::from([("tune/ids-lr0.05", 0.2), ("tune/ids-lr0.1", 0.3), ("tune/ids-lr0.2", 0.3), ("tune/both-lr0.1", 0.1)]);
         let models: Vec<String> = ["ids", "both", "gru"].iter().map(|m| m.to_string()).collect();
-        let tuning = choose(&models, &cells, |c| mrr.get(c.name.as_str()).map(|&mrr| CutoffMetrics { cutoff: 20, recall: 2.0 * mrr, mrr }));
+        let tuning = choose(&models, &cells, |c| {
+            mrr.get(c.name.as_str()).map(|&mrr| CutoffMetrics { cutoff: 20, recall: 2.0 * mrr, mrr, hit_rate: None, ndcg: None })
+        });
         assert_eq!(tuning.chosen["ids"], cells[1].setting, "the first of two equal MRRs");
         assert_eq!(tuning.chosen["both"], cells[3].setting);
         assert_eq!(tuning.unfinished, ["gru"]);

@@ -114,7 +114,7 @@ mod tests {
 
     fn evaluation(mrr: f64) -> Evaluation {
         Evaluation {
-            metrics: vec![CutoffMetrics { cutoff: 20, recall: 0.5, mrr }],
+            metrics: vec![CutoffMetrics { cutoff: 20, recall: 0.5, mrr, hit_rate: Some(0.5), ndcg: Some(mrr) }],
             events: 0,
             sessions: 0,
             candidates: 0,

@@ -142,7 +142,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dataset = dataset(dir.path());
         let evaluation = Evaluation {
-            metrics: vec![CutoffMetrics { cutoff: 5, recall: 0.5, mrr: 0.25 }, CutoffMetrics { cutoff: 20, recall: 0.75, mrr: 0.3125 }],
+            metrics: vec![
+                CutoffMetrics { cutoff: 5, recall: 0.5, mrr: 0.25, hit_rate: Some(0.5), ndcg: Some(0.3) },
+                CutoffMetrics { cutoff: 20, recall: 0.75, mrr: 0.3125, hit_rate: Some(0.75), ndcg: Some(0.4) },
+            ],
             events: 2,
             sessions: 1,
             candidates: dataset.items.len() as u64,
