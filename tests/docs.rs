@@ -1,4 +1,5 @@
-//! The examples in the docs compile: every ```prnn block must compile, every ```prnn-error block must not.
+//! The examples in the docs compile: every ```prnn block must compile, every ```prnn-error block must not. The
+//! README's spec is the shipped one, and its command lines that run on shipped data run as shown.
 
 use std::path::Path;
 
@@ -59,4 +60,51 @@ fn every_other_docs_page_example_compiles() {
             check_file(&format!("docs/{name}"), false);
         }
     }
+}
+
+fn readme() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap()
+}
+
+#[test]
+fn the_readme_spec_is_the_shipped_spec_its_commands_use() {
+    let spec = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/parallel_res.prnn")).unwrap();
+    let readme = readme();
+    let shown = blocks(&readme, "prnn");
+    assert_eq!(shown.len(), 1, "the README shows one spec");
+    assert_eq!(shown[0].1, spec, "the README's spec must be specs/parallel_res.prnn, which its commands run");
+    assert!(readme.contains("prnn train specs/parallel_res.prnn --config examples/yoochoose-categories.toml"));
+}
+
+/// The README's command lines that run on the shipped data without training or writing into the repository
+/// (`check`, `compile` without a pipe, `data stats`, `doctor`), run from the repository root exactly as
+/// shown, through a shell (for the glob) with `prnn` on the PATH. The others train, write run folders or
+/// caches, need a trained run or Graphviz; `tests/cli*.rs` cover those commands.
+#[test]
+fn the_readme_command_lines_that_run_on_shipped_data_run_as_shown() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(assert_cmd::cargo::cargo_bin("prnn-torch"), bin.path().join("prnn")).unwrap();
+    let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap_or_default());
+    let readme = readme();
+    let mut ran = Vec::new();
+    for (_, block) in blocks(&readme, "sh") {
+        for line in block.lines() {
+            let command = line.split(" # ").next().unwrap().trim();
+            let words: Vec<&str> = command.split_whitespace().collect();
+            let runnable = match words.as_slice() {
+                ["prnn", "check", ..] | ["prnn", "doctor"] => true,
+                ["prnn", "compile", ..] => !command.contains('|'),
+                ["prnn", "data", "stats", ..] => true,
+                _ => false,
+            };
+            if !runnable {
+                continue;
+            }
+            let output = std::process::Command::new("sh").arg("-c").arg(command).current_dir(root).env("PATH", &path).output().unwrap();
+            assert!(output.status.success(), "`{command}` failed: {}", String::from_utf8_lossy(&output.stderr));
+            ran.push(command.to_string());
+        }
+    }
+    assert!(ran.len() >= 5, "the README's runnable lines were found: {ran:?}");
 }
