@@ -436,3 +436,41 @@ fn a_tpe_search_killed_and_resumed_makes_the_same_table_and_retrains_for_the_kep
     assert_eq!(a["tuning"], b["tuning"], "the resumed search proposes and scores the same trials");
     assert_eq!(a["rows"][0]["mrr"], b["rows"][0]["mrr"]);
 }
+
+#[test]
+fn an_experiment_folder_follows_from_what_runs_and_a_run_that_adds_to_a_report_says_so() {
+    let data = common::synthetic(prnn::data::synth::SynthConfig { sessions: 120, items: 50, clusters: 5, dim: 4, ..Default::default() });
+    let root = data.dir.path();
+    std::fs::write(root.join("ids.prnn"), SPEC_ID.replace("epochs = 2", "epochs = 1")).unwrap();
+    let config = std::fs::read_to_string(&data.config).unwrap()
+        + "\n[experiment]\nspecs = [\"ids.prnn\"]\nseeds = [1]\nbaselines = [\"popularity\"]\n";
+    std::fs::write(root.join("demo.toml"), config).unwrap();
+    let run = |extra: &[&str]| prnn().arg("run").args(["--config", "demo.toml"]).args(extra).current_dir(root).output().unwrap();
+    let prefix = format!("experiment folder {}/", root.display());
+    let folder = |output: &std::process::Output| stdout(output).lines().next().unwrap_or_default().replacen(&prefix, "", 1);
+
+    let output = run(&["--plan"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(folder(&output), "runs/experiments/demo", "--plan prints the folder first");
+    let output = run(&["ids.prnn", "--sweep", "lr=0.05,0.1", "--plan"]);
+    assert_eq!(folder(&output), "runs/experiments/demo-ids-lr-0.05-0.1", "specs and sweeps name it");
+    let output = run(&["--sweep", "lr=0.05", "--name", "mine", "--plan"]);
+    assert_eq!(folder(&output), "runs/experiments/mine");
+    assert!(!root.join("runs/experiments").exists(), "--plan creates nothing");
+
+    let output = run(&[]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(root.join("runs/experiments/demo/results.md").is_file());
+    assert!(!stderr(&output).contains("note:"), "a new experiment has nothing to warn about: {}", stderr(&output));
+    // The same experiment again changes nothing: no note.
+    let output = run(&["--plan"]);
+    assert!(!stderr(&output).contains("note:"), "{}", stderr(&output));
+    // Adding cells to it rewrites its report: said before anything runs.
+    let output = run(&["--out", "runs/experiments/demo", "--seeds", "1,2", "--plan"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("holds an earlier experiment's report; this run adds 1 cell to it and rewrites the report"),
+        "{}",
+        stderr(&output)
+    );
+}

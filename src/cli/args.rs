@@ -213,10 +213,14 @@ pub struct RunArgs {
     /// The run config: data, evaluation, `[baselines]` and `[experiment]` (seeds, sweep, tuning, jobs).
     #[arg(long, value_name = "RUN.TOML")]
     pub config: PathBuf,
-    /// The experiment folder (default `<[run] out>/experiments/<config name>`). Running the same command
-    /// again continues it: finished cells are kept and skipped.
-    #[arg(long, value_name = "DIR")]
+    /// The experiment folder. Default `<[run] out>/experiments/NAME`, NAME following from what runs: the
+    /// config's name, then the specs and sweeps given on the command line (`demo-id_only-lr-0.05-0.1`).
+    /// Running the same command again continues it: finished cells are kept and skipped.
+    #[arg(long, value_name = "DIR", conflicts_with = "name")]
     pub out: Option<PathBuf>,
+    /// Name the experiment: its folder is `<[run] out>/experiments/NAME`.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
     /// A swept override, `key=v1,v2,...`, added to `[experiment.sweep]`; repeat for a grid.
     #[arg(long, value_name = "KEY=V1,V2")]
     pub sweep: Vec<String>,
@@ -229,7 +233,7 @@ pub struct RunArgs {
     /// `auto`, `cpu`, `cuda` or `cuda:N` for every trained cell; overrides `[run] device`.
     #[arg(long, value_name = "DEVICE")]
     pub device: Option<String>,
-    /// List the cells and whether each is finished, then stop.
+    /// Print the experiment folder and list the cells and whether each is finished, then stop.
     #[arg(long)]
     pub plan: bool,
 }

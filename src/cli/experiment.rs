@@ -64,10 +64,12 @@ pub fn run(args: &Args, reporter: &Reporter) -> anyhow::Result<()> {
     plan.check_names()?;
     let reference = plan.reference();
 
-    let out = args.out.clone().unwrap_or_else(|| {
-        let stem = args.config.file_stem().map_or("experiment".into(), |s| s.to_string_lossy().to_string());
-        config.run.out.join("experiments").join(stem)
-    });
+    let out = args.out.clone().unwrap_or_else(|| config.run.out.join("experiments").join(experiment_name(args)));
+    if args.plan {
+        println!("experiment folder {}", out.display());
+    } else {
+        eprintln!("experiment folder {}", out.display());
+    }
     // `--plan` only looks: it creates nothing.
     if !args.plan {
         std::fs::create_dir_all(out.join(LOGS_DIR)).map_err(|source| FileError::Create {
@@ -101,6 +103,7 @@ pub fn run(args: &Args, reporter: &Reporter) -> anyhow::Result<()> {
     let jobs = settings.jobs as usize;
 
     let (first, tuning_cells) = if plan.learns_from_results() {
+        say_if_the_report_changes(&out, plan.baseline_cells().iter());
         if args.plan {
             let first = plan.baseline_cells();
             print_plan(&out, &first, "phase 1: baselines and tuning");
@@ -116,6 +119,11 @@ pub fn run(args: &Args, reporter: &Reporter) -> anyhow::Result<()> {
         }
     } else {
         let (first, tuning_cells) = plan.first_phase()?;
+        // The second phase as the results on disk decide it now; tuning still to run may change its settings,
+        // not its cells.
+        let (tuning, kept) = settle(&plan, &out, cutoff, &tuning_cells);
+        let second = plan.second_phase(&tuning.chosen, &kept);
+        say_if_the_report_changes(&out, first.iter().chain(&second));
         if args.plan {
             print_plan(&out, &first, "phase 1: baselines and tuning");
         } else {
@@ -123,20 +131,7 @@ pub fn run(args: &Args, reporter: &Reporter) -> anyhow::Result<()> {
         }
         (first, tuning_cells)
     };
-    let mut tuning = tuning::choose(&plan.tune_models, &tuning_cells, |cell| results::read_metrics_at(&out.join(&cell.name), cutoff));
-    // A trial that stopped early is trained again for the epochs it kept; so is an untuned spec that stops.
-    for (model, setting) in tuning.chosen.iter_mut() {
-        if let Some(cell) = tuning_cells.iter().find(|c| &c.model == model && &c.setting == setting) {
-            setting.extend(tuning::kept_epochs_of(&out.join(&cell.name)));
-        }
-    }
-    let mut kept = std::collections::HashMap::new();
-    for (cell, _) in plan.stopping_cells() {
-        let epochs = tuning::kept_epochs_of(&out.join(&cell.name));
-        if !epochs.is_empty() {
-            kept.insert(cell.row, epochs);
-        }
-    }
+    let (tuning, kept) = settle(&plan, &out, cutoff, &tuning_cells);
     if !args.plan {
         for model in &tuning.unfinished {
             reporter.error(
@@ -212,6 +207,70 @@ fn run_search(plan: &Plan, runner: &Runner, out: &Path, cutoff: u64, jobs: usize
         }
     }
     Ok((cells, tuned))
+}
+
+/// The tuning choices and the epochs stopping cells kept, from the results in the experiment folder.
+fn settle(
+    plan: &Plan,
+    out: &Path,
+    cutoff: u64,
+    tuning_cells: &[tuning::TuningCell],
+) -> (tuning::Tuning, std::collections::HashMap<String, plan::Setting>) {
+    let mut tuning = tuning::choose(&plan.tune_models, tuning_cells, |cell| results::read_metrics_at(&out.join(&cell.name), cutoff));
+    // A trial that stopped early is trained again for the epochs it kept; so is an untuned spec that stops.
+    for (model, setting) in tuning.chosen.iter_mut() {
+        if let Some(cell) = tuning_cells.iter().find(|c| &c.model == model && &c.setting == setting) {
+            setting.extend(tuning::kept_epochs_of(&out.join(&cell.name)));
+        }
+    }
+    let mut kept = std::collections::HashMap::new();
+    for (cell, _) in plan.stopping_cells() {
+        let epochs = tuning::kept_epochs_of(&out.join(&cell.name));
+        if !epochs.is_empty() {
+            kept.insert(cell.row, epochs);
+        }
+    }
+    (tuning, kept)
+}
+
+/// The experiment's name when neither `--out` nor `--name` gives its folder: the config's file name, then the
+/// specs and the sweeps of the command line, so that a command that runs something else than the config's own
+/// experiment gets a folder of its own (`demo-id_only-lr-0.05-0.1`).
+fn experiment_name(args: &Args) -> String {
+    if let Some(name) = &args.name {
+        return name.clone();
+    }
+    let stem = |path: &Path| path.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    let mut parts = vec![stem(&args.config)];
+    if !args.specs.is_empty() {
+        parts.push(args.specs.iter().map(|spec| stem(spec)).collect::<Vec<_>>().join("+"));
+    }
+    parts.extend(args.sweep.iter().cloned());
+    let name = parts.join("-");
+    // Characters that shells or file systems trip over become `-`.
+    let name: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || "._+".contains(c) { c } else { '-' }).collect();
+    if name.trim_matches('-').is_empty() {
+        "experiment".to_string()
+    } else {
+        name
+    }
+}
+
+/// Before anything runs: an experiment folder that already has a report, and cells of this run that it has
+/// not finished, means this run will add to that experiment and rewrite its report. Say so.
+fn say_if_the_report_changes<'a>(out: &Path, cells: impl Iterator<Item = &'a Cell>) {
+    if !out.join(RESULTS_MD).exists() {
+        return;
+    }
+    let new = cells.filter(|cell| !matches!(CellState::of(&out.join(&cell.name)), CellState::Finished)).count();
+    if new > 0 {
+        eprintln!(
+            "note: `{}` holds an earlier experiment's report; this run adds {new} cell{} to it and rewrites the report \
+             (give --name or --out to keep it apart)",
+            out.display(),
+            if new == 1 { "" } else { "s" }
+        );
+    }
 }
 
 fn print_plan(out: &Path, cells: &[Cell], title: &str) {
