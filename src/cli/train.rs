@@ -12,6 +12,7 @@ use prnn::run::lock::lock_folder;
 use prnn::run::metrics::StopRecord;
 use prnn::run::{self, metrics, FileError, RunRecord, METRICS_FILE};
 use prnn::train::checkpoint::{self, CheckpointInfo};
+use prnn::train::clock::RunClock;
 use prnn::train::stopping::{GroupEnd, Stopper};
 use prnn::train::{EpochError, EpochHooks, EpochOptions, InEpoch, Progress, Trainer};
 
@@ -181,18 +182,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         None if first_epoch > 1 => eprintln!("resuming after epoch {}", start_epoch - 1),
         None => {}
     }
+    warn_if_cores_are_shared(device, training_threads as u64);
     let mut trainer = Trainer::new(network, &prepared.dataset, step_kind).expect("session::step_kind checked the fused step");
+    // Early stopping may end the run sooner than the plan's last epoch: its estimate is an upper bound.
+    let mut clock = RunClock::new(epochs.saturating_sub(first_epoch), prepared.max_batches);
+    let at_most = if stopper.is_some() { "at most " } else { "" };
     let options = EpochOptions { max_batches: prepared.max_batches, ..EpochOptions::default() };
     let terminal = std::io::stderr().is_terminal();
     let mut next = Some(first_epoch);
     while let Some(epoch) = next {
         let bar = terminal.then(|| {
-            let bar = ProgressBar::new(0);
-            bar.set_style(
-                ProgressStyle::with_template("{prefix} [{bar:30}] {percent:>3}% {msg} ({elapsed} / ~{eta})")
-                    .expect("the template is valid")
-                    .progress_chars("=> "),
-            );
+            // Per mille of the epoch: under `max_batches` the epoch ends before its last event.
+            let bar = ProgressBar::new(1000);
+            bar.set_style(ProgressStyle::with_template("{prefix} [{bar:30}] {msg}").expect("the template is valid").progress_chars("=> "));
             let phase = trainer.phase_of(epoch) + 1;
             bar.set_prefix(format!("epoch {epoch}/{epochs} phase {phase}"));
             bar
@@ -211,11 +213,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             checkpoint_batches: prepared.config.run.checkpoint_batches,
             run_dir: &run_dir,
             prepared: &prepared,
+            clock: &mut clock,
+            at_most,
+            resumed_fraction: None,
         };
         let outcome = trainer.epoch_with(epoch, options, resume, &mut hooks);
         if let Some(bar) = &hooks.bar {
             bar.finish_and_clear();
         }
+        let (seconds, resumed_fraction) = (hooks.started.elapsed().as_secs_f64(), hooks.resumed_fraction.unwrap_or(0.0));
+        clock.epoch_done(seconds, resumed_fraction);
         let summary = outcome.map_err(|error| -> anyhow::Error {
             match error {
                 EpochError::Diverged(diverged) => {
@@ -310,31 +317,40 @@ struct EpochLog<'a> {
     checkpoint_batches: u64,
     run_dir: &'a Path,
     prepared: &'a session::Prepared,
+    clock: &'a mut RunClock,
+    /// `"at most "` when early stopping may end the run sooner than its plan.
+    at_most: &'static str,
+    /// How much of the epoch was done before this process took it over, known at its first progress.
+    resumed_fraction: Option<f64>,
 }
 
 impl EpochHooks for EpochLog<'_> {
     fn progress(&mut self, progress: Progress) {
         let elapsed = self.started.elapsed().as_secs_f64().max(1e-9);
         let rate = progress.events.saturating_sub(self.first_events) as f64 / elapsed;
+        let resumed = *self.resumed_fraction.get_or_insert(self.first_events as f64 / progress.total_events.max(1) as f64);
+        let fraction = self.clock.fraction(&progress);
+        let left = self.clock.update(&progress, elapsed, resumed);
+        let times = match left {
+            Some(left) => format!("epoch ends in ~{}, run in {}~{}", duration(left.epoch), self.at_most, duration(left.run)),
+            None => "measuring the speed".to_string(),
+        };
         if let Some(bar) = &self.bar {
-            bar.set_length(progress.total_events);
-            bar.set_position(progress.events);
-            bar.set_message(format!("{:.1}k events/s, loss {:.4}", rate / 1000.0, progress.loss));
+            bar.set_position((fraction * 1000.0) as u64);
+            bar.set_message(format!("{:>3.0}%  {times}  {:.1}k events/s  loss {:.4}", 100.0 * fraction, rate / 1000.0, progress.loss));
         } else if self.last_line.elapsed().as_secs_f64() >= LOG_EVERY_SECONDS {
             // Logs (CI, nohup, a pipe) get a line now and then instead of a bar.
             self.last_line = std::time::Instant::now();
-            let left = progress.total_events.saturating_sub(progress.events) as f64 / rate.max(1e-9);
             eprintln!(
-                "epoch {}/{}  phase {}  {:.0}% ({} of {} events)  {:.0} events/s  loss {:.5}  epoch ends in ~{}",
+                "epoch {}/{}  phase {}  {:.0}% ({} of {} events)  {:.0} events/s  loss {:.5}  {times}",
                 self.epoch,
                 self.epochs,
                 self.phase,
-                100.0 * progress.events as f64 / progress.total_events.max(1) as f64,
+                100.0 * fraction,
                 progress.events,
                 progress.total_events,
                 rate,
                 progress.loss,
-                duration(left)
             );
         }
     }
@@ -356,6 +372,31 @@ impl EpochHooks for EpochLog<'_> {
         Ok(())
     }
 }
+
+/// Says once when another prnn training or evaluation runs on this machine and the threads of both would
+/// oversubscribe its cores: two runs sharing cores slow each other down many times over.
+fn warn_if_cores_are_shared(device: tch::Device, threads: u64) {
+    if device != tch::Device::Cpu {
+        return;
+    }
+    let others = prnn::runtime::cpu::other_processes_named(RUNTIME_NAME);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    if !others.is_empty() && threads * (others.len() as u64 + 1) > cores {
+        let pids: Vec<String> = others.iter().map(u32::to_string).collect();
+        eprintln!(
+            "warning: {} other prnn process{} (PID {}) run{} on this machine's {cores} cores, and this one uses {threads} thread{}: \
+             runs sharing cores slow each other down many times over; give each `--threads` so that they add up to {cores}",
+            others.len(),
+            if others.len() == 1 { "" } else { "es" },
+            pids.join(", "),
+            if others.len() == 1 { "s" } else { "" },
+            if threads == 1 { "" } else { "s" },
+        );
+    }
+}
+
+/// The executable the training runs in, as the kernel names its processes.
+const RUNTIME_NAME: &str = "prnn-torch";
 
 /// `1h 05m`, `4m 10s` or `12s`.
 fn duration(seconds: f64) -> String {

@@ -11,6 +11,7 @@
 //! [`EpochState`] (hidden states, dropout stream) let a run resumed mid-epoch do the same.
 
 pub mod checkpoint;
+pub mod clock;
 pub mod sampler;
 pub mod stopping;
 
