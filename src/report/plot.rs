@@ -99,7 +99,13 @@ pub fn epochs_svg(series: &[EpochSeries], levels: &[Level], cutoff: u64, title: 
                 .caption(format!("{name}@{cutoff} per epoch"), ("sans-serif", 16))
                 .build_cartesian_2d(1u32..last_epoch, (bottom - pad).max(0.0)..(top + pad))?;
             chart.configure_mesh().x_desc("epoch").y_desc(format!("{name}@{cutoff}")).y_label_formatter(&|v| format!("{v:.3}")).draw()?;
-            let model_lines = series.iter().map(|line| line.points.iter().map(|p| (p.0, value(p))).collect::<Vec<_>>());
+            let model_lines: Vec<Vec<(u32, f64)>> =
+                series.iter().map(|line| line.points.iter().map(|p| (p.0, value(p))).collect()).collect();
+            // A marker on every evaluated epoch: a model with one epoch has no line to draw, only its point.
+            for (points, style) in model_lines.iter().zip(&styles) {
+                chart.draw_series(points.iter().map(|&point| Circle::new(point, 3, style.colour.filled())))?;
+            }
+            let model_lines = model_lines.into_iter();
             let level_lines = levels.iter().map(|level| vec![(1u32, level_value(level)), (last_epoch, level_value(level))]);
             for (points, style) in model_lines.chain(level_lines).zip(&styles) {
                 let stroke = style.colour.stroke_width(2);
@@ -147,6 +153,16 @@ mod tests {
             let hex = format!("#{r:02X}{g:02X}{b:02X}");
             assert!(svg.contains(&hex), "no line is drawn in {hex}");
         }
+    }
+
+    #[test]
+    fn a_model_with_a_single_epoch_is_drawn_as_markers() {
+        let series = vec![EpochSeries { label: "one_epoch".into(), points: vec![(1, 0.55, 0.20)] }];
+        let svg = epochs_svg(&series, &[], 20, "single").expect("plots");
+        // One marker in each panel, in the model's colour.
+        assert_eq!(svg.matches("<circle").count(), 2, "{svg}");
+        let RGBColor(r, g, b) = line_styles(1, 0)[0].colour;
+        assert!(svg.contains(&format!("#{r:02X}{g:02X}{b:02X}")));
     }
 
     #[test]
