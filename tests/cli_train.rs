@@ -146,6 +146,44 @@ fn train_with_eval_evaluates_and_another_configs_results_go_beside_the_runs_own(
 }
 
 #[test]
+fn recommend_answers_many_sessions_from_a_file_or_standard_input_one_json_line_each() {
+    let (data, spec) = setup(200);
+    let run = data.dir.path().join("run");
+    let output = prnn().arg("train").arg(&spec).arg("--config").arg(&data.config).arg("--out").arg(&run).arg("epochs=1").output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let test = std::fs::read_to_string(data.dir.path().join("test.tsv")).unwrap();
+    let items: Vec<String> = test.lines().skip(1).take(3).map(|l| l.split('\t').nth(1).unwrap().to_string()).collect();
+    let first = format!("{},{}", items[0], items[1]);
+    let sessions = format!("{first}\n\nno-such-item,{}\nnothing,known\n", items[2]);
+    let file = data.dir.path().join("sessions.txt");
+    std::fs::write(&file, &sessions).unwrap();
+    let json_lines = |output: &std::process::Output| -> Vec<serde_json::Value> {
+        String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let output = prnn().arg("recommend").arg(&run).arg("--sessions").arg(&file).args(["-k", "3"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let answers = json_lines(&output);
+    assert_eq!(answers.len(), 3, "one line per session, blank lines skipped");
+    assert_eq!((answers[0]["line"].clone(), answers[1]["line"].clone(), answers[2]["line"].clone()), (1.into(), 3.into(), 4.into()));
+    assert_eq!(answers[0]["items"].as_array().unwrap().len(), 3);
+    assert_eq!(answers[1]["unknown"], serde_json::json!(["no-such-item"]));
+    assert_eq!(answers[1]["events"], 1);
+    assert_eq!(answers[2]["error"]["code"], "no_known_item", "a session with no known item is answered with an error");
+    assert!(stderr(&output).contains("2 session(s) answered, 1 with no known item"), "{}", stderr(&output));
+    // The same answer as one session on the command line.
+    let output = prnn().arg("recommend").arg(&run).args(["--session", &first, "-k", "3", "--format", "json"]).output().unwrap();
+    let single = json_lines(&output);
+    assert_eq!(single[0]["items"], answers[0]["items"]);
+    // Standard input.
+    let output = prnn().arg("recommend").arg(&run).args(["--sessions", "-", "-k", "3"]).write_stdin(sessions).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(json_lines(&output), answers);
+    // One or the other.
+    let output = prnn().arg("recommend").arg(&run).arg("--sessions").arg(&file).args(["--session", &first]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
 fn a_run_killed_at_any_moment_resumes_to_the_weights_of_an_uninterrupted_run() {
     let (data, spec) = setup(3_000);
     let whole = data.dir.path().join("whole");

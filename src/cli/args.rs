@@ -95,8 +95,12 @@ pub struct RecommendArgs {
     #[arg(value_name = "RUN_DIR")]
     pub run: PathBuf,
     /// The session so far: item IDs as the session files write them, oldest first, separated by commas.
-    #[arg(long, value_name = "ITEM,ITEM,...", value_delimiter = ',', required = true, num_args = 1..)]
+    #[arg(long, value_name = "ITEM,ITEM,...", value_delimiter = ',', num_args = 1.., required_unless_present = "sessions", conflicts_with = "sessions")]
     pub session: Vec<String>,
+    /// Many sessions, one per line of FILE (`-`: standard input), each `ITEM,ITEM,...` oldest first: one JSON
+    /// line each on standard output, the model loaded once.
+    #[arg(long, value_name = "FILE")]
+    pub sessions: Option<PathBuf>,
     /// How many items to list.
     #[arg(short, long, default_value_t = 20, value_name = "K")]
     pub k: usize,
