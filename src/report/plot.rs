@@ -9,6 +9,9 @@ pub struct EpochSeries {
     pub label: String,
     /// `(epoch, recall, mrr)`.
     pub points: Vec<(u32, f64, f64)>,
+    /// Epochs that begin a new phase of the model's plan (alternating or residual training), marked on the
+    /// epoch axis in the model's colour.
+    pub phase_starts: Vec<u32>,
 }
 
 /// The plotting library could not draw the plot.
@@ -105,6 +108,14 @@ pub fn epochs_svg(series: &[EpochSeries], levels: &[Level], cutoff: u64, title: 
             for (points, style) in model_lines.iter().zip(&styles) {
                 chart.draw_series(points.iter().map(|&point| Circle::new(point, 3, style.colour.filled())))?;
             }
+            // Where a model's plan moves to its next phase, a thin dotted line across the panel.
+            let (low, high) = ((bottom - pad).max(0.0), top + pad);
+            for (line, style) in series.iter().zip(&styles) {
+                for &epoch in &line.phase_starts {
+                    let marker = vec![(epoch, low), (epoch, high)];
+                    chart.draw_series(DashedLineSeries::new(marker, 2, 4, style.colour.mix(0.6).stroke_width(1)))?;
+                }
+            }
             let model_lines = model_lines.into_iter();
             let level_lines = levels.iter().map(|level| vec![(1u32, level_value(level)), (last_epoch, level_value(level))]);
             for (points, style) in model_lines.chain(level_lines).zip(&styles) {
@@ -138,8 +149,8 @@ mod tests {
     #[test]
     fn every_model_and_baseline_is_drawn_and_labelled() {
         let series = vec![
-            EpochSeries { label: "id_only".into(), points: vec![(1, 0.55, 0.20), (2, 0.60, 0.24), (3, 0.61, 0.25)] },
-            EpochSeries { label: "parallel_alt".into(), points: vec![(1, 0.50, 0.18), (2, 0.62, 0.26)] },
+            EpochSeries { label: "id_only".into(), points: vec![(1, 0.55, 0.20), (2, 0.60, 0.24), (3, 0.61, 0.25)], phase_starts: vec![] },
+            EpochSeries { label: "parallel_alt".into(), points: vec![(1, 0.50, 0.18), (2, 0.62, 0.26)], phase_starts: vec![] },
         ];
         let svg = epochs_svg(&series, &[("item_knn".into(), 0.49, 0.22)], 20, "yoochoose-cat").expect("plots");
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
@@ -157,12 +168,21 @@ mod tests {
 
     #[test]
     fn a_model_with_a_single_epoch_is_drawn_as_markers() {
-        let series = vec![EpochSeries { label: "one_epoch".into(), points: vec![(1, 0.55, 0.20)] }];
+        let series = vec![EpochSeries { label: "one_epoch".into(), points: vec![(1, 0.55, 0.20)], phase_starts: vec![] }];
         let svg = epochs_svg(&series, &[], 20, "single").expect("plots");
         // One marker in each panel, in the model's colour.
         assert_eq!(svg.matches("<circle").count(), 2, "{svg}");
         let RGBColor(r, g, b) = line_styles(1, 0)[0].colour;
         assert!(svg.contains(&format!("#{r:02X}{g:02X}{b:02X}")));
+    }
+
+    #[test]
+    fn phase_changes_are_marked_on_the_epoch_axis() {
+        let points = vec![(1, 0.5, 0.2), (2, 0.55, 0.22), (3, 0.6, 0.25), (4, 0.62, 0.26)];
+        let plain = epochs_svg(&[EpochSeries { label: "a".into(), points: points.clone(), phase_starts: vec![] }], &[], 20, "t").unwrap();
+        let marked = epochs_svg(&[EpochSeries { label: "a".into(), points, phase_starts: vec![3] }], &[], 20, "t").unwrap();
+        // A dashed line in each panel: more line segments than without the phase change.
+        assert!(marked.matches("<polyline").count() > plain.matches("<polyline").count(), "no phase marker drawn");
     }
 
     #[test]

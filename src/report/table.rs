@@ -95,11 +95,18 @@ pub struct Training {
     pub events: f64,
     /// `(epoch, recall, mrr)`.
     pub points: Vec<(u32, f64, f64)>,
+    /// The epochs that begin a new phase of the plan (after the first).
+    pub phase_starts: Vec<u32>,
 }
 
 pub fn training(dir: &Path, cutoff: u64) -> Training {
     let mut training = Training::default();
+    let mut phase = None;
     for epoch in metrics::read(dir) {
+        if phase.is_some_and(|phase| phase != epoch.phase) {
+            training.phase_starts.push(epoch.epoch);
+        }
+        phase = Some(epoch.phase);
         training.seconds += epoch.seconds;
         training.events += epoch.events;
         if let Some(m) = epoch.eval.iter().flatten().find(|m| m.cutoff == cutoff) {
@@ -193,8 +200,11 @@ pub fn epoch_series(table: &[RowCells], cutoff: u64) -> Vec<EpochSeries> {
     let mut series = Vec::new();
     for row in table.iter().filter(|row| !row.baseline) {
         let mut by_epoch: BTreeMap<u32, (f64, f64, f64)> = BTreeMap::new();
+        let mut phase_starts = std::collections::BTreeSet::new();
         for cell in &row.cells {
-            for (epoch, recall, mrr) in training(&cell.dir, cutoff).points {
+            let training = training(&cell.dir, cutoff);
+            phase_starts.extend(training.phase_starts);
+            for (epoch, recall, mrr) in training.points {
                 let entry = by_epoch.entry(epoch).or_insert((0.0, 0.0, 0.0));
                 entry.0 += recall;
                 entry.1 += mrr;
@@ -203,7 +213,7 @@ pub fn epoch_series(table: &[RowCells], cutoff: u64) -> Vec<EpochSeries> {
         }
         if !by_epoch.is_empty() {
             let points = by_epoch.into_iter().map(|(epoch, (recall, mrr, n))| (epoch, recall / n, mrr / n)).collect();
-            series.push(EpochSeries { label: row.label.clone(), points });
+            series.push(EpochSeries { label: row.label.clone(), points, phase_starts: phase_starts.into_iter().collect() });
         }
     }
     series
@@ -329,5 +339,17 @@ mod tests {
         assert!((points[0].1 - 0.3).abs() < 1e-12 && (points[1].1 - 0.3).abs() < 1e-12, "{points:?}");
         let rows = rows(&table, 20, None, &[], 0);
         assert_eq!(baseline_levels(&rows), [("item_knn".to_string(), 0.4, 0.2)]);
+    }
+
+    #[test]
+    fn training_marks_the_epochs_that_begin_a_phase() {
+        let dir = tempfile::tempdir().unwrap();
+        let lines: Vec<String> = [1, 1, 2, 2, 3]
+            .iter()
+            .enumerate()
+            .map(|(k, phase)| format!(r#"{{"epoch":{},"phase":{phase},"seconds":1.0,"events":10}}"#, k + 1))
+            .collect();
+        std::fs::write(dir.path().join(crate::run::METRICS_FILE), lines.join("\n") + "\n").unwrap();
+        assert_eq!(training(dir.path(), 20).phase_starts, [3, 5]);
     }
 }

@@ -73,6 +73,8 @@ pub fn stop_records(dir: &Path) -> Vec<(u64, StopRecord)> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct EpochLine {
     pub epoch: u32,
+    /// The plan's phase the epoch belongs to, from 1 (alternating and residual training change it).
+    pub phase: u32,
     pub seconds: f64,
     pub events: f64,
     /// The evaluation after the epoch, when the run made one.
@@ -87,6 +89,7 @@ pub fn read(dir: &Path) -> Vec<EpochLine> {
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .map(|value| EpochLine {
             epoch: value["epoch"].as_u64().unwrap_or(0) as u32,
+            phase: value["phase"].as_u64().unwrap_or(1) as u32,
             seconds: value["seconds"].as_f64().unwrap_or(0.0),
             events: value["events"].as_f64().unwrap_or(0.0),
             eval: value.get("eval").and_then(|e| serde_json::from_value(e.clone()).ok()),
