@@ -1,7 +1,7 @@
 //! Experiment reports: the results table (markdown, CSV, JSON) and the plot of metrics per epoch (SVG).
 //!
 //! The table follows the paper's Tables 2-4: Recall and MRR at one cut-off, their change against a reference
-//! row (item-kNN by default), plus what the paper leaves out and a reader needs to trust a difference: the
+//! row (item-kNN by default), NDCG at the cut-off, plus what the paper leaves out and a reader needs to trust a difference: the
 //! spread over seeds, a paired bootstrap against a base model, and the training time.
 
 pub mod plot;
@@ -36,6 +36,8 @@ pub struct ResultRow {
     pub seeds: usize,
     pub recall: Spread,
     pub mrr: Spread,
+    /// NDCG at the cut-off, when every finished cell reported it (cells evaluated before prnn did have none).
+    pub ndcg: Option<Spread>,
     /// Relative change of the mean against the reference row, in percent.
     pub recall_change: Option<f64>,
     pub mrr_change: Option<f64>,
@@ -81,19 +83,19 @@ fn spread(value: Spread, seeds: usize) -> String {
 pub fn markdown(rows: &[ResultRow], tuning: &[TuningRow], cutoff: u64, reference: Option<&str>) -> String {
     let change = reference.map_or("change".to_string(), |r| format!("vs {r}"));
     let mut out = format!(
-        "| model | seeds | Recall@{cutoff} | {change} | MRR@{cutoff} | {change} | ΔMRR vs base [95% CI], p | train s | events/s |\n|---|---|---|---|---|---|---|---|---|\n"
+        "| model | seeds | Recall@{cutoff} | {change} | MRR@{cutoff} | {change} | NDCG@{cutoff} | ΔMRR vs base [95% CI], p | train s | events/s |\n|---|---|---|---|---|---|---|---|---|---|\n"
     );
     for row in rows {
         let versus = row.versus.as_ref().map_or(String::new(), |v| {
             format!("{:+.4} [{:+.4}, {:+.4}], p={:.3} (vs {})", v.mrr.difference, v.mrr.low, v.mrr.high, v.mrr.p_value, v.base)
         });
-        let (recall, mrr) = if row.seeds == 0 && !row.baseline {
-            ("failed".to_string(), "failed".to_string())
+        let (recall, mrr, ndcg) = if row.seeds == 0 && !row.baseline {
+            ("failed".to_string(), "failed".to_string(), "failed".to_string())
         } else {
-            (spread(row.recall, row.seeds), spread(row.mrr, row.seeds))
+            (spread(row.recall, row.seeds), spread(row.mrr, row.seeds), row.ndcg.map_or("-".to_string(), |ndcg| spread(ndcg, row.seeds)))
         };
         out += &format!(
-            "| {}{} | {} | {recall} | {} | {mrr} | {} | {versus} | {} | {} |\n",
+            "| {}{} | {} | {recall} | {} | {mrr} | {} | {ndcg} | {versus} | {} | {} |\n",
             row.label,
             if row.failures.is_empty() { String::new() } else { format!(" ({})", row.failures.join("; ")) },
             if row.baseline { "-".to_string() } else { row.seeds.to_string() },
@@ -134,6 +136,8 @@ pub fn csv(rows: &[ResultRow], cutoff: u64) -> String {
         &mrr,
         &format!("{mrr}_std"),
         &format!("{mrr}_change_pct"),
+        &format!("ndcg@{cutoff}"),
+        &format!("ndcg@{cutoff}_std"),
         "base",
         "delta_mrr",
         "delta_mrr_low",
@@ -160,6 +164,8 @@ pub fn csv(rows: &[ResultRow], cutoff: u64) -> String {
                 row.mrr.mean.to_string(),
                 row.mrr.std.to_string(),
                 number(row.mrr_change),
+                number(row.ndcg.map(|ndcg| ndcg.mean)),
+                number(row.ndcg.map(|ndcg| ndcg.std)),
                 versus.map_or(String::new(), |v| v.base.clone()),
                 number(versus.map(|v| v.mrr.difference)),
                 number(versus.map(|v| v.mrr.low)),
@@ -187,6 +193,7 @@ mod tests {
             seeds,
             recall: Spread { mean: 0.5, std: 0.01 },
             mrr: Spread { mean: mrr, std: 0.002 },
+            ndcg: Some(Spread { mean: mrr + 0.07, std: 0.003 }),
             recall_change: Some(0.0),
             mrr_change: Some(12.5),
             seconds: Some(61.25),
@@ -214,11 +221,12 @@ mod tests {
         let mut failed = row("interaction_sim", false, 0, 0.0);
         failed.failures.push("seed 1 diverged".into());
         (failed.recall_change, failed.mrr_change, failed.seconds, failed.events_per_second) = (None, None, None, None);
+        failed.ndcg = None;
         let tuning = [TuningRow { model: "id_only".into(), setting: "lr=0.1".into(), recall: 0.6, mrr: 0.25, chosen: true }];
         let rows = [row("item_knn", true, 0, 0.24), model, failed];
         insta::assert_snapshot!(markdown(&rows, &tuning, 20, Some("item_knn")));
         let csv = csv(&rows, 20);
         assert_eq!(csv.lines().count(), 4);
-        assert!(csv.lines().nth(2).unwrap().contains("id_only,0.012,0.004,0.02,0.004"), "{csv}");
+        assert!(csv.lines().nth(2).unwrap().contains("0.34,0.003,id_only,0.012,0.004,0.02,0.004"), "{csv}");
     }
 }

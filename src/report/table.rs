@@ -164,6 +164,7 @@ fn dirs_of<'a>(table: &'a [RowCells], label: &'a str) -> impl Iterator<Item = &'
 
 fn result_row(row: &RowCells, cutoff: u64) -> ResultRow {
     let (mut recalls, mut mrrs, mut seconds, mut rates, mut failures) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut ndcgs: Option<Vec<f64>> = Some(Vec::new());
     for cell in &row.cells {
         let Some(m) = results::read_metrics_at(&cell.dir, cutoff) else {
             failures.push(cell.unfinished.clone());
@@ -171,6 +172,11 @@ fn result_row(row: &RowCells, cutoff: u64) -> ResultRow {
         };
         recalls.push(m.recall);
         mrrs.push(m.mrr);
+        // A cell evaluated before prnn reported NDCG leaves the row without it rather than with a partial mean.
+        ndcgs = ndcgs.zip(m.ndcg).map(|(mut all, ndcg)| {
+            all.push(ndcg);
+            all
+        });
         if row.baseline {
             seconds.extend(run::read_fit_seconds(&cell.dir));
         } else {
@@ -186,6 +192,7 @@ fn result_row(row: &RowCells, cutoff: u64) -> ResultRow {
         seeds: if row.baseline { 0 } else { recalls.len() },
         recall: Spread::of(&recalls),
         mrr: Spread::of(&mrrs),
+        ndcg: ndcgs.filter(|all| !all.is_empty()).map(|all| Spread::of(&all)),
         recall_change: None,
         mrr_change: None,
         seconds: mean(&seconds),
