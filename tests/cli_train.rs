@@ -105,6 +105,43 @@ fn a_run_trained_with_a_bare_config_name_evaluates_and_recommends_from_another_f
     let item = test.lines().nth(1).unwrap().split('\t').nth(1).unwrap().to_string();
     let output = prnn().current_dir(elsewhere.path()).arg("recommend").arg(&run).args(["--session", &item, "-k", "3"]).output().unwrap();
     assert_eq!(output.status.code(), Some(0), "recommend from another folder: {}", stderr(&output));
+    let json = |output: &std::process::Output| -> serde_json::Value { serde_json::from_slice(&output.stdout).unwrap() };
+    let ask = || {
+        prnn()
+            .current_dir(elsewhere.path())
+            .arg("recommend")
+            .arg(&run)
+            .args(["--session", &item, "-k", "5", "--format", "json"])
+            .output()
+            .unwrap()
+    };
+    let with_data = ask();
+    assert_eq!(with_data.status.code(), Some(0), "{}", stderr(&with_data));
+
+    // The run folder alone answers: its catalogue holds the items and the category rows the model reads.
+    assert!(run.join("catalogue.safetensors").is_file());
+    for file in ["train.tsv", "test.tsv", "items.tsv", "vectors.npy", "vectors.ids", "run.toml"] {
+        std::fs::remove_file(data.dir.path().join(file)).unwrap();
+    }
+    std::fs::remove_dir_all(data.dir.path().join("runs/cache")).unwrap();
+    let without_data = ask();
+    assert_eq!(without_data.status.code(), Some(0), "recommend without the data: {}", stderr(&without_data));
+    assert_eq!(json(&without_data), json(&with_data), "the same items and scores as with the data");
+    assert_eq!(json(&without_data)["items"].as_array().unwrap().len(), 5);
+    // Evaluating needs the test set, and says which file is gone.
+    let output = prnn().current_dir(elsewhere.path()).arg("eval").arg(&run).output().unwrap();
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+    assert!(stderr(&output).contains("train.tsv"), "{}", stderr(&output));
+
+    // A damaged catalogue is an error naming it, with what to do.
+    let catalogue = run.join("catalogue.safetensors");
+    let mut bytes = std::fs::read(&catalogue).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x01;
+    std::fs::write(&catalogue, &bytes).unwrap();
+    let output = ask();
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+    assert!(stderr(&output).contains("catalogue.safetensors") && stderr(&output).contains("delete the file"), "{}", stderr(&output));
 }
 
 #[test]

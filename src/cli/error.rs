@@ -75,6 +75,8 @@ pub enum CliError {
     NoCheckpoint { dir: PathBuf, needed_for: CheckpointUse },
     #[error("{source}")]
     Checkpoint { needed_for: CheckpointUse, source: prnn::train::checkpoint::Unusable },
+    #[error("{} does not fit the run's spec and config: {why}", path.display())]
+    CatalogueMismatch { path: PathBuf, why: String },
     #[error("training diverged: the loss became NaN or infinite in epoch {epoch} (found by mini-batch {batch}); {}", match kept {
         Some(epoch) => format!("the checkpoint of epoch {epoch} is kept"),
         None => "no checkpoint was written".to_string(),
@@ -105,7 +107,7 @@ impl CliError {
             | CliError::NoItemsAsked
             | CliError::NoKnownItem
             | CliError::ServeBaseline(_) => Exit::Usage,
-            CliError::RunFolderTaken { .. } | CliError::NoCheckpoint { .. } => Exit::Io,
+            CliError::RunFolderTaken { .. } | CliError::NoCheckpoint { .. } | CliError::CatalogueMismatch { .. } => Exit::Io,
             CliError::EditedRun(_) => Exit::Config,
             // Evaluating with another config is the usual way to meet a checkpoint of other items.
             CliError::Checkpoint { source, .. } if source.is_damage() => Exit::Io,
@@ -128,6 +130,10 @@ impl CliError {
             }
             CliError::RunFolderTaken { resumable: false, .. } => "give a new `--out` folder",
             CliError::EditedRun(_) => "its files were edited after training started; start a new run instead",
+            CliError::CatalogueMismatch { .. } => {
+                "the run folder's files were edited after training; delete catalogue.safetensors to read the items and \
+                 features from the data files again, or train again"
+            }
             CliError::NoCheckpoint { needed_for: CheckpointUse::Recommend, .. } => "finish training first: `prnn train --resume DIR`",
             CliError::NoCheckpoint { .. } => "the run stopped before its first epoch ended; continue it with `prnn train --resume DIR`",
             // A damaged file's own advice (`Unusable::help`) says what to do.

@@ -42,9 +42,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         (scorer, dataset.items, record.baseline)
     } else {
         let trained = session::trained(&args.run, args.device.as_deref(), None, Purpose::Recommend)?;
-        let what = format!("{} after {} epoch(s)", trained.prepared.compiled.model.name, trained.epoch);
+        let what = format!("{} after {} epoch(s)", trained.model, trained.epoch);
         let executor = prnn::lower::Autograd::new(trained.network);
-        (Box::new(move |prefix: &[u32]| session_scores(&executor, prefix)), trained.prepared.dataset.items, what)
+        (Box::new(move |prefix: &[u32]| session_scores(&executor, prefix)), trained.items, what)
     };
     if let Some(path) = &args.sessions {
         return batch(path, args.k, &scorer, &items, &what);

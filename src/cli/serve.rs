@@ -26,12 +26,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         path: trained.checkpoint.clone(),
         source,
     })?;
-    let model = Model {
-        network: trained.network,
-        items: trained.prepared.dataset.items,
-        name: trained.prepared.compiled.model.name.clone(),
-        hash: *blake3::hash(&checkpoint).as_bytes(),
-    };
+    let model = Model { network: trained.network, items: trained.items, name: trained.model, hash: *blake3::hash(&checkpoint).as_bytes() };
     let max_batch = args.max_batch.get();
     let options = ServeOptions {
         addr: args.addr,

@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
+use indexmap::IndexMap;
 use prnn::config::{RunConfig, StepChoice};
+use prnn::data::features::Feature;
 use prnn::data::Dataset;
 use prnn::diagnostic::Source;
 use prnn::ir::memory::{self, Available, Purpose, Workload};
@@ -35,48 +37,65 @@ pub fn prepare_for(
     overrides: &[String],
     validation: bool,
 ) -> anyhow::Result<Prepared> {
-    let mut model = prnn::check_source(&spec).map_err(|error| Diagnostics::spec(&spec, error.diagnostics))?;
-    let config_source = Source::new(config_path.display().to_string(), config_text.clone());
-    let config = prnn::config::parse(&config_text, config_dir).map_err(|diagnostics| Diagnostics::config(&config_source, diagnostics))?;
-    model = prnn::config::bind(&config, &model, &spec.name).map_err(|diagnostics| Diagnostics::config(&config_source, diagnostics))?;
-    let max_batches = prnn::config::overrides::apply(&mut model, overrides)?;
+    let (compiled, config, max_batches) = compile(&spec, &config_text, config_path, config_dir, overrides)?;
     let dataset = load_data(&config, validation)?;
-    let compiled = Compiled::new(model);
     // Before any tensor exists. Without a device, the config's: `prnn train` resolves its `--device` later.
     let device = device.and_then(|name| prnn::lower::device(name).ok());
-    check_memory(&compiled, &dataset, &config, purpose, device)?;
+    if let Ok(bound) = prnn::ir::Bound::new(compiled.clone(), &dataset.sizes()) {
+        let workload = Workload {
+            train_sessions: dataset.train.len() as u64,
+            train_events: dataset.train.events.len() as u64,
+            test_sessions: dataset.test.len() as u64,
+            ..workload(&bound, &dataset.features, &config)
+        };
+        check_memory(&bound, &workload, &config, purpose, device)?;
+    }
     Ok(Prepared { spec, config_text, config, compiled, dataset, max_batches })
 }
 
-/// Refuses `purpose` on `compiled` and `dataset` when its memory estimate does not fit what the host has
-/// available (docs/training.md, "Memory"). On a GPU (`device`, else the config's) only the host's terms are
-/// compared: its free memory is not read.
-pub fn check_memory(
-    compiled: &Compiled,
-    dataset: &Dataset,
+/// A spec checked, bound to its run config and overridden, without its data: the compiled model, the config
+/// and the `max_batches` override.
+fn compile(
+    spec: &Source,
+    config_text: &str,
+    config_path: &Path,
+    config_dir: &Path,
+    overrides: &[String],
+) -> anyhow::Result<(Compiled, RunConfig, Option<u64>)> {
+    let mut model = prnn::check_source(spec).map_err(|error| Diagnostics::spec(spec, error.diagnostics))?;
+    let config_source = Source::new(config_path.display().to_string(), config_text.to_string());
+    let config = prnn::config::parse(config_text, config_dir).map_err(|diagnostics| Diagnostics::config(&config_source, diagnostics))?;
+    model = prnn::config::bind(&config, &model, &spec.name).map_err(|diagnostics| Diagnostics::config(&config_source, diagnostics))?;
+    let max_batches = prnn::config::overrides::apply(&mut model, overrides)?;
+    Ok((Compiled::new(model), config, max_batches))
+}
+
+/// Refuses `purpose` on `bound` when its memory estimate does not fit what the host has available
+/// (docs/training.md, "Memory"). On a GPU (`device`, else the config's) only the host's terms are compared:
+/// its free memory is not read.
+fn check_memory(
+    bound: &prnn::ir::Bound,
+    workload: &Workload,
     config: &RunConfig,
     purpose: Purpose,
     device: Option<tch::Device>,
 ) -> anyhow::Result<()> {
-    // An unbound spec fails with its own error where the network is built.
-    let Ok(bound) = prnn::ir::Bound::new(compiled.clone(), &dataset.sizes()) else { return Ok(()) };
-    let estimate = memory::estimate(&bound, &workload(&bound, dataset, config), purpose);
+    let estimate = memory::estimate(bound, workload, purpose);
     let Some(host) = prnn::runtime::memory::host_available()? else { return Ok(()) };
     let device = device.unwrap_or_else(|| prnn::lower::device(config.run.device.get_ref()).unwrap_or(tch::Device::Cpu));
     let available = Available { bytes: host.bytes, source: host.source };
     memory::check(&estimate, &available, device.is_cuda()).map_err(|refused| anyhow::Error::new(*refused))
 }
 
-/// The sizes a memory estimate takes from the data and the run config.
-fn workload(bound: &prnn::ir::Bound, dataset: &Dataset, config: &RunConfig) -> Workload {
-    use prnn::data::features::Feature;
+/// The sizes a memory estimate takes from the feature rows and the run config; no sessions.
+fn workload(bound: &prnn::ir::Bound, features: &IndexMap<String, Feature>, config: &RunConfig) -> Workload {
     let features = bound
         .graph()
         .graph
         .node_weights()
         .filter_map(|node| match node {
             Node::Input { name, repr: InputRepr::Dense | InputRepr::Sparse, .. } => {
-                let bytes = match dataset.features.get(name)? {
+                let bytes = match features.get(name)? {
                     Feature::Dense(dense) => dense.values.len() * 4,
                     Feature::Sparse(sparse) => sparse.indptr.len() * 8 + sparse.indices.len() * 4 + sparse.values.len() * 4,
                 };
@@ -86,13 +105,26 @@ fn workload(bound: &prnn::ir::Bound, dataset: &Dataset, config: &RunConfig) -> W
         })
         .collect();
     Workload {
-        train_sessions: dataset.train.len() as u64,
-        train_events: dataset.train.events.len() as u64,
-        test_sessions: dataset.test.len() as u64,
+        train_sessions: 0,
+        train_events: 0,
+        test_sessions: 0,
         eval_batch: config.eval.batch,
         sample_cache: prnn::train::sampler::SAMPLE_CACHE_SIZE as u64,
         features,
     }
+}
+
+/// The names of the feature inputs (dense and sparse) a compiled model reads: what a run's catalogue keeps.
+pub fn feature_inputs(compiled: &Compiled) -> Vec<&str> {
+    compiled
+        .graph
+        .graph
+        .node_weights()
+        .filter_map(|node| match node {
+            Node::Input { name, repr: InputRepr::Dense | InputRepr::Sparse, .. } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The config's dataset, or its validation split (the training set's last sessions held out as the test set).
@@ -158,7 +190,10 @@ pub fn network(prepared: &Prepared, device: tch::Device) -> Network {
 
 /// A trained run's network with its checkpoint's weights, ready for inference.
 pub struct Trained {
-    pub prepared: Prepared,
+    /// The model's name in its spec.
+    pub model: String,
+    /// The item IDs by the network's item index.
+    pub items: prnn::data::intern::Interner,
     pub network: Network,
     pub device: tch::Device,
     /// The epochs the checkpoint holds.
@@ -168,35 +203,60 @@ pub struct Trained {
 }
 
 /// Reads a trained run folder and loads its last checkpoint into its network, on the command line's device
-/// (else the config's), with `threads` CPU threads (else the config's).
+/// (else the config's), with `threads` CPU threads (else the config's). The items and feature rows come from
+/// the run's catalogue, so the data files are not read; a run folder of an older prnn, which has none, reads
+/// its data again.
 pub fn trained(run_dir: &Path, device_flag: Option<&str>, threads: Option<u64>, purpose: Purpose) -> anyhow::Result<Trained> {
     use super::error::CheckpointUse;
     use prnn::train::checkpoint;
     let folder = prnn::run::read_run(run_dir)?;
     let record = folder.record;
-    let config_path = run_dir.join(prnn::run::CONFIG_FILE);
-    let mut prepared = prepare_for(
-        purpose,
-        device_flag,
-        folder.spec,
-        folder.config_text,
-        &config_path,
-        &record.config_dir,
-        &record.overrides,
-        record.validation,
-    )?;
-    if let Some(threads) = threads {
-        prepared.config.run.threads = threads;
-    }
-    let device = device(device_flag, &prepared.config)?;
-    let mut network = network(&prepared, device);
     let checkpoint_path = run_dir.join(checkpoint::FILE_NAME);
     if !checkpoint_path.exists() {
         return Err(CliError::NoCheckpoint { dir: run_dir.to_path_buf(), needed_for: CheckpointUse::Recommend }.into());
     }
-    let info = checkpoint::load(&checkpoint_path, &mut network, &prepared.dataset.items)
+    let config_path = run_dir.join(prnn::run::CONFIG_FILE);
+    // `[run] threads` unless the command line says otherwise, then the device.
+    let resolve_device = |config: &mut RunConfig| {
+        if let Some(threads) = threads {
+            config.run.threads = threads;
+        }
+        device(device_flag, config)
+    };
+    let (model, items, mut network, device) = match prnn::data::catalogue::read(run_dir)? {
+        Some(catalogue) => {
+            let (compiled, mut config, _) =
+                compile(&folder.spec, &folder.config_text, &config_path, &record.config_dir, &record.overrides)?;
+            let bound = prnn::ir::Bound::new(compiled, &catalogue.sizes()).map_err(|unbound| CliError::CatalogueMismatch {
+                path: run_dir.join(prnn::data::catalogue::FILE_NAME),
+                why: unbound.to_string(),
+            })?;
+            let flagged = device_flag.and_then(|name| prnn::lower::device(name).ok());
+            check_memory(&bound, &workload(&bound, &catalogue.features, &config), &config, purpose, flagged)?;
+            let device = resolve_device(&mut config)?;
+            let model = bound.compiled().model.name.clone();
+            let network = Network::for_catalogue(bound, &catalogue, device);
+            (model, catalogue.items, network, device)
+        }
+        None => {
+            let mut prepared = prepare_for(
+                purpose,
+                device_flag,
+                folder.spec,
+                folder.config_text,
+                &config_path,
+                &record.config_dir,
+                &record.overrides,
+                record.validation,
+            )?;
+            let device = resolve_device(&mut prepared.config)?;
+            let network = network(&prepared, device);
+            (prepared.compiled.model.name.clone(), prepared.dataset.items, network, device)
+        }
+    };
+    let info = checkpoint::load(&checkpoint_path, &mut network, &items)
         .map_err(|source| CliError::Checkpoint { needed_for: CheckpointUse::Recommend, source })?;
-    Ok(Trained { prepared, network, device, epoch: info.epoch, checkpoint: checkpoint_path })
+    Ok(Trained { model, items, network, device, epoch: info.epoch, checkpoint: checkpoint_path })
 }
 
 pub fn device_name(device: tch::Device) -> String {

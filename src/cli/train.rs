@@ -123,6 +123,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         record.parameters = network.parameter_count();
         run::write_run(&run_dir, &prepared.spec.text, &prepared.config_text, &record)?;
     }
+    // What `prnn recommend` and `prnn serve` read instead of the data; a folder of an older prnn gets it on resume.
+    if !run_dir.join(prnn::data::catalogue::FILE_NAME).exists() {
+        prnn::data::catalogue::write(&run_dir, &prepared.dataset, &session::feature_inputs(&prepared.compiled))?;
+    }
     let compiled = &prepared.compiled;
     let epochs = compiled.plan.epochs;
     let mut stopper = compiled.plan.stop.clone().map(Stopper::new);

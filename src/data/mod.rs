@@ -5,12 +5,14 @@
 //! - [`prepare`](mod@prepare): the paper's filters and time split, item renumbering and features, into a [`Dataset`].
 //! - [`features`]: dense vectors, TF-IDF text and categories as one row per item.
 //! - [`cache`]: the prepared dataset on disk, keyed by the content hash of everything that went in.
+//! - [`catalogue`]: what a trained model needs of the data to answer sessions, kept in its run folder.
 //! - [`batches`]: session-parallel mini-batches as GRU4Rec builds them, for training and evaluation.
 //! - [`validation`]: the last training sessions held out for tuning.
 //! - [`synth`]: synthetic sessions with a planted feature signal, for scale benchmarks and tests.
 
 pub mod batches;
 pub mod cache;
+pub mod catalogue;
 pub mod error;
 pub mod features;
 pub mod intern;
@@ -19,6 +21,7 @@ pub mod prepare;
 pub mod sessions;
 pub mod synth;
 pub mod table;
+mod stored;
 mod time;
 pub mod validation;
 

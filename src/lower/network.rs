@@ -6,9 +6,11 @@
 
 use std::sync::Arc;
 
+use indexmap::IndexMap;
 use tch::{Device, Kind, Tensor};
 
 use super::optim::AdagradState;
+use crate::data::catalogue::Catalogue;
 use crate::data::features::{Feature, SparseFeature};
 use crate::data::Dataset;
 use crate::ir::{number, Bound, Init, InputRepr, Loss, Node, NodeId, ParamId, SubnetId};
@@ -54,6 +56,15 @@ impl Network {
     /// Creates every parameter of the IR's table, in order, from the plan's seed, and moves the features
     /// the input nodes read to `device`.
     pub fn new(ir: Bound, dataset: &Dataset, device: Device) -> Network {
+        Network::with_rows(ir, &dataset.features, || dataset.item_support(), device)
+    }
+
+    /// As [`Network::new`], from a run folder's catalogue instead of the data: for inference.
+    pub fn for_catalogue(ir: Bound, catalogue: &Catalogue, device: Device) -> Network {
+        Network::with_rows(ir, &catalogue.features, || catalogue.support.clone(), device)
+    }
+
+    fn with_rows(ir: Bound, features: &IndexMap<String, Feature>, support: impl FnOnce() -> Vec<u64>, device: Device) -> Network {
         let ir = Arc::new(ir);
         tch::manual_seed(ir.plan().seed as i64);
         let momentum = ir.plan().optimizer.momentum > 0.0;
@@ -86,7 +97,7 @@ impl Network {
             .node_weights()
             .map(|node| match node {
                 Node::Input { name, repr: InputRepr::Dense | InputRepr::Sparse, .. } => {
-                    let feature = dataset.features.get(name).unwrap_or_else(|| panic!("the dataset has no feature `{name}`"));
+                    let feature = features.get(name).unwrap_or_else(|| panic!("the dataset has no feature `{name}`"));
                     Some(match feature {
                         Feature::Dense(dense) => FeatureRows::Dense(
                             Tensor::from_slice(&dense.values).reshape([n_items as i64, dense.dim as i64]).to_device(device),
@@ -99,7 +110,7 @@ impl Network {
             .collect();
         let log_popularity = match ir.loss() {
             Loss::CrossEntropy { logq } if logq > 0.0 => {
-                let support = dataset.item_support();
+                let support = support();
                 let total: u64 = support.iter().sum();
                 let log_p: Vec<f32> = support.iter().map(|&s| ((s.max(1) as f64) / total as f64).ln() as f32).collect();
                 Some(Tensor::from_slice(&log_p).to_device(device))

@@ -1,8 +1,9 @@
 //! Run folders: the files `prnn train`, `eval` and `baseline` leave, and how they are read back.
 //!
 //! A trained run's folder holds `spec.prnn` and `config.toml` (copies of what it was made from), `run.json`
-//! (a [`RunRecord`]), `metrics.jsonl` (a line per epoch, [`metrics`]) and `checkpoint.safetensors`
-//! (written by `train::checkpoint` in the format of `checkpoint_file`); `prnn eval` adds `eval.json` and `ranks.tsv` ([`results`]). A baseline's folder holds
+//! (a [`RunRecord`]), `metrics.jsonl` (a line per epoch, [`metrics`]), `checkpoint.safetensors`
+//! (written by `train::checkpoint` in the format of `checkpoint_file`) and `catalogue.safetensors` (the items
+//! and feature rows inference needs, `data::catalogue`); `prnn eval` adds `eval.json` and `ranks.tsv` ([`results`]). A baseline's folder holds
 //! `config.toml`, `baseline.json` (a [`BaselineRecord`]), `eval.json` and `ranks.tsv`. The cells of `prnn run`
 //! are such folders, and its report reads them back through this module.
 
