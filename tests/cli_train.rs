@@ -59,6 +59,15 @@ fn train_then_eval_leaves_a_complete_run_folder() {
     assert_eq!(epochs[0]["trains"], serde_json::json!(["id_net"]));
     assert_eq!(epochs[1]["trains"], serde_json::json!(["category_net"]));
     assert!(epochs.iter().all(|e| e["loss"].as_f64().unwrap().is_finite() && e["events"].as_u64().unwrap() > 0));
+    // TensorBoard's event file holds the same epochs: a version event, then each epoch's scalars at its step.
+    let events = prnn::run::tensorboard::read_events(&std::fs::read(run.join("events.out.tfevents.prnn")).unwrap()).unwrap();
+    assert_eq!(events.iter().map(|e| e.step).collect::<Vec<_>>(), [0, 1, 2]);
+    assert_eq!(events[0].file_version.as_deref(), Some("brain.Event:2"));
+    for (event, line) in events[1..].iter().zip(&epochs) {
+        let loss = event.summary.as_ref().unwrap().value.iter().find(|v| v.tag == "train/loss").unwrap().simple_value.unwrap();
+        assert_eq!(loss, line["loss"].as_f64().unwrap() as f32);
+        assert_eq!(event.wall_time, line["time"].as_f64().unwrap());
+    }
 
     let output = prnn().arg("eval").arg(&run).output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
@@ -263,6 +272,8 @@ fn a_run_killed_at_any_moment_resumes_to_the_weights_of_an_uninterrupted_run() {
     let epochs: Vec<u64> =
         metrics.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["epoch"].as_u64().unwrap()).collect();
     assert_eq!(epochs, [1, 2, 3, 4], "one metrics line per epoch, none repeated");
+    let events = prnn::run::tensorboard::read_events(&std::fs::read(killed.join("events.out.tfevents.prnn")).unwrap()).unwrap();
+    assert_eq!(events.iter().map(|e| e.step).collect::<Vec<_>>(), [0, 1, 2, 3, 4], "TensorBoard sees each epoch once");
 
     // A finished run has nothing left to do.
     let output = prnn().arg("train").arg("--resume").arg(&killed).output().unwrap();

@@ -1,6 +1,8 @@
 //! `metrics.jsonl`: one JSON line per trained epoch (an `EpochSummary`), with the epoch's evaluation under
 //! `"eval"` when the run evaluates after every epoch.
 //!
+//! Each line is also an event of the run's TensorBoard event file ([`super::tensorboard`]).
+//!
 //! A line is appended and synced before the epoch's checkpoint is written, so a run killed in between has a
 //! line for an epoch it will train again; [`keep_up_to`] drops such lines when the run resumes.
 
@@ -35,15 +37,21 @@ pub fn append(path: &Path, summary: &EpochSummary, evaluation: Option<&Evaluatio
     if let (Some(stop), Some(fields)) = (stop, line.as_object_mut()) {
         fields.insert("stopping".into(), serde_json::to_value(stop).expect("stop records serialise"));
     }
+    if let Some(fields) = line.as_object_mut() {
+        // When the epoch ended, in Unix seconds: TensorBoard's wall time of the epoch.
+        fields.insert("time".into(), serde_json::json!(jiff::Timestamp::now().as_millisecond() as f64 / 1000.0));
+    }
     let write = || -> std::io::Result<()> {
         let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
         writeln!(file, "{line}")?;
         file.sync_all()
     };
-    write().map_err(|source| FileError::write("metrics", path, source))
+    write().map_err(|source| FileError::write("metrics", path, source))?;
+    super::tensorboard::append(path.parent().unwrap_or(Path::new(".")), &line)
 }
 
-/// Drops the lines of epochs after `last` (epochs that ran but whose checkpoint was never written).
+/// Drops the lines of epochs after `last` (epochs that ran but whose checkpoint was never written), and writes
+/// the TensorBoard event file again from the lines kept.
 pub fn keep_up_to(path: &Path, last: u64) -> Result<(), FileError> {
     let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
     let kept: String = text
@@ -54,7 +62,7 @@ pub fn keep_up_to(path: &Path, last: u64) -> Result<(), FileError> {
     if kept != text {
         std::fs::write(path, kept).map_err(|source| FileError::write("metrics", path, source))?;
     }
-    Ok(())
+    super::tensorboard::rewrite(path.parent().unwrap_or(Path::new(".")))
 }
 
 /// The early-stopping records of a run folder's epochs, in order.
