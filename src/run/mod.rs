@@ -14,6 +14,7 @@ pub mod metrics;
 mod record;
 #[cfg(feature = "torch")]
 pub mod results;
+#[cfg(feature = "torch")]
 pub mod tensorboard;
 
 use std::path::{Path, PathBuf};
