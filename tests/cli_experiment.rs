@@ -189,6 +189,8 @@ fn experiment_settings_are_checked_before_anything_runs() {
     let cases = [
         ("[experiment]\nbaselines = [\"itemknn\"]\n", 4, "did you mean `item_knn`?"),
         ("[experiment]\ncutoff = 10\n", 4, "`[experiment] cutoff = 10` is not one of `[eval] cutoffs`"),
+        ("[experiment]\nplot_cutoffs = [5, 10]\n", 4, "`[experiment] plot_cutoffs` lists 10, which is not one of `[eval] cutoffs`"),
+        ("[experiment]\nbootstrap_metric = \"hit\"\n", 4, "unknown variant `hit`"),
         ("[experiment]\ncompare_to = \"gru\"\n", 4, "neither a model of the given specs nor a baseline"),
         ("[experiment.tune]\nmodels = [\"ids\"]\ngrid = { rate = [0.1] }\n", 4, "unknown override `rate`"),
         ("[experiment.sweep]\nseed = [1, 2]\n", 4, "`seed` cannot be swept"),
@@ -443,7 +445,8 @@ fn an_experiment_folder_follows_from_what_runs_and_a_run_that_adds_to_a_report_s
     let root = data.dir.path();
     std::fs::write(root.join("ids.prnn"), SPEC_ID.replace("epochs = 2", "epochs = 1")).unwrap();
     let config = std::fs::read_to_string(&data.config).unwrap()
-        + "\n[experiment]\nspecs = [\"ids.prnn\"]\nseeds = [1]\nbaselines = [\"popularity\"]\n";
+        + "\n[experiment]\nspecs = [\"ids.prnn\"]\nseeds = [1]\nbaselines = [\"popularity\"]\n\
+           plot_metrics = [\"ndcg\", \"mrr\"]\nplot_cutoffs = [5]\n";
     std::fs::write(root.join("demo.toml"), config).unwrap();
     let run = |extra: &[&str]| prnn().arg("run").args(["--config", "demo.toml"]).args(extra).current_dir(root).output().unwrap();
     let prefix = format!("experiment folder {}/", root.display());
@@ -462,6 +465,22 @@ fn an_experiment_folder_follows_from_what_runs_and_a_run_that_adds_to_a_report_s
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(root.join("runs/experiments/demo/results.md").is_file());
     assert!(!stderr(&output).contains("note:"), "a new experiment has nothing to warn about: {}", stderr(&output));
+    // The plot shows `plot_metrics` at `plot_cutoffs`, each panel with the model's one epoch (NDCG is recorded
+    // per epoch too), plus the legend's marker; `--cutoff` overrides the cut-offs and redraws finished cells.
+    let plot = || std::fs::read_to_string(root.join("runs/experiments/demo/epochs.svg")).unwrap();
+    let captions =
+        |svg: &str| -> Vec<String> { svg.lines().filter(|line| line.ends_with(" per epoch")).map(String::from).collect::<Vec<_>>() };
+    let svg = plot();
+    assert_eq!(captions(&svg), ["NDCG@5 per epoch", "MRR@5 per epoch"]);
+    assert_eq!(svg.matches("<circle").count(), 2 + 1, "{svg}");
+    let output = run(&["--cutoff", "20", "--cutoff", "5"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let svg = plot();
+    assert_eq!(captions(&svg), ["NDCG@20 per epoch", "MRR@20 per epoch", "NDCG@5 per epoch", "MRR@5 per epoch"]);
+    assert_eq!(svg.matches("<circle").count(), 4 + 1, "{svg}");
+    let output = run(&["--cutoff", "10", "--plan"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("`--cutoff 10` is not one of `[eval] cutoffs` (5, 20)"), "{}", stderr(&output));
     // The same experiment again changes nothing: no note.
     let output = run(&["--plan"]);
     assert!(!stderr(&output).contains("note:"), "{}", stderr(&output));

@@ -33,7 +33,7 @@ pub struct TrainArgs {
     /// CPU threads for libtorch; overrides the config's `[run] threads` (0 = every core).
     #[arg(long, value_name = "N")]
     pub threads: Option<u64>,
-    /// Evaluate on the test (or validation) set after every epoch and record Recall and MRR in
+    /// Evaluate on the test (or validation) set after every epoch and record Recall, MRR, HitRate and NDCG in
     /// `metrics.jsonl`, for plots of metrics per epoch.
     #[arg(long)]
     pub eval_every_epoch: bool,
@@ -237,6 +237,10 @@ pub struct RunArgs {
     /// `auto`, `cpu`, `cuda` or `cuda:N` for every trained cell; overrides `[run] device`.
     #[arg(long, value_name = "DEVICE")]
     pub device: Option<String>,
+    /// The cut-offs `epochs.svg` plots, each one of `[eval] cutoffs`: repeat it or list them (`--cutoff 5,20`);
+    /// overrides `[experiment] plot_cutoffs`.
+    #[arg(long = "cutoff", value_name = "N", value_delimiter = ',')]
+    pub cutoffs: Vec<u64>,
     /// Print the experiment folder and list the cells and whether each is finished, then stop.
     #[arg(long)]
     pub plan: bool,

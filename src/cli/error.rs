@@ -94,6 +94,8 @@ pub enum CliError {
     UnfinishedCells(Vec<String>),
     #[error("cannot find the prnn executable to run cells with: {0}")]
     NoExecutable(#[source] std::io::Error),
+    #[error("`--cutoff {cutoff}` is not one of `[eval] cutoffs` ({})", evaluated.iter().map(u64::to_string).collect::<Vec<_>>().join(", "))]
+    CutoffNotEvaluated { cutoff: u64, evaluated: Vec<u64> },
 }
 
 #[cfg(feature = "torch")]
@@ -106,7 +108,8 @@ impl CliError {
             | CliError::UnknownBaseline(_)
             | CliError::NoItemsAsked
             | CliError::NoKnownItem
-            | CliError::ServeBaseline(_) => Exit::Usage,
+            | CliError::ServeBaseline(_)
+            | CliError::CutoffNotEvaluated { .. } => Exit::Usage,
             CliError::RunFolderTaken { .. } | CliError::NoCheckpoint { .. } | CliError::CatalogueMismatch { .. } => Exit::Io,
             CliError::EditedRun(_) => Exit::Config,
             // Evaluating with another config is the usual way to meet a checkpoint of other items.
@@ -158,6 +161,7 @@ impl CliError {
                 "their logs are in the experiment's `logs/` folder; run the same command again to retry them"
             }
             CliError::NoExecutable(_) => return None,
+            CliError::CutoffNotEvaluated { .. } => "the cells are evaluated at `[eval] cutoffs` only: plot one of them, or add it there",
         };
         Some(help.to_string())
     }

@@ -17,12 +17,13 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::Context;
+use prnn::config::without_repeats;
 use prnn::experiment::existing::{check_cell, check_config, remove_unfinished};
 use prnn::experiment::plan::{as_overrides, setting_label};
 use prnn::experiment::search::Observation;
 use prnn::experiment::{self as plan, tuning, Cell, CellState, Conflict, Plan, PlannedSpec, Work};
 use prnn::experiment::{CONFIG_FILE, LOGS_DIR, PLOT_SVG, RESULTS_CSV, RESULTS_JSON, RESULTS_MD};
-use prnn::report::plot::epochs_svg;
+use prnn::report::plot::{epochs_svg, Panels};
 use prnn::report::table;
 use prnn::run::file::write_text;
 use prnn::run::{self, results, FileError, RECORD_FILE};
@@ -43,6 +44,13 @@ pub fn run(args: &Args, reporter: &Reporter) -> anyhow::Result<()> {
     }
     let settings = config.experiment.clone();
     let cutoff = config.experiment_cutoff();
+    if let Some(&unevaluated) = args.cutoffs.iter().find(|c| !config.eval.cutoffs.contains(c)) {
+        return Err(CliError::CutoffNotEvaluated { cutoff: unevaluated, evaluated: config.eval.cutoffs.clone() }.into());
+    }
+    let panels = Panels {
+        metrics: config.plot_metrics(),
+        cutoffs: if args.cutoffs.is_empty() { config.plot_cutoffs() } else { without_repeats(&args.cutoffs) },
+    };
     let mut plan = Plan::new(&settings, &args.sweep, &args.specs)?;
     // Specs: checked and bound to the config now, so a typo fails before hours of training.
     for path in plan.spec_paths.clone() {
@@ -149,23 +157,26 @@ pub fn run(args: &Args, reporter: &Reporter) -> anyhow::Result<()> {
 
     let cells: Vec<Cell> = first.into_iter().chain(second).collect();
     let table = plan.table(&out, &cells);
-    let rows = table::rows(&table, cutoff, reference.as_deref(), &plan.comparisons(), settings.bootstrap);
-    let markdown = prnn::report::markdown(&rows, &tuning.rows, cutoff, reference.as_deref());
+    let tested = settings.bootstrap_metric;
+    let rows = table::rows(&table, cutoff, reference.as_deref(), &plan.comparisons(), settings.bootstrap, tested);
+    let markdown = prnn::report::markdown(&rows, &tuning.rows, cutoff, reference.as_deref(), tested);
     let json = serde_json::json!({
         "config": args.config,
         "command_line": std::env::args().collect::<Vec<_>>(),
         "cutoff": cutoff,
         "reference": reference,
         "compare_to": settings.compare_to,
+        "bootstrap_metric": tested,
+        "plot": { "metrics": panels.metrics, "cutoffs": panels.cutoffs },
         "seeds": settings.seeds,
         "rows": rows,
         "tuning": tuning.rows,
     });
     let title = args.config.file_stem().map_or(String::new(), |s| s.to_string_lossy().to_string());
-    let svg = epochs_svg(&table::epoch_series(&table, cutoff), &table::baseline_levels(&rows), cutoff, &title);
+    let svg = epochs_svg(&panels, &table::epoch_series(&table, &panels), &table::baseline_levels(&table, &panels), &title);
     let files = [
         (RESULTS_MD, markdown.clone()),
-        (RESULTS_CSV, prnn::report::csv(&rows, cutoff)),
+        (RESULTS_CSV, prnn::report::csv(&rows, cutoff, tested)),
         (RESULTS_JSON, serde_json::to_string_pretty(&json).expect("json") + "\n"),
         (PLOT_SVG, svg.unwrap_or_else(|e| format!("<!-- the plot failed: {e} -->\n"))),
     ];

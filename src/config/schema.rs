@@ -445,6 +445,13 @@ pub struct Experiment {
     pub cutoff: Option<u64>,
     /// Bootstrap resamples of the test sessions.
     pub bootstrap: u64,
+    /// The metric the paired bootstrap compares, at `cutoff`.
+    pub bootstrap_metric: RankingMetric,
+    /// The metrics `epochs.svg` plots per epoch, one column of panels each.
+    pub plot_metrics: Vec<RankingMetric>,
+    /// The cut-offs `epochs.svg` plots, one row of panels each; each one of `[eval] cutoffs` (default:
+    /// `cutoff`). `prnn run --cutoff` overrides it.
+    pub plot_cutoffs: Option<Vec<u64>>,
     /// Cells trained at the same time, each in its own process with `threads / jobs` threads.
     pub jobs: u64,
     /// Evaluate after every epoch, for the plot of metrics per epoch.
@@ -464,10 +471,47 @@ impl Default for Experiment {
             compare_to: None,
             cutoff: None,
             bootstrap: 10_000,
+            bootstrap_metric: RankingMetric::Mrr,
+            plot_metrics: vec![RankingMetric::Mrr, RankingMetric::Recall],
+            plot_cutoffs: None,
             jobs: 1,
             eval_every_epoch: true,
             sweep: IndexMap::new(),
             tune: Tune::default(),
+        }
+    }
+}
+
+/// A metric of the experiment report's plot and bootstrap, as `[experiment] plot_metrics` and
+/// `bootstrap_metric` name it. HitRate equals Recall for next-item prediction (one relevant item per event);
+/// both names are offered because both are in use.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum RankingMetric {
+    Recall,
+    Mrr,
+    Ndcg,
+    HitRate,
+}
+
+impl RankingMetric {
+    /// As tables and plots write it: `Recall`, `MRR`, `NDCG`, `HitRate`.
+    pub fn label(self) -> &'static str {
+        match self {
+            RankingMetric::Recall => "Recall",
+            RankingMetric::Mrr => "MRR",
+            RankingMetric::Ndcg => "NDCG",
+            RankingMetric::HitRate => "HitRate",
+        }
+    }
+
+    /// As the config, `eval.json` and CSV headers write it: `recall`, `mrr`, `ndcg`, `hit_rate`.
+    pub fn key(self) -> &'static str {
+        match self {
+            RankingMetric::Recall => "recall",
+            RankingMetric::Mrr => "mrr",
+            RankingMetric::Ndcg => "ndcg",
+            RankingMetric::HitRate => "hit_rate",
         }
     }
 }
@@ -505,6 +549,30 @@ impl RunConfig {
     pub fn experiment_cutoff(&self) -> u64 {
         self.experiment.cutoff.or_else(|| self.eval.cutoffs.iter().copied().max()).unwrap_or(20)
     }
+
+    /// The cut-offs of `epochs.svg`: `[experiment] plot_cutoffs` without repeats, else the table's cut-off.
+    pub fn plot_cutoffs(&self) -> Vec<u64> {
+        match &self.experiment.plot_cutoffs {
+            Some(cutoffs) => without_repeats(cutoffs),
+            None => vec![self.experiment_cutoff()],
+        }
+    }
+
+    /// The metrics of `epochs.svg`: `[experiment] plot_metrics` without repeats.
+    pub fn plot_metrics(&self) -> Vec<RankingMetric> {
+        without_repeats(&self.experiment.plot_metrics)
+    }
+}
+
+/// `items` in their order, each only at its first place: plotting a panel twice would only repeat it.
+pub fn without_repeats<T: Copy + PartialEq>(items: &[T]) -> Vec<T> {
+    let mut kept: Vec<T> = Vec::with_capacity(items.len());
+    for &item in items {
+        if !kept.contains(&item) {
+            kept.push(item);
+        }
+    }
+    kept
 }
 
 /// The baselines prnn implements.
@@ -541,6 +609,24 @@ pub fn parse_device(text: &str) -> Option<Device> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn experiment(table: &str) -> RunConfig {
+        toml::from_str(&format!("[data]\ntrain = \"a\"\ntest = \"b\"\n[eval]\ncutoffs = [5, 10, 20]\n[experiment]\n{table}")).unwrap()
+    }
+
+    #[test]
+    fn the_report_plots_mrr_and_recall_at_the_table_cutoff_and_tests_mrr_unless_told_otherwise() {
+        let config = experiment("cutoff = 10\n");
+        assert_eq!((config.plot_metrics(), config.plot_cutoffs()), (vec![RankingMetric::Mrr, RankingMetric::Recall], vec![10]));
+        assert_eq!(config.experiment.bootstrap_metric, RankingMetric::Mrr);
+        let config =
+            experiment("plot_metrics = [\"ndcg\", \"hit_rate\", \"ndcg\"]\nplot_cutoffs = [20, 5, 20]\nbootstrap_metric = \"ndcg\"\n");
+        assert_eq!((config.plot_metrics(), config.plot_cutoffs()), (vec![RankingMetric::Ndcg, RankingMetric::HitRate], vec![20, 5]));
+        assert_eq!(config.experiment.bootstrap_metric, RankingMetric::Ndcg);
+        let names: Vec<&str> = [RankingMetric::Recall, RankingMetric::Mrr, RankingMetric::Ndcg, RankingMetric::HitRate].map(|m| m.key()).into();
+        assert_eq!(names, ["recall", "mrr", "ndcg", "hit_rate"]);
+        assert_eq!(serde_json::to_value(RankingMetric::HitRate).unwrap(), "hit_rate", "the key is the serialised name");
+    }
 
     #[test]
     fn devices_parse() {

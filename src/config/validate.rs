@@ -202,6 +202,33 @@ pub(super) fn validate_baselines_and_experiment(config: &RunConfig, text: &str, 
             "add it to `[eval] cutoffs`, or pick one of them",
         );
     }
+    if experiment.plot_metrics.is_empty() {
+        problem(
+            "experiment",
+            "plot_metrics",
+            "`[experiment] plot_metrics` lists no metric".into(),
+            "e.g. `plot_metrics = [\"mrr\", \"recall\", \"ndcg\"]`; leave it out for MRR and Recall",
+        );
+    }
+    match &experiment.plot_cutoffs {
+        Some(cutoffs) if cutoffs.is_empty() => problem(
+            "experiment",
+            "plot_cutoffs",
+            "`[experiment] plot_cutoffs` lists no cut-off".into(),
+            "e.g. `plot_cutoffs = [5, 20]`; leave it out to plot `[experiment] cutoff`",
+        ),
+        Some(cutoffs) => {
+            for cutoff in cutoffs.iter().filter(|c| !config.eval.cutoffs.contains(c)) {
+                problem(
+                    "experiment",
+                    "plot_cutoffs",
+                    format!("`[experiment] plot_cutoffs` lists {cutoff}, which is not one of `[eval] cutoffs`"),
+                    "add it to `[eval] cutoffs`, or pick one of them",
+                );
+            }
+        }
+        None => {}
+    }
     for (table, grid) in [("experiment.sweep", &experiment.sweep), ("experiment.tune", &experiment.tune.grid)] {
         for (key, values) in grid {
             if values.is_empty() || values.iter().any(|v| override_text(v).is_none()) {

@@ -6,7 +6,21 @@
 
 use serde::Serialize;
 
+use crate::config::RankingMetric;
 use crate::rng;
+
+/// One event's share of `metric` at `cutoff`, from the rank of its target; the metric is the mean over events.
+/// Each event has one relevant item, so NDCG's ideal DCG is 1, and HitRate is Recall. A NaN rank scores 0.
+pub fn event_value(metric: RankingMetric, rank: f64, cutoff: u64) -> f64 {
+    if rank.is_nan() || rank > cutoff as f64 {
+        return 0.0;
+    }
+    match metric {
+        RankingMetric::Recall | RankingMetric::HitRate => 1.0,
+        RankingMetric::Mrr => 1.0 / rank,
+        RankingMetric::Ndcg => 1.0 / (1.0 + rank).log2(),
+    }
+}
 
 /// The difference of two models' mean per-event metric, with its bootstrap interval and p-value.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -56,6 +70,43 @@ pub fn paired_bootstrap(sums: &[f64], events: &[f64], resamples: u64, seed: u64)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_event_values_match_float64_fixtures() {
+        // Computed apart from prnn, in float64: 1 / log2(1 + rank), and 0 beyond the cut-off.
+        let ndcg =
+            [(1.0, 1.0), (2.0, 0.6309297535714575), (3.0, 0.5), (3.5, 0.46084542061837025), (7.0, 1.0 / 3.0), (20.0, 0.227670248696953)];
+        for (rank, expected) in ndcg {
+            let value = event_value(RankingMetric::Ndcg, rank, 20);
+            assert!((value - expected).abs() <= 1e-15, "NDCG of rank {rank}: {value} != {expected}");
+        }
+        for metric in [RankingMetric::Recall, RankingMetric::HitRate] {
+            assert_eq!([1.0, 20.0, 20.5, 21.0, f64::NAN].map(|rank| event_value(metric, rank, 20)), [1.0, 1.0, 0.0, 0.0, 0.0]);
+        }
+        assert_eq!([4.0, 2.5, 21.0].map(|rank| event_value(RankingMetric::Mrr, rank, 20)), [0.25, 0.4, 0.0]);
+        assert_eq!(event_value(RankingMetric::Ndcg, 21.0, 20), 0.0);
+    }
+
+    #[test]
+    fn the_bootstrap_of_ndcg_and_hit_rate_differences_matches_float64_fixtures() {
+        // Model and base rank three sessions' events: (s1: 1, 3 against 3, 30), (s2: 7 against 1), (s3: 2 against 2).
+        let (model, base): (&[&[f64]], &[&[f64]]) = (&[&[1.0, 3.0], &[7.0], &[2.0]], &[&[3.0, 30.0], &[1.0], &[2.0]]);
+        let sums = |metric: RankingMetric| -> Vec<f64> {
+            let total = |ranks: &[f64]| ranks.iter().map(|&rank| event_value(metric, rank, 20)).sum::<f64>();
+            model.iter().zip(base).map(|(m, b)| total(m) - total(b)).collect()
+        };
+        let events = [2.0, 1.0, 1.0];
+        // NDCG: s1 gains 1 + 1/2 - 1/2 = 1, s2 loses 1 - 1/3 = 2/3, s3 ties; over 4 events, (1 - 2/3) / 4 = 1/12.
+        let ndcg = paired_bootstrap(&sums(RankingMetric::Ndcg), &events, 0, 1);
+        assert!((ndcg.difference - 1.0 / 12.0).abs() <= 1e-15, "{ndcg:?}");
+        // HitRate: only s1's second event changes (rank 30 is beyond 20), one hit in 4 events.
+        let hit_rate = paired_bootstrap(&sums(RankingMetric::HitRate), &events, 0, 1);
+        assert_eq!(hit_rate.difference, 0.25);
+        assert_eq!(hit_rate, paired_bootstrap(&sums(RankingMetric::Recall), &events, 0, 1), "HitRate@K is Recall@K");
+        // Resampled, every statistic is some mix of the sessions' per-event differences: s1 +1/2, s2 -2/3, s3 0.
+        let resampled = paired_bootstrap(&sums(RankingMetric::Ndcg), &events, 500, 9);
+        assert!(resampled.low >= -2.0 / 3.0 && resampled.high <= 0.5 && resampled.low < resampled.high, "{resampled:?}");
+    }
 
     #[test]
     fn identical_models_differ_by_nothing() {

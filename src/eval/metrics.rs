@@ -32,7 +32,7 @@
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use crate::config::Ties;
+use crate::config::{RankingMetric, Ties};
 
 /// [`target_ranks`] for scores in host memory `[rows, n_items]`: one pass per row that counts what
 /// `target_ranks` counts with several tensor operations, rows split over libtorch's CPU threads.
@@ -133,6 +133,19 @@ pub struct CutoffMetrics {
     /// reported it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ndcg: Option<f64>,
+}
+
+impl CutoffMetrics {
+    /// The value of `metric`; None for NDCG in results written before prnn reported it.
+    pub fn value(&self, metric: RankingMetric) -> Option<f64> {
+        match metric {
+            RankingMetric::Recall => Some(self.recall),
+            RankingMetric::Mrr => Some(self.mrr),
+            RankingMetric::Ndcg => self.ndcg,
+            // One relevant item per event makes the hit rate the recall, in results that predate `hit_rate` too.
+            RankingMetric::HitRate => Some(self.hit_rate.unwrap_or(self.recall)),
+        }
+    }
 }
 
 /// Recall@K and MRR@K summed over batches of ranks, kept on the ranks' device until [`RankMetrics::finish`].
@@ -525,6 +538,21 @@ mod tests {
             assert_eq!(metric.hit_rate, Some(metric.recall), "one target per event: HitRate@K is Recall@K");
             assert_close(metric.ndcg.unwrap(), ndcg);
         }
+    }
+
+    #[test]
+    fn each_metric_is_the_mean_of_its_per_event_values() {
+        use crate::eval::bootstrap::event_value;
+        let ranks = [1.0f64, 2.0, 3.5, 7.0, 40.0];
+        for metric in metrics(&ranks, &[1, 5, 20]) {
+            for name in [RankingMetric::Recall, RankingMetric::Mrr, RankingMetric::Ndcg, RankingMetric::HitRate] {
+                let mean = ranks.iter().map(|&rank| event_value(name, rank, metric.cutoff)).sum::<f64>() / ranks.len() as f64;
+                assert_close(metric.value(name).unwrap(), mean);
+            }
+        }
+        // An `eval.json` from before NDCG and HitRate: no NDCG, and the hit rate is the recall.
+        let old = CutoffMetrics { cutoff: 20, recall: 0.625, mrr: 0.25, hit_rate: None, ndcg: None };
+        assert_eq!((old.value(RankingMetric::Ndcg), old.value(RankingMetric::HitRate)), (None, Some(0.625)));
     }
 
     #[test]

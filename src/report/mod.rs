@@ -2,13 +2,14 @@
 //!
 //! The table follows the paper's Tables 2-4: Recall and MRR at one cut-off, their change against a reference
 //! row (item-kNN by default), NDCG at the cut-off, plus what the paper leaves out and a reader needs to trust a difference: the
-//! spread over seeds, a paired bootstrap against a base model, and the training time.
+//! spread over seeds, a paired bootstrap of one metric against a base model, and the training time.
 
 pub mod plot;
 pub mod table;
 
 use serde::Serialize;
 
+use crate::config::RankingMetric;
 use crate::eval::bootstrap::PairedDifference;
 
 /// Mean and sample standard deviation over seeds (0 for a single seed).
@@ -44,7 +45,7 @@ pub struct ResultRow {
     /// Mean seconds of training (baselines: fitting), and training events per second.
     pub seconds: Option<f64>,
     pub events_per_second: Option<f64>,
-    /// The paired bootstrap against the base model, MRR and Recall at the cut-off (seeds averaged per event).
+    /// The paired bootstrap against the base model at the cut-off (seeds averaged per event).
     pub versus: Option<Versus>,
     /// Cells of this row that did not finish, with why.
     pub failures: Vec<String>,
@@ -53,8 +54,9 @@ pub struct ResultRow {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Versus {
     pub base: String,
-    pub mrr: PairedDifference,
-    pub recall: PairedDifference,
+    /// The metric tested: `[experiment] bootstrap_metric`.
+    pub metric: RankingMetric,
+    pub difference: PairedDifference,
 }
 
 /// One setting tried on the validation split.
@@ -79,15 +81,18 @@ fn spread(value: Spread, seeds: usize) -> String {
     }
 }
 
-/// The results table as markdown, then the tuning table when there is one.
-pub fn markdown(rows: &[ResultRow], tuning: &[TuningRow], cutoff: u64, reference: Option<&str>) -> String {
+/// The results table as markdown, then the tuning table when there is one. `tested` is the metric of the
+/// bootstrap column.
+pub fn markdown(rows: &[ResultRow], tuning: &[TuningRow], cutoff: u64, reference: Option<&str>, tested: RankingMetric) -> String {
     let change = reference.map_or("change".to_string(), |r| format!("vs {r}"));
+    let tested = tested.label();
     let mut out = format!(
-        "| model | seeds | Recall@{cutoff} | {change} | MRR@{cutoff} | {change} | NDCG@{cutoff} | ΔMRR vs base [95% CI], p | train s | events/s |\n|---|---|---|---|---|---|---|---|---|---|\n"
+        "| model | seeds | Recall@{cutoff} | {change} | MRR@{cutoff} | {change} | NDCG@{cutoff} | Δ{tested} vs base [95% CI], p | train s | events/s |\n|---|---|---|---|---|---|---|---|---|---|\n"
     );
     for row in rows {
         let versus = row.versus.as_ref().map_or(String::new(), |v| {
-            format!("{:+.4} [{:+.4}, {:+.4}], p={:.3} (vs {})", v.mrr.difference, v.mrr.low, v.mrr.high, v.mrr.p_value, v.base)
+            let d = &v.difference;
+            format!("{:+.4} [{:+.4}, {:+.4}], p={:.3} (vs {})", d.difference, d.low, d.high, d.p_value, v.base)
         });
         let (recall, mrr, ndcg) = if row.seeds == 0 && !row.baseline {
             ("failed".to_string(), "failed".to_string(), "failed".to_string())
@@ -121,11 +126,13 @@ pub fn markdown(rows: &[ResultRow], tuning: &[TuningRow], cutoff: u64, reference
     out
 }
 
-/// The results table as CSV, one row per table row, numbers unrounded.
-pub fn csv(rows: &[ResultRow], cutoff: u64) -> String {
+/// The results table as CSV, one row per table row, numbers unrounded; the bootstrap's columns are named after
+/// `tested`, its metric (`delta_mrr`, ...).
+pub fn csv(rows: &[ResultRow], cutoff: u64, tested: RankingMetric) -> String {
     let mut writer = ::csv::Writer::from_writer(Vec::new());
     let recall = format!("recall@{cutoff}");
     let mrr = format!("mrr@{cutoff}");
+    let delta = format!("delta_{}", tested.key());
     let header = [
         "model",
         "baseline",
@@ -139,12 +146,10 @@ pub fn csv(rows: &[ResultRow], cutoff: u64) -> String {
         &format!("ndcg@{cutoff}"),
         &format!("ndcg@{cutoff}_std"),
         "base",
-        "delta_mrr",
-        "delta_mrr_low",
-        "delta_mrr_high",
-        "delta_mrr_p",
-        "delta_recall",
-        "delta_recall_p",
+        &delta,
+        &format!("{delta}_low"),
+        &format!("{delta}_high"),
+        &format!("{delta}_p"),
         "train_seconds",
         "events_per_second",
         "failures",
@@ -152,7 +157,7 @@ pub fn csv(rows: &[ResultRow], cutoff: u64) -> String {
     writer.write_record(header).expect("writing to memory");
     let number = |value: Option<f64>| value.map_or(String::new(), |v| v.to_string());
     for row in rows {
-        let versus = row.versus.as_ref();
+        let versus = row.versus.as_ref().map(|v| &v.difference);
         writer
             .write_record([
                 row.label.clone(),
@@ -166,13 +171,11 @@ pub fn csv(rows: &[ResultRow], cutoff: u64) -> String {
                 number(row.mrr_change),
                 number(row.ndcg.map(|ndcg| ndcg.mean)),
                 number(row.ndcg.map(|ndcg| ndcg.std)),
-                versus.map_or(String::new(), |v| v.base.clone()),
-                number(versus.map(|v| v.mrr.difference)),
-                number(versus.map(|v| v.mrr.low)),
-                number(versus.map(|v| v.mrr.high)),
-                number(versus.map(|v| v.mrr.p_value)),
-                number(versus.map(|v| v.recall.difference)),
-                number(versus.map(|v| v.recall.p_value)),
+                row.versus.as_ref().map_or(String::new(), |v| v.base.clone()),
+                number(versus.map(|d| d.difference)),
+                number(versus.map(|d| d.low)),
+                number(versus.map(|d| d.high)),
+                number(versus.map(|d| d.p_value)),
                 number(row.seconds),
                 number(row.events_per_second),
                 row.failures.join("; "),
@@ -215,8 +218,8 @@ mod tests {
         let mut model = row("parallel_alt", false, 3, 0.27);
         model.versus = Some(Versus {
             base: "id_only".into(),
-            mrr: PairedDifference { difference: 0.012, low: 0.004, high: 0.02, p_value: 0.004, resamples: 1000 },
-            recall: PairedDifference { difference: -0.001, low: -0.01, high: 0.008, p_value: 0.8, resamples: 1000 },
+            metric: RankingMetric::Mrr,
+            difference: PairedDifference { difference: 0.012, low: 0.004, high: 0.02, p_value: 0.004, resamples: 1000 },
         });
         let mut failed = row("interaction_sim", false, 0, 0.0);
         failed.failures.push("seed 1 diverged".into());
@@ -224,9 +227,27 @@ mod tests {
         failed.ndcg = None;
         let tuning = [TuningRow { model: "id_only".into(), setting: "lr=0.1".into(), recall: 0.6, mrr: 0.25, chosen: true }];
         let rows = [row("item_knn", true, 0, 0.24), model, failed];
-        insta::assert_snapshot!(markdown(&rows, &tuning, 20, Some("item_knn")));
-        let csv = csv(&rows, 20);
+        insta::assert_snapshot!(markdown(&rows, &tuning, 20, Some("item_knn"), RankingMetric::Mrr));
+        let csv = csv(&rows, 20, RankingMetric::Mrr);
         assert_eq!(csv.lines().count(), 4);
-        assert!(csv.lines().nth(2).unwrap().contains("0.34,0.003,id_only,0.012,0.004,0.02,0.004"), "{csv}");
+        assert!(csv.lines().next().unwrap().contains(",base,delta_mrr,delta_mrr_low,delta_mrr_high,delta_mrr_p,train_seconds,"), "{csv}");
+        assert!(csv.lines().nth(2).unwrap().contains("0.34,0.003,id_only,0.012,0.004,0.02,0.004,61.25"), "{csv}");
+    }
+
+    #[test]
+    fn the_table_names_the_metric_the_bootstrap_tested() {
+        let mut model = row("parallel_alt", false, 2, 0.27);
+        let difference = PairedDifference { difference: 0.0125, low: 0.0025, high: 0.0225, p_value: 0.01, resamples: 500 };
+        model.versus = Some(Versus { base: "id_only".into(), metric: RankingMetric::Ndcg, difference });
+        let rows = [model];
+        let table = markdown(&rows, &[], 10, None, RankingMetric::Ndcg);
+        let (header, row) = (table.lines().next().unwrap(), table.lines().nth(2).unwrap());
+        assert!(header.contains("| NDCG@10 | ΔNDCG vs base [95% CI], p |"), "{table}");
+        assert!(row.contains("| +0.0125 [+0.0025, +0.0225], p=0.010 (vs id_only) |"), "{table}");
+        let csv = csv(&rows, 10, RankingMetric::Ndcg);
+        assert!(csv.lines().next().unwrap().contains(",base,delta_ndcg,delta_ndcg_low,delta_ndcg_high,delta_ndcg_p,"), "{csv}");
+        assert!(csv.lines().nth(1).unwrap().contains(",id_only,0.0125,0.0025,0.0225,0.01,"), "{csv}");
+        let json = serde_json::to_value(&rows[0].versus).unwrap();
+        assert_eq!((json["metric"].as_str(), json["difference"]["difference"].as_f64()), (Some("ndcg"), Some(0.0125)));
     }
 }

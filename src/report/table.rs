@@ -1,15 +1,18 @@
 //! The numbers of the results table and the plot, read back from the cells' run folders: metrics over seeds, the
-//! change against the reference row, the paired bootstrap against the base model, and the metrics per epoch.
+//! change against the reference row, the paired bootstrap of one metric against the base model, and the
+//! metrics per epoch.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 
-use crate::eval::bootstrap::paired_bootstrap;
+use crate::config::RankingMetric;
+use crate::eval::bootstrap::{event_value, paired_bootstrap};
+use crate::eval::CutoffMetrics;
 use crate::run::{self, metrics, results, RunError};
 
-use super::plot::{EpochSeries, Level};
+use super::plot::{EpochSeries, Level, Panels};
 use super::{ResultRow, Spread, Versus};
 
 /// A row of the table and the run folders of its cells: one per seed, or one for a baseline.
@@ -35,71 +38,64 @@ pub struct Comparison {
     pub suffix: String,
 }
 
-/// A test session's hits and reciprocal ranks within the cut-off, and its events.
+/// A test session's metric summed over its events (see [`event_value`]), and its events.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct SessionSum {
-    pub hits: f64,
-    pub reciprocal: f64,
+    pub value: f64,
     pub events: f64,
 }
 
 /// Per-session sums, keyed by the session's ID, in the order of `ranks.tsv`.
 pub type SessionSums = IndexMap<String, SessionSum>;
 
-/// The per-session sums of one run folder's `ranks.tsv`.
-pub fn session_sums(dir: &Path, cutoff: u64) -> Result<SessionSums, RunError> {
+/// The per-session sums of `metric` at `cutoff` over one run folder's `ranks.tsv`.
+pub fn session_sums(dir: &Path, metric: RankingMetric, cutoff: u64) -> Result<SessionSums, RunError> {
     let mut sums = SessionSums::new();
     results::visit_ranks(dir, |line| {
         let sum = sums.entry(line.session.to_string()).or_default();
-        if line.rank <= cutoff as f64 {
-            sum.hits += 1.0;
-            sum.reciprocal += 1.0 / line.rank;
-        }
+        sum.value += event_value(metric, line.rank, cutoff);
         sum.events += 1.0;
     })?;
     Ok(sums)
 }
 
-/// The per-session sums of a row's cells, hits and reciprocal ranks averaged over the cells (seeds) that were
-/// evaluated. None when none was, or when the cells did not rank the same sessions.
-pub fn mean_session_sums<'a>(dirs: impl IntoIterator<Item = &'a Path>, cutoff: u64) -> Option<SessionSums> {
+/// The per-session sums of a row's cells, averaged over the cells (seeds) that were evaluated. None when none
+/// was, or when the cells did not rank the same sessions.
+pub fn mean_session_sums<'a>(dirs: impl IntoIterator<Item = &'a Path>, metric: RankingMetric, cutoff: u64) -> Option<SessionSums> {
     let mut total: Option<SessionSums> = None;
     let mut n = 0.0;
     for dir in dirs {
-        let Ok(sums) = session_sums(dir, cutoff) else { continue };
+        let Ok(sums) = session_sums(dir, metric, cutoff) else { continue };
         n += 1.0;
         match &mut total {
             None => total = Some(sums),
             Some(total) => {
                 for (session, sum) in sums {
-                    let entry = total.get_mut(&session)?;
-                    entry.hits += sum.hits;
-                    entry.reciprocal += sum.reciprocal;
+                    total.get_mut(&session)?.value += sum.value;
                 }
             }
         }
     }
     let mut total = total?;
     for sum in total.values_mut() {
-        sum.hits /= n;
-        sum.reciprocal /= n;
+        sum.value /= n;
     }
     Some(total)
 }
 
-/// What a trained run's `metrics.jsonl` says: training seconds and events over its epochs, and its metrics at
-/// the cut-off after each epoch it was evaluated.
+/// What a trained run's `metrics.jsonl` says: training seconds and events over its epochs, and its metrics
+/// after each epoch it was evaluated.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Training {
     pub seconds: f64,
     pub events: f64,
-    /// `(epoch, recall, mrr)`.
-    pub points: Vec<(u32, f64, f64)>,
+    /// `(epoch, metrics at every cut-off evaluated)`.
+    pub evaluations: Vec<(u32, Vec<CutoffMetrics>)>,
     /// The epochs that begin a new phase of the plan (after the first).
     pub phase_starts: Vec<u32>,
 }
 
-pub fn training(dir: &Path, cutoff: u64) -> Training {
+pub fn training(dir: &Path) -> Training {
     let mut training = Training::default();
     let mut phase = None;
     for epoch in metrics::read(dir) {
@@ -109,16 +105,24 @@ pub fn training(dir: &Path, cutoff: u64) -> Training {
         phase = Some(epoch.phase);
         training.seconds += epoch.seconds;
         training.events += epoch.events;
-        if let Some(m) = epoch.eval.iter().flatten().find(|m| m.cutoff == cutoff) {
-            training.points.push((epoch.epoch, m.recall, m.mrr));
+        if let Some(evaluation) = epoch.eval {
+            training.evaluations.push((epoch.epoch, evaluation));
         }
     }
     training
 }
 
 /// The table's rows, in the order given: each row's metrics over its finished cells, the change of every
-/// finished row against the `reference` row, and the bootstrap of each `comparisons` entry.
-pub fn rows(table: &[RowCells], cutoff: u64, reference: Option<&str>, comparisons: &[Comparison], bootstrap: u64) -> Vec<ResultRow> {
+/// finished row against the `reference` row, and the bootstrap of `tested` at `cutoff` for each `comparisons`
+/// entry, with `resamples` resamples.
+pub fn rows(
+    table: &[RowCells],
+    cutoff: u64,
+    reference: Option<&str>,
+    comparisons: &[Comparison],
+    resamples: u64,
+    tested: RankingMetric,
+) -> Vec<ResultRow> {
     let mut rows: Vec<ResultRow> = table.iter().map(|row| result_row(row, cutoff)).collect();
     if let Some(reference) = reference.and_then(|r| rows.iter().find(|row| row.label == r).cloned()) {
         for row in rows.iter_mut() {
@@ -130,27 +134,23 @@ pub fn rows(table: &[RowCells], cutoff: u64, reference: Option<&str>, comparison
         }
     }
     for comparison in comparisons {
-        let Some(base_sums) = mean_session_sums(dirs_of(table, &comparison.base), cutoff) else { continue };
+        let Some(base_sums) = mean_session_sums(dirs_of(table, &comparison.base), tested, cutoff) else { continue };
         for (k, row) in rows.iter_mut().enumerate() {
             let label = &table[k].label;
             if row.baseline || *label == comparison.base || !label.ends_with(&comparison.suffix) {
                 continue;
             }
-            let Some(sums) = mean_session_sums(dirs_of(table, label), cutoff) else { continue };
-            let (mut hit_differences, mut reciprocal_differences, mut events) = (Vec::new(), Vec::new(), Vec::new());
+            let Some(sums) = mean_session_sums(dirs_of(table, label), tested, cutoff) else { continue };
+            let (mut differences, mut events) = (Vec::new(), Vec::new());
             for (session, sum) in &sums {
                 let Some(base) = base_sums.get(session) else { continue };
-                hit_differences.push(sum.hits - base.hits);
-                reciprocal_differences.push(sum.reciprocal - base.reciprocal);
+                differences.push(sum.value - base.value);
                 events.push(sum.events);
             }
             // One stream per row, so adding a row elsewhere in the table never changes this row's interval.
             let seed = 0x5EED_u64.wrapping_add(k as u64);
-            row.versus = Some(Versus {
-                base: comparison.base.clone(),
-                mrr: paired_bootstrap(&reciprocal_differences, &events, bootstrap, seed),
-                recall: paired_bootstrap(&hit_differences, &events, bootstrap, seed),
-            });
+            let difference = paired_bootstrap(&differences, &events, resamples, seed);
+            row.versus = Some(Versus { base: comparison.base.clone(), metric: tested, difference });
         }
     }
     rows
@@ -180,7 +180,7 @@ fn result_row(row: &RowCells, cutoff: u64) -> ResultRow {
         if row.baseline {
             seconds.extend(run::read_fit_seconds(&cell.dir));
         } else {
-            let training = training(&cell.dir, cutoff);
+            let training = training(&cell.dir);
             seconds.push(training.seconds);
             rates.push(training.events / training.seconds.max(1e-9));
         }
@@ -202,33 +202,51 @@ fn result_row(row: &RowCells, cutoff: u64) -> ResultRow {
     }
 }
 
+/// The mean over `evaluations` (one per seed) of each panel's metric at its cut-off; a panel is None when one
+/// of them lacks it, rather than a mean over fewer seeds than the others.
+fn panel_means(panels: &Panels, evaluations: &[Vec<CutoffMetrics>]) -> Vec<Option<f64>> {
+    panels
+        .each()
+        .into_iter()
+        .map(|(metric, cutoff)| {
+            let values: Option<Vec<f64>> =
+                evaluations.iter().map(|evaluation| evaluation.iter().find(|m| m.cutoff == cutoff)?.value(metric)).collect();
+            values.filter(|values| !values.is_empty()).map(|values| values.iter().sum::<f64>() / values.len() as f64)
+        })
+        .collect()
+}
+
 /// The plot's lines: each trained row's metrics per epoch, averaged over the seeds evaluated after that epoch.
-pub fn epoch_series(table: &[RowCells], cutoff: u64) -> Vec<EpochSeries> {
+pub fn epoch_series(table: &[RowCells], panels: &Panels) -> Vec<EpochSeries> {
     let mut series = Vec::new();
     for row in table.iter().filter(|row| !row.baseline) {
-        let mut by_epoch: BTreeMap<u32, (f64, f64, f64)> = BTreeMap::new();
+        let mut by_epoch: BTreeMap<u32, Vec<Vec<CutoffMetrics>>> = BTreeMap::new();
         let mut phase_starts = std::collections::BTreeSet::new();
         for cell in &row.cells {
-            let training = training(&cell.dir, cutoff);
+            let training = training(&cell.dir);
             phase_starts.extend(training.phase_starts);
-            for (epoch, recall, mrr) in training.points {
-                let entry = by_epoch.entry(epoch).or_insert((0.0, 0.0, 0.0));
-                entry.0 += recall;
-                entry.1 += mrr;
-                entry.2 += 1.0;
+            for (epoch, evaluation) in training.evaluations {
+                by_epoch.entry(epoch).or_default().push(evaluation);
             }
         }
         if !by_epoch.is_empty() {
-            let points = by_epoch.into_iter().map(|(epoch, (recall, mrr, n))| (epoch, recall / n, mrr / n)).collect();
+            let points = by_epoch.into_iter().map(|(epoch, evaluations)| (epoch, panel_means(panels, &evaluations))).collect();
             series.push(EpochSeries { label: row.label.clone(), points, phase_starts: phase_starts.into_iter().collect() });
         }
     }
     series
 }
 
-/// The plot's dashed levels: the baselines' metrics.
-pub fn baseline_levels(rows: &[ResultRow]) -> Vec<Level> {
-    rows.iter().filter(|r| r.baseline).map(|r| (r.label.clone(), r.recall.mean, r.mrr.mean)).collect()
+/// The plot's dashed levels: each evaluated baseline's metrics, from its `eval.json`.
+pub fn baseline_levels(table: &[RowCells], panels: &Panels) -> Vec<Level> {
+    let mut levels = Vec::new();
+    for row in table.iter().filter(|row| row.baseline) {
+        let evaluations: Vec<Vec<CutoffMetrics>> = row.cells.iter().filter_map(|cell| results::read_metrics(&cell.dir)).collect();
+        if !evaluations.is_empty() {
+            levels.push(Level { label: row.label.clone(), values: panel_means(panels, &evaluations) });
+        }
+    }
+    levels
 }
 
 #[cfg(test)]
@@ -301,7 +319,7 @@ mod tests {
     #[test]
     fn seeds_are_averaged_and_unfinished_cells_named() {
         let dir = tempfile::tempdir().unwrap();
-        let rows = rows(&table(dir.path()), 20, Some("item_knn"), &[], 100);
+        let rows = rows(&table(dir.path()), 20, Some("item_knn"), &[], 100, RankingMetric::Mrr);
         let [knn, ids, both] = &rows[..] else { panic!("three rows") };
         assert_eq!((knn.seeds, knn.seconds, knn.events_per_second), (0, Some(1.5), None));
         assert_eq!((ids.seeds, ids.recall.mean, ids.mrr), (2, 0.7, Spread::of(&[0.3, 0.5])));
@@ -317,35 +335,52 @@ mod tests {
     fn rows_are_compared_with_the_base_per_session() {
         let dir = tempfile::tempdir().unwrap();
         let table = table(dir.path());
-        // ids, averaged over its two seeds: s1 has 1.5 hits and (1 + 1/3 + 1/4) / 2 reciprocal rank; s2 0.5 and 1/4.
-        let ids = mean_session_sums(table[1].cells.iter().map(|c| c.dir.as_path()), 20).unwrap();
-        assert_eq!(ids.keys().collect::<Vec<_>>(), ["s1", "s2"]);
-        assert_eq!((ids["s1"].hits, ids["s1"].events, ids["s2"].hits, ids["s2"].reciprocal), (1.5, 2.0, 0.5, 0.25));
-        assert!((ids["s1"].reciprocal - (1.0 + 1.0 / 3.0 + 0.25) / 2.0).abs() < 1e-12);
+        let ids_sums = |metric| mean_session_sums(table[1].cells.iter().map(|c| c.dir.as_path()), metric, 20).unwrap();
+        // ids ranks s1's events 1 and 30 (seed 1), 3 and 4 (seed 2); s2's 2 (seed 1) and 50 (seed 2). Averaged over
+        // the seeds, s1 has 1.5 hits and (1 + 1/3 + 1/4) / 2 reciprocal rank; s2 0.5 and 1/4.
+        let (hits, reciprocal) = (ids_sums(RankingMetric::Recall), ids_sums(RankingMetric::Mrr));
+        assert_eq!(hits.keys().collect::<Vec<_>>(), ["s1", "s2"]);
+        assert_eq!((hits["s1"].value, hits["s1"].events, hits["s2"].value, reciprocal["s2"].value), (1.5, 2.0, 0.5, 0.25));
+        assert!((reciprocal["s1"].value - (1.0 + 1.0 / 3.0 + 0.25) / 2.0).abs() < 1e-12);
+        assert_eq!(ids_sums(RankingMetric::HitRate), hits, "one target per event: HitRate is Recall");
+        // NDCG, float64 fixtures computed apart from prnn: s1 (1 + 1/log2(4) + 1/log2(5)) / 2, s2 1/log2(3) / 2.
+        let ndcg = ids_sums(RankingMetric::Ndcg);
+        assert!((ndcg["s1"].value - 0.9653382790366966).abs() < 1e-15, "{ndcg:?}");
+        assert!((ndcg["s2"].value - 0.31546487678572877).abs() < 1e-15, "{ndcg:?}");
 
-        let rows = rows(&table, 20, None, &[Comparison { base: "ids".into(), suffix: String::new() }], 200);
+        let compare = [Comparison { base: "ids".into(), suffix: String::new() }];
+        let rows_testing = |metric| rows(&table, 20, None, &compare, 200, metric);
+        let rows = rows_testing(RankingMetric::Mrr);
         assert!(rows[0].versus.is_none() && rows[1].versus.is_none(), "baselines and the base itself are not compared");
         let versus = rows[2].versus.as_ref().expect("both is compared with ids");
-        assert_eq!(versus.base, "ids");
+        assert_eq!((versus.base.as_str(), versus.metric), ("ids", RankingMetric::Mrr));
         // both ranks every target first: per event, 2 - 0.7917 and 1 - 0.25 reciprocal rank over 3 events.
         let expected = ((2.0 - (1.0 + 1.0 / 3.0 + 0.25) / 2.0) + 0.75) / 3.0;
-        assert!((versus.mrr.difference - expected).abs() < 1e-12, "{versus:?}");
-        assert!((versus.recall.difference - 1.0 / 3.0).abs() < 1e-12, "{versus:?}");
+        assert!((versus.difference.difference - expected).abs() < 1e-12, "{versus:?}");
         assert!(rows[0].mrr_change.is_none(), "no reference row, no change");
+        let recall = rows_testing(RankingMetric::Recall)[2].versus.clone().unwrap();
+        assert!((recall.difference.difference - 1.0 / 3.0).abs() < 1e-12, "{recall:?}");
+        // NDCG: both ranks every target first, gaining 2 - 0.96534 in s1 and 1 - 0.31546 in s2, over 3 events.
+        let ndcg = rows_testing(RankingMetric::Ndcg)[2].versus.clone().unwrap();
+        assert_eq!(ndcg.metric, RankingMetric::Ndcg);
+        assert!((ndcg.difference.difference - 0.5730656147258583).abs() < 1e-15, "{ndcg:?}");
+        assert!(ndcg.difference.low <= ndcg.difference.difference && ndcg.difference.difference <= ndcg.difference.high, "{ndcg:?}");
     }
 
     #[test]
     fn the_plot_averages_seeds_per_epoch_and_draws_baselines_as_levels() {
         let dir = tempfile::tempdir().unwrap();
         let table = table(dir.path());
-        let series = epoch_series(&table, 20);
+        let panels = Panels { metrics: vec![RankingMetric::Mrr, RankingMetric::Recall], cutoffs: vec![20] };
+        let series = epoch_series(&table, &panels);
         assert_eq!(series.len(), 1, "only ids was evaluated after its epochs");
         assert_eq!(series[0].label, "ids");
-        let points: Vec<(u32, f64)> = series[0].points.iter().map(|p| (p.0, p.2)).collect();
+        // Epoch 1: MRR 0.2 and 0.4 over the two seeds; epoch 2: seed 1's 0.3 alone. Recall is twice MRR here.
+        let points: Vec<(u32, f64, f64)> = series[0].points.iter().map(|(epoch, v)| (*epoch, v[0].unwrap(), v[1].unwrap())).collect();
         assert_eq!(points.len(), 2);
         assert!((points[0].1 - 0.3).abs() < 1e-12 && (points[1].1 - 0.3).abs() < 1e-12, "{points:?}");
-        let rows = rows(&table, 20, None, &[], 0);
-        assert_eq!(baseline_levels(&rows), [("item_knn".to_string(), 0.4, 0.2)]);
+        assert!((points[0].2 - 0.6).abs() < 1e-12, "{points:?}");
+        assert_eq!(baseline_levels(&table, &panels), [Level { label: "item_knn".into(), values: vec![Some(0.2), Some(0.4)] }]);
     }
 
     #[test]
@@ -357,6 +392,42 @@ mod tests {
             .map(|(k, phase)| format!(r#"{{"epoch":{},"phase":{phase},"seconds":1.0,"events":10}}"#, k + 1))
             .collect();
         std::fs::write(dir.path().join(crate::run::METRICS_FILE), lines.join("\n") + "\n").unwrap();
-        assert_eq!(training(dir.path(), 20).phase_starts, [3, 5]);
+        assert_eq!(training(dir.path()).phase_starts, [3, 5]);
+    }
+
+    #[test]
+    fn the_plot_reads_every_chosen_metric_and_cutoff_and_leaves_out_what_a_run_did_not_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |cutoff: u64, recall: f64, mrr: f64, ndcg: Option<f64>| {
+            let mut metric = serde_json::json!({ "cutoff": cutoff, "recall": recall, "mrr": mrr, "hit_rate": recall });
+            if let Some(ndcg) = ndcg {
+                metric["ndcg"] = ndcg.into();
+            }
+            metric
+        };
+        // Epoch 1 was evaluated before prnn recorded NDCG (and HitRate); epoch 2 has every metric at 5 and 20.
+        let epoch_one = serde_json::json!({ "epoch": 1, "seconds": 1.0, "events": 10,
+            "eval": [{ "cutoff": 5, "recall": 0.25, "mrr": 0.125 }, { "cutoff": 20, "recall": 0.5, "mrr": 0.15 }] });
+        let epoch_two = serde_json::json!({ "epoch": 2, "seconds": 1.0, "events": 10, "eval": [at(5, 0.375, 0.1875, Some(0.25)), at(20, 0.625, 0.2, Some(0.3125))] });
+        let cell = dir.path().join("ids-seed1");
+        std::fs::create_dir_all(&cell).unwrap();
+        std::fs::write(cell.join(run::METRICS_FILE), format!("{epoch_one}\n{epoch_two}\n")).unwrap();
+        let knn = dir.path().join("item_knn");
+        std::fs::create_dir_all(&knn).unwrap();
+        let eval = serde_json::json!({ "model": "item_knn", "metrics": [at(5, 0.2, 0.1, Some(0.125)), at(20, 0.4, 0.125, Some(0.1875))] });
+        std::fs::write(knn.join(run::EVAL_FILE), eval.to_string()).unwrap();
+        let folder = |dir: PathBuf| CellFolder { dir, unfinished: String::new() };
+        let table = [
+            RowCells { label: "item_knn".into(), baseline: true, cells: vec![folder(knn)] },
+            RowCells { label: "ids".into(), baseline: false, cells: vec![folder(cell)] },
+        ];
+        let panels = Panels { metrics: vec![RankingMetric::Ndcg, RankingMetric::HitRate], cutoffs: vec![20, 5] };
+        let series = epoch_series(&table, &panels);
+        // Panels row by row: NDCG@20, HitRate@20, NDCG@5, HitRate@5. A missing HitRate is the Recall.
+        assert_eq!(
+            series[0].points,
+            [(1, vec![None, Some(0.5), None, Some(0.25)]), (2, vec![Some(0.3125), Some(0.625), Some(0.25), Some(0.375)])]
+        );
+        assert_eq!(baseline_levels(&table, &panels)[0].values, [Some(0.1875), Some(0.4), Some(0.125), Some(0.2)]);
     }
 }
