@@ -15,6 +15,7 @@ use super::error::{CliError, Diagnostics};
 /// A spec checked, overridden and bound to a config, with its data loaded.
 pub struct Prepared {
     pub spec: Source,
+    /// The config as the run folder records it ([`prnn::config::RunConfig::recorded_text`]).
     pub config_text: String,
     pub config: RunConfig,
     pub compiled: Compiled,
@@ -37,7 +38,9 @@ pub fn prepare_for(
 ) -> anyhow::Result<Prepared> {
     let mut model = prnn::check_source(&spec).map_err(|error| Diagnostics::spec(&spec, error.diagnostics))?;
     let config_source = Source::new(config_path.display().to_string(), config_text.clone());
-    let config = prnn::config::parse(&config_text, config_dir).map_err(|diagnostics| Diagnostics::config(&config_source, diagnostics))?;
+    let config =
+        prnn::config::parse_file(&config_source, config_dir).map_err(|diagnostics| Diagnostics::config(&config_source, diagnostics))?;
+    let config_text = config.recorded_text(&config_text);
     model = prnn::config::bind(&config, &model, &spec.name).map_err(|diagnostics| Diagnostics::config(&config_source, diagnostics))?;
     let max_batches = prnn::config::overrides::apply(&mut model, overrides)?;
     let dataset = load_data(&config, validation)?;
