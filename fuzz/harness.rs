@@ -73,8 +73,9 @@ pub fn spec(data: &[u8]) {
 /// boundaries inside the text, a syntax error always located, and every one in the rendered text.
 fn check_diagnostics(source: &Source, diagnostics: &[Diagnostic]) {
     assert!(!diagnostics.is_empty(), "{} failed without a diagnostic", source.name);
-    let text = &source.text;
     for diagnostic in diagnostics {
+        // A diagnostic about a file that a run config includes points into that file.
+        let text = &diagnostic.file.as_deref().unwrap_or(source).text;
         assert!(!diagnostic.message.trim().is_empty(), "a diagnostic without a message: {diagnostic:?}");
         if matches!(diagnostic.code, Code::Syntax) {
             assert!(diagnostic.primary.is_some(), "a syntax error without a place: {diagnostic:?}");

@@ -165,11 +165,14 @@ pub struct Diagnostic {
     pub secondary: Vec<(Span, String)>,
     /// Lines printed after the snippet; "help:" lines say how to fix it.
     pub notes: Vec<String>,
+    /// The file the spans point into, when it is not the one the diagnostics are rendered with: a file that a
+    /// run config includes.
+    pub file: Option<Box<Source>>,
 }
 
 impl Diagnostic {
     pub fn error(code: Code, message: impl Into<String>) -> Self {
-        Diagnostic { code, message: message.into(), primary: None, secondary: Vec::new(), notes: Vec::new() }
+        Diagnostic { code, message: message.into(), primary: None, secondary: Vec::new(), notes: Vec::new(), file: None }
     }
 
     pub fn at(mut self, span: Span, label: impl Into<String>) -> Self {
@@ -242,7 +245,7 @@ pub fn closest<'a>(written: &str, known: impl IntoIterator<Item = &'a str>) -> O
 }
 
 /// A source file as diagnostics see it: the name shown in `file:line:column` and its text.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Source {
     pub name: String,
     pub text: String,
@@ -260,11 +263,11 @@ fn render_config() -> term::Config {
 
 /// Renders diagnostics without colour: the form snapshot tests pin.
 pub fn render_plain(source: &Source, diagnostics: &[Diagnostic]) -> String {
-    let (text, diagnostics) = shown(&source.text, diagnostics);
-    let file = SimpleFile::new(source.name.as_str(), text.as_ref());
+    let (files, shown) = shown_by_file(source, diagnostics);
     let mut out = String::new();
-    for diagnostic in diagnostics.iter() {
-        term::emit_to_string(&mut out, &render_config(), &file, &diagnostic.to_report(&source.name))
+    for (index, diagnostic) in &shown {
+        let ShownFile { name, text } = &files[*index];
+        term::emit_to_string(&mut out, &render_config(), &SimpleFile::new(*name, text.as_str()), &diagnostic.to_report(name))
             .expect("rendering into a String cannot fail");
     }
     out
@@ -272,12 +275,48 @@ pub fn render_plain(source: &Source, diagnostics: &[Diagnostic]) -> String {
 
 /// Renders diagnostics to a terminal stream, in colour when it supports it.
 pub fn render_to(writer: &mut dyn WriteColor, source: &Source, diagnostics: &[Diagnostic]) -> std::io::Result<()> {
-    let (text, diagnostics) = shown(&source.text, diagnostics);
-    let file = SimpleFile::new(source.name.as_str(), text.as_ref());
-    for diagnostic in diagnostics.iter() {
-        term::emit_to_write_style(writer, &render_config(), &file, &diagnostic.to_report(&source.name)).map_err(std::io::Error::other)?;
+    let (files, shown) = shown_by_file(source, diagnostics);
+    for (index, diagnostic) in &shown {
+        let ShownFile { name, text } = &files[*index];
+        let file = SimpleFile::new(*name, text.as_str());
+        term::emit_to_write_style(writer, &render_config(), &file, &diagnostic.to_report(name)).map_err(std::io::Error::other)?;
     }
     Ok(())
+}
+
+/// The files the diagnostics point into (`source`, and any that a diagnostic names as its own `file`) as
+/// [`shown`] shows them, and each diagnostic, in order, with the index of its file. A file's lines are cut once
+/// for all of its diagnostics, so that a line keeps every label on it in view.
+fn shown_by_file<'a>(source: &'a Source, diagnostics: &'a [Diagnostic]) -> (Vec<ShownFile<'a>>, Vec<(usize, Diagnostic)>) {
+    let mut sources: Vec<&'a Source> = vec![source];
+    let file_of: Vec<usize> = diagnostics
+        .iter()
+        .map(|diagnostic| match &diagnostic.file {
+            None => 0,
+            Some(file) => sources.iter().position(|known| *known == &**file).unwrap_or_else(|| {
+                sources.push(file);
+                sources.len() - 1
+            }),
+        })
+        .collect();
+    let mut files = Vec::new();
+    let mut in_order: Vec<Option<(usize, Diagnostic)>> = vec![None; diagnostics.len()];
+    for (index, file) in sources.iter().enumerate() {
+        let positions: Vec<usize> = (0..diagnostics.len()).filter(|&i| file_of[i] == index).collect();
+        let own: Vec<Diagnostic> = positions.iter().map(|&i| diagnostics[i].clone()).collect();
+        let (text, moved) = shown(&file.text, &own);
+        for (&position, diagnostic) in positions.iter().zip(moved.iter()) {
+            in_order[position] = Some((index, diagnostic.clone()));
+        }
+        files.push(ShownFile { name: file.name.as_str(), text: text.into_owned() });
+    }
+    (files, in_order.into_iter().map(|shown| shown.expect("every diagnostic has a file")).collect())
+}
+
+/// A file's name, and its text as snippets show it.
+struct ShownFile<'a> {
+    name: &'a str,
+    text: String,
 }
 
 /// A line longer than this many bytes is cut when shown, a little after the last label on it: a snippet
@@ -369,6 +408,20 @@ mod tests {
         let shown = rendered.lines().find(|l| l.contains("xxx")).unwrap();
         assert!(shown.ends_with("x…"), "{shown}");
         assert_eq!(shown.matches('x').count(), 1001 + SHOWN_AFTER_LABEL, "cut a little after the label's end, nothing before it");
+    }
+
+    #[test]
+    fn a_diagnostic_in_another_file_is_shown_in_that_file_and_in_its_place() {
+        let top = Source::new("top.toml", "include = [\"base.toml\"]\n");
+        let base = Source::new("base.toml", "[eval]\ncutofs = [5]\n");
+        let elsewhere =
+            Diagnostic { file: Some(Box::new(base)), ..Diagnostic::error(Code::ConfigSyntax, "unknown field").at(Span::new(7, 13), "here") };
+        let here = Diagnostic::error(Code::ConfigSyntax, "bad include").at(Span::new(0, 7), "this");
+        let text = render_plain(&top, &[elsewhere, here]);
+        let (in_base, in_top) = (text.find("base.toml:2:1"), text.find("top.toml:1:1"));
+        assert!(in_base.is_some() && in_top.is_some(), "{text}");
+        assert!(in_base < in_top, "in the order given: {text}");
+        assert!(text.contains("2 │ cutofs = [5]"), "{text}");
     }
 
     #[test]

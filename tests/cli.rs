@@ -165,6 +165,15 @@ fn config_errors_exit_with_4_and_name_the_config() {
     assert_eq!(missing.status.code(), Some(5));
 }
 
+#[test]
+fn an_error_in_an_included_config_is_shown_in_the_included_file() {
+    let output = prnn().args(["compile", "specs/parallel_res.prnn", "--config", "tests/bad-include/unknown_key.toml"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(4));
+    let err = stderr(&output);
+    assert!(err.contains("tests/bad-include/included/unknown_key.toml:3:1"), "{err}");
+    assert!(err.contains("= note: included by tests/bad-include/unknown_key.toml"), "{err}");
+}
+
 #[cfg(feature = "torch")]
 #[test]
 fn doctor_reports_libtorch_and_tests_the_cpu() {

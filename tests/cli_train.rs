@@ -154,6 +154,38 @@ fn a_run_trained_with_a_bare_config_name_evaluates_and_recommends_from_another_f
 }
 
 #[test]
+fn a_run_of_a_config_that_includes_another_keeps_every_setting_when_that_file_is_gone() {
+    let (data, spec) = setup(200);
+    // The dataset's config is the shared base; the experiment's own file, in another folder, adds to it.
+    let experiments = data.dir.path().join("experiments");
+    std::fs::create_dir(&experiments).unwrap();
+    std::fs::write(experiments.join("top.toml"), "include = [\"../run.toml\"]\n\n[eval]\ncutoffs = [3, 7]\n").unwrap();
+    let run = data.dir.path().join("run");
+    let output = prnn()
+        .arg("train")
+        .arg(&spec)
+        .arg("--config")
+        .arg(experiments.join("top.toml"))
+        .arg("--out")
+        .arg(&run)
+        .arg("epochs=1")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let recorded = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(!recorded.contains("include =") && recorded.contains("cutoffs = [3, 7]"), "{recorded}");
+    let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(record["config_hash"], serde_json::json!(blake3::hash(recorded.as_bytes()).to_hex().to_string()));
+
+    std::fs::rename(data.dir.path().join("run.toml"), data.dir.path().join("moved.toml")).unwrap();
+    let output = prnn().arg("eval").arg(&run).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "the run folder's own config is enough: {}", stderr(&output));
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("eval.json")).unwrap()).unwrap();
+    let cutoffs: Vec<u64> = summary["metrics"].as_array().unwrap().iter().map(|m| m["cutoff"].as_u64().unwrap()).collect();
+    assert_eq!(cutoffs, [3, 7], "the including file's settings");
+}
+
+#[test]
 fn train_with_eval_evaluates_and_another_configs_results_go_beside_the_runs_own() {
     let (data, spec) = setup(200);
     let run = data.dir.path().join("run");

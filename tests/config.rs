@@ -1,4 +1,5 @@
-//! Run-config tests: the examples bind their specs, and every bad config gets its reviewed message.
+//! Run-config tests: the examples bind their specs, configs include others, and every bad config gets its reviewed
+//! message.
 
 use std::path::Path;
 
@@ -47,6 +48,38 @@ fn every_bad_config_gets_its_reviewed_messages() {
             Ok(config) => prnn::config::bind(&config, &three_inputs, "specs/parallel_id_image_text.prnn")
                 .expect_err("every file in tests/bad-config must fail to parse or to bind"),
         };
+        insta::assert_snapshot!(render_plain(&source, &diagnostics));
+    });
+}
+
+#[test]
+fn a_config_that_includes_an_example_reads_its_data_from_the_examples_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = root().join("examples/amazon-image-vectors.toml");
+    let text = format!("include = [{:?}]\n\n[eval]\ncutoffs = [10]\n", example.display().to_string());
+    let path = dir.path().join("mine.toml");
+    std::fs::write(&path, &text).unwrap();
+    let config = prnn::config::parse_file(&Source::new(path.display().to_string(), text.clone()), dir.path()).unwrap();
+    let alone = prnn::config::parse(&std::fs::read_to_string(&example).unwrap(), example.parent().unwrap()).unwrap();
+    assert_eq!(config.data, alone.data, "the example's paths resolve from examples/, not from the including file's folder");
+    assert_eq!(config.inputs, alone.inputs);
+    assert_eq!(config.eval.cutoffs, [10]);
+    let bound = prnn::config::bind(&config, &spec("parallel_res.prnn"), "parallel_res.prnn").unwrap();
+    assert_eq!(bound.input("content").unwrap().kind, InputKind::Dense);
+
+    // What a run folder records reads back to the same settings without the included file.
+    let recorded = config.recorded_text(&text);
+    let again = prnn::config::parse(&recorded, Path::new("/nowhere")).unwrap_or_else(|e| panic!("{e:?}\n{recorded}"));
+    assert_eq!(again, config);
+}
+
+#[test]
+fn every_bad_include_gets_its_reviewed_messages() {
+    insta::glob!("bad-include/*.toml", |path| {
+        let name = path.strip_prefix(root()).unwrap().display().to_string();
+        let source = Source::new(name, std::fs::read_to_string(path).unwrap());
+        let diagnostics =
+            prnn::config::parse_file(&source, path.parent().unwrap()).expect_err("every file in tests/bad-include must fail to read");
         insta::assert_snapshot!(render_plain(&source, &diagnostics));
     });
 }

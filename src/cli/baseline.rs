@@ -29,7 +29,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         return Err(CliError::UnknownBaseline(args.name.clone()).into());
     }
     let (mut config, config_source) = load_config(&args.config)?;
-    let config_text = config_source.text;
+    let config_text = config.recorded_text(&config_source.text);
     if let Some(threads) = args.threads {
         config.run.threads = threads;
     }

@@ -35,7 +35,7 @@ pub use super::args::RunArgs as Args;
 
 pub fn run(args: &Args, reporter: &Reporter) -> anyhow::Result<()> {
     let (mut config, config_source) = load_config(&args.config)?;
-    let config_text = config_source.text.clone();
+    let config_text = config.recorded_text(&config_source.text);
     if let Some(seeds) = &args.seeds {
         config.experiment.seeds = seeds.clone();
     }

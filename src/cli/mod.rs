@@ -139,10 +139,10 @@ pub fn folder_of(path: &Path) -> PathBuf {
     std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf())
 }
 
-/// Reads and checks a run config; relative paths in it resolve against its folder. Returns the config's source
-/// too, for diagnostics of its binding to a spec.
+/// Reads and checks a run config and the files it includes; relative paths in each resolve against its folder.
+/// Returns the config's source too, for diagnostics of its binding to a spec.
 pub fn load_config(path: &Path) -> anyhow::Result<(RunConfig, Source)> {
     let source = read_file(path, "run config")?;
-    let config = prnn::config::parse(&source.text, &folder_of(path)).map_err(|diagnostics| Diagnostics::config(&source, diagnostics))?;
+    let config = prnn::config::parse_file(&source, &folder_of(path)).map_err(|diagnostics| Diagnostics::config(&source, diagnostics))?;
     Ok((config, source))
 }

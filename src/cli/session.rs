@@ -17,6 +17,7 @@ use super::error::{CliError, Diagnostics};
 /// A spec checked, overridden and bound to a config, with its data loaded.
 pub struct Prepared {
     pub spec: Source,
+    /// The config as the run folder records it ([`prnn::config::RunConfig::recorded_text`]).
     pub config_text: String,
     pub config: RunConfig,
     pub compiled: Compiled,
@@ -38,6 +39,8 @@ pub fn prepare_for(
     validation: bool,
 ) -> anyhow::Result<Prepared> {
     let (compiled, config, max_batches) = compile(&spec, &config_text, config_path, config_dir, overrides)?;
+    // With includes, the run folder records the merged config, which reads back without them.
+    let config_text = config.recorded_text(&config_text);
     let dataset = load_data(&config, validation)?;
     // Before any tensor exists. Without a device, the config's: `prnn train` resolves its `--device` later.
     let device = device.and_then(|name| prnn::lower::device(name).ok());
@@ -64,7 +67,8 @@ fn compile(
 ) -> anyhow::Result<(Compiled, RunConfig, Option<u64>)> {
     let mut model = prnn::check_source(spec).map_err(|error| Diagnostics::spec(spec, error.diagnostics))?;
     let config_source = Source::new(config_path.display().to_string(), config_text.to_string());
-    let config = prnn::config::parse(config_text, config_dir).map_err(|diagnostics| Diagnostics::config(&config_source, diagnostics))?;
+    let config =
+        prnn::config::parse_file(&config_source, config_dir).map_err(|diagnostics| Diagnostics::config(&config_source, diagnostics))?;
     model = prnn::config::bind(&config, &model, &spec.name).map_err(|diagnostics| Diagnostics::config(&config_source, diagnostics))?;
     let max_batches = prnn::config::overrides::apply(&mut model, overrides)?;
     Ok((Compiled::new(model), config, max_batches))

@@ -81,6 +81,6 @@ pub fn bind(config: &RunConfig, model: &Model, spec_name: &str) -> Result<Model,
     if errors.is_empty() {
         Ok(bound)
     } else {
-        Err(errors)
+        Err(errors.into_iter().map(|diagnostic| config.included.locate(diagnostic)).collect())
     }
 }

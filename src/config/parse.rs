@@ -1,41 +1,101 @@
-//! Reading a config: TOML text to [`RunConfig`], TOML and schema errors as diagnostics, paths made relative
-//! to the config's folder.
+//! Reading a config: TOML text to [`RunConfig`], with the files it includes merged in, TOML and schema errors
+//! as diagnostics, and relative paths resolved against the folder of the file that wrote them.
 
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
+
+use super::include::Files;
 use super::schema::RunConfig;
 use super::span;
 use super::validate::{validate, validate_baselines_and_experiment};
-use crate::diagnostic::{closest, Code, Diagnostic};
+use crate::diagnostic::{closest, Code, Diagnostic, Source};
 
-/// Reads a config from TOML text. `base` is the folder relative paths start from.
+/// Reads a config from TOML text. `base` is the folder relative paths and includes start from.
 pub fn parse(text: &str, base: &Path) -> Result<RunConfig, Vec<Diagnostic>> {
-    let mut config: RunConfig = toml::from_str(text).map_err(|error| vec![toml_diagnostic(&error, text)])?;
+    read(text, None, base)
+}
+
+/// Reads a config file: `source` names it as given and holds its text, `base` is its folder. The files it
+/// includes are named relative to that name, and an include that leads back to it is reported as a cycle.
+pub fn parse_file(source: &Source, base: &Path) -> Result<RunConfig, Vec<Diagnostic>> {
+    read(&source.text, Some(&source.name), base)
+}
+
+fn read(text: &str, name: Option<&str>, base: &Path) -> Result<RunConfig, Vec<Diagnostic>> {
+    let files = Files::read(text, name, base)?;
+    let mut included = files.included();
+    let document = files.merged();
+    let mut config = RunConfig::deserialize(toml::de::Deserializer::from(document.clone()))
+        .map_err(|error| vec![included.locate(toml_diagnostic(&error, Some((&files, document.get_ref()))))])?;
     let mut errors = Vec::new();
     validate(&config, &mut errors);
-    validate_baselines_and_experiment(&config, text, &mut errors);
+    validate_baselines_and_experiment(&config, document.get_ref(), &mut errors);
     if !errors.is_empty() {
-        return Err(errors);
+        return Err(errors.into_iter().map(|diagnostic| included.locate(diagnostic)).collect());
     }
-    let resolve = |path: &mut PathBuf| {
+    resolve_paths(&mut config, document.get_ref(), &files);
+    if files.has_includes() {
+        included.recorded = recorded_text(&config, &files)?;
+    }
+    config.included = included;
+    Ok(config)
+}
+
+/// Resolves every relative path against the folder of the file that wrote it, found by its span; a default,
+/// written in no file, against the top file's folder.
+fn resolve_paths(config: &mut RunConfig, document: &DeTable<'_>, files: &Files) {
+    let resolve = |path: &mut PathBuf, folder: &Path| {
         if path.is_relative() {
-            *path = without_dot_dot(&base.join(&*path));
+            *path = without_dot_dot(&folder.join(&*path));
         }
     };
     for path in [&mut config.data.train, &mut config.data.test, &mut config.data.sessions].into_iter().flatten() {
-        resolve(path.get_mut());
+        let folder = files.folder_at(path.span().start);
+        resolve(path.get_mut(), folder);
     }
-    for (_, binding) in config.inputs.iter_mut() {
-        binding.get_mut().paths_mut().into_iter().for_each(resolve);
+    for (name, binding) in config.inputs.iter_mut() {
+        for (key, path) in binding.get_mut().paths_mut() {
+            resolve(path, folder_of_setting(files, document, &["inputs", name.get_ref(), key]));
+        }
     }
-    resolve(&mut config.run.out);
-    config.experiment.specs.iter_mut().for_each(resolve);
-    Ok(config)
+    resolve(&mut config.run.out, folder_of_setting(files, document, &["run", "out"]));
+    let specs_folder = folder_of_setting(files, document, &["experiment", "specs"]);
+    config.experiment.specs.iter_mut().for_each(|spec| resolve(spec, specs_folder));
+}
+
+/// The folder of the file that wrote the setting at `keys` (its tables, then its key), or the top file's when no
+/// file wrote it.
+fn folder_of_setting<'f>(files: &'f Files, document: &DeTable<'_>, keys: &[&str]) -> &'f Path {
+    let (key, tables) = keys.split_last().expect("a setting has a key");
+    let mut table = document;
+    for part in tables {
+        match table.get(*part).map(|value| value.get_ref()) {
+            Some(DeValue::Table(inner)) => table = inner,
+            _ => return files.folder_at(0),
+        }
+    }
+    files.folder_at(table.get(*key).map_or(0, |value| value.span().start))
+}
+
+/// A config that includes others as one TOML file: every setting written out, every path resolved, and a
+/// comment naming the files it was merged from.
+fn recorded_text(config: &RunConfig, files: &Files) -> Result<String, Vec<Diagnostic>> {
+    let settings = toml::to_string(config).map_err(|error| {
+        vec![Diagnostic::error(Code::ConfigSyntax, format!("the merged config cannot be written as one TOML file: {error}"))
+            .help("a run folder records the settings of a config that includes others in one file, which needs UTF-8 paths")]
+    })?;
+    Ok(format!(
+        "# {} with the files it includes ({}), merged into one by prnn:\n# every setting is written out and every path is resolved.\n\n{settings}",
+        files.top_name(),
+        files.included_names().join(", "),
+    ))
 }
 
 /// `examples/../data/x` as `data/x`, so messages show the paths people would type. Lexical: `a/link/../b`
 /// becomes `a/b` even where `link` is a symbolic link to elsewhere, a case config paths rarely meet.
-fn without_dot_dot(path: &Path) -> PathBuf {
+pub(super) fn without_dot_dot(path: &Path) -> PathBuf {
     use std::path::Component;
     let mut parts: Vec<Component> = Vec::new();
     for component in path.components() {
@@ -54,8 +114,9 @@ fn without_dot_dot(path: &Path) -> PathBuf {
     }
 }
 
-/// Turns a TOML or schema error into a diagnostic, adding a suggestion for unknown keys and variants.
-fn toml_diagnostic(error: &toml::de::Error, text: &str) -> Diagnostic {
+/// Turns a TOML or schema error into a diagnostic, adding a suggestion for unknown keys and variants. A schema
+/// error comes with the files and the merged document it was found in.
+pub(super) fn toml_diagnostic(error: &toml::de::Error, found_in: Option<(&Files, &DeTable<'_>)>) -> Diagnostic {
     let mut message = error.message().trim().to_string();
     if message.contains("untagged enum TimeColumnText") {
         message = "a time column is a column name, or a table `{ column = \"...\", unit = \"...\" }` with just those two keys".into();
@@ -65,9 +126,10 @@ fn toml_diagnostic(error: &toml::de::Error, text: &str) -> Diagnostic {
     if let Some(mut range) = error.span() {
         // An input's table is read whole before its `kind` picks the variant, so serde can only point at
         // the table: find the unknown key in it.
-        if let Some((written, _)) = message.strip_prefix("unknown field `").and_then(|rest| rest.split_once('`')) {
-            if !text.get(range.clone()).is_some_and(|at| at.starts_with(written)) {
-                range = key_in_table(text, range.clone(), written).unwrap_or(range);
+        let unknown_field = message.strip_prefix("unknown field `").and_then(|rest| rest.split_once('`'));
+        if let (Some((written, _)), Some((files, document))) = (unknown_field, found_in) {
+            if !files.text_at(range.clone()).is_some_and(|at| at.starts_with(written)) {
+                range = key_in_table(document, range.clone(), written).unwrap_or(range);
             }
         }
         diagnostic = diagnostic.at(span(range), "here");
@@ -83,13 +145,11 @@ fn toml_diagnostic(error: &toml::de::Error, text: &str) -> Diagnostic {
     diagnostic
 }
 
-/// The span of key `name` in the table that starts at `table` (its `[header]`, or its value inline).
+/// The span of key `name` in the table of `root` that starts at `table` (its `[header]`, or its value inline).
 /// Walks the document with a stack, not recursion: a config's nesting has no bound.
-fn key_in_table(text: &str, table: std::ops::Range<usize>, name: &str) -> Option<std::ops::Range<usize>> {
-    use toml::de::{DeTable, DeValue};
-    let root = DeTable::parse(text).ok()?;
+fn key_in_table(root: &DeTable<'_>, table: std::ops::Range<usize>, name: &str) -> Option<std::ops::Range<usize>> {
     let mut pending: Vec<&toml::Spanned<DeValue>> = Vec::new();
-    let mut tables = vec![root.get_ref()];
+    let mut tables = vec![root];
     while let Some(current) = tables.pop() {
         for (key, value) in current.iter() {
             if let DeValue::Table(inner) = value.get_ref() {

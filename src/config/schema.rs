@@ -6,6 +6,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use super::Included;
 use crate::diagnostic::closest;
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -27,6 +28,9 @@ pub struct RunConfig {
     /// What `prnn run` trains and compares (ignored by the other commands).
     #[serde(default)]
     pub experiment: Experiment,
+    /// The files the config includes, for diagnostics that point into them, and the settings as one file.
+    #[serde(skip)]
+    pub included: Included,
 }
 
 /// Where the sessions are: a shipped train/test split, or one file that preprocessing splits by time.
@@ -239,11 +243,12 @@ impl InputBinding {
         }
     }
 
-    pub(super) fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+    /// Its paths, each with its key.
+    pub(super) fn paths_mut(&mut self) -> Vec<(&'static str, &mut PathBuf)> {
         match self {
             InputBinding::ItemId {} => vec![],
-            InputBinding::Dense { vectors, ids, .. } => std::iter::once(vectors).chain(ids.as_mut()).collect(),
-            InputBinding::Sparse { items, .. } => vec![items],
+            InputBinding::Dense { vectors, ids, .. } => std::iter::once(("vectors", vectors)).chain(ids.as_mut().map(|ids| ("ids", ids))).collect(),
+            InputBinding::Sparse { items, .. } => vec![("items", items)],
         }
     }
 }
@@ -545,6 +550,17 @@ pub struct Tune {
 pub const TUNE_METHODS: [&str; 3] = ["grid", "random", "tpe"];
 
 impl RunConfig {
+    /// The text a run folder keeps as its `config.toml`, given the text of the config file: that text, or, for
+    /// a config that includes others, all its settings in one file with every path resolved, so that the folder
+    /// keeps its settings when an included file changes or moves.
+    pub fn recorded_text(&self, written: &str) -> String {
+        if self.included.is_empty() {
+            written.to_string()
+        } else {
+            self.included.recorded.clone()
+        }
+    }
+
     /// The cut-off of `prnn run`'s table: `[experiment] cutoff`, else the largest of `[eval] cutoffs`.
     pub fn experiment_cutoff(&self) -> u64 {
         self.experiment.cutoff.or_else(|| self.eval.cutoffs.iter().copied().max()).unwrap_or(20)

@@ -1,7 +1,5 @@
 //! Cross-field checks that serde cannot express, each pointing at the setting it is about.
 
-use std::cell::OnceCell;
-
 use toml::de::DeTable;
 
 use super::schema::{override_text, parse_device, InputBinding, RunConfig, Split, BASELINE_NAMES, TUNE_METHODS};
@@ -130,13 +128,12 @@ fn setting_span(document: &DeTable<'_>, table: &str, key: &str) -> Option<Span> 
     }
 }
 
-pub(super) fn validate_baselines_and_experiment(config: &RunConfig, text: &str, errors: &mut Vec<Diagnostic>) {
-    // Parsed again with spans only when there is a problem to point at: the typed config keeps none for these tables.
-    let document = OnceCell::new();
+/// Checks `[run]`, `[baselines]` and `[experiment]`; `document` is the config as read, with spans, which the typed
+/// config keeps none of for these tables.
+pub(super) fn validate_baselines_and_experiment(config: &RunConfig, document: &DeTable<'_>, errors: &mut Vec<Diagnostic>) {
     let mut problem = |table: &str, key: &str, message: String, help: &str| {
         let mut diagnostic = Diagnostic::error(Code::ConfigSyntax, message);
-        let document = document.get_or_init(|| DeTable::parse(text).ok());
-        if let Some(at) = document.as_ref().and_then(|document| setting_span(document.get_ref(), table, key)) {
+        if let Some(at) = setting_span(document, table, key) {
             diagnostic = diagnostic.at(at, format!("in `[{table}]`"));
         }
         errors.push(diagnostic.help(help.to_string()));
