@@ -484,7 +484,7 @@ mod tests {
         std::fs::write(dir.path().join("base.toml"), format!("{DATA}[inputs.content]\nkind = \"item_id\"\n")).unwrap();
         let config = read(&dir, "top.toml").unwrap();
         let spec = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("specs/parallel_res.prnn");
-        let model = crate::check_source(&Source::new("parallel_res.prnn", std::fs::read_to_string(spec).unwrap())).unwrap();
+        let model = crate::compile::check_source(&Source::new("parallel_res.prnn", std::fs::read_to_string(spec).unwrap())).unwrap();
         let errors = crate::config::bind(&config, &model, "parallel_res.prnn").unwrap_err();
         assert_eq!(pointed_at(&errors[0]), "[inputs.content]");
     }
