@@ -28,6 +28,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if !BASELINE_NAMES.contains(&args.name.as_str()) {
         return Err(CliError::UnknownBaseline(args.name.clone()).into());
     }
+    super::session::recorded_paths(None, &args.config)?;
     let (mut config, config_source) = load_config(&args.config)?;
     let config_text = config.recorded_text(&config_source.text);
     if let Some(threads) = args.threads {
@@ -46,7 +47,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let evaluation = baseline::evaluate(&fitted, &dataset, &config.eval);
     let record = BaselineRecord {
         prnn_version: env!("CARGO_PKG_VERSION").to_string(),
-        command_line: std::env::args().collect(),
+        command_line: run::command_line(),
         baseline: args.name.clone(),
         settings: settings_of(&args.name, &config),
         config_path: args.config.clone(),

@@ -209,12 +209,19 @@ fn refuse_overwrite(dir: &Path, names: &[&str], force: bool) -> Result<(), DataC
     }
 }
 
-/// Writes the prepared split in GRU4Rec's format, with the original session and item IDs.
+/// Writes the prepared split in GRU4Rec's format, with the original session and item IDs. Each file is written
+/// under a temporary name and renamed into place once complete, so a kill or a full disk leaves the files that
+/// were there before (and at worst a `.NAME-*.partial` file, removed by the next export), never a file cut in
+/// mid-row.
 fn export(dataset: &Dataset, dir: &Path) -> std::io::Result<()> {
     use std::io::Write;
     std::fs::create_dir_all(dir)?;
-    for (name, sessions) in [("train.tsv", &dataset.train), ("test.tsv", &dataset.test)] {
-        let mut out = std::io::BufWriter::new(std::fs::File::create(dir.join(name))?);
+    let names = ["train.tsv", "test.tsv"];
+    remove_leftovers(dir, &names)?;
+    let mut written = Vec::new();
+    for (name, sessions) in names.into_iter().zip([&dataset.train, &dataset.test]) {
+        let temporary = tempfile::Builder::new().prefix(&format!(".{name}-")).suffix(".partial").tempfile_in(dir)?;
+        let mut out = std::io::BufWriter::new(temporary);
         writeln!(out, "SessionId\tItemId\tTime")?;
         for s in 0..sessions.len() {
             let key = sessions.key_text(s);
@@ -223,7 +230,33 @@ fn export(dataset: &Dataset, dir: &Path) -> std::io::Result<()> {
                 writeln!(out, "{key}\t{}\t{}", dataset.items.get_str(event.item), format_time(time))?;
             }
         }
-        out.flush()?;
+        let temporary = out.into_inner().map_err(|error| error.into_error())?;
+        // Temporary files are private (0600); an export is as readable as the data it came from.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            temporary.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        }
+        temporary.as_file().sync_all()?;
+        written.push((temporary, dir.join(name)));
+    }
+    // Both files are complete before either replaces what was there.
+    for (temporary, target) in written {
+        temporary.persist(&target).map_err(|error| error.error)?;
+    }
+    Ok(())
+}
+
+/// Removes the temporary files a killed export left in `dir`.
+fn remove_leftovers(dir: &Path, names: &[&str]) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        let leftover = file_name.ends_with(".partial") && names.iter().any(|name| file_name.starts_with(&format!(".{name}-")));
+        if leftover && entry.file_type()?.is_file() {
+            std::fs::remove_file(entry.path())?;
+        }
     }
     Ok(())
 }

@@ -90,6 +90,8 @@ pub enum CliError {
     NoKnownItem,
     #[error("`{}` is a baseline's folder; `prnn serve` serves trained networks", .0.display())]
     ServeBaseline(PathBuf),
+    #[error("the {what} `{}` is not valid UTF-8, and prnn records it in the run folder's JSON, which holds text", path.display())]
+    NotUtf8 { what: &'static str, path: PathBuf },
     #[error("{} cell(s) did not finish: {}", .0.len(), .0.join("; "))]
     UnfinishedCells(Vec<String>),
     #[error("cannot find the prnn executable to run cells with: {0}")]
@@ -109,6 +111,7 @@ impl CliError {
             | CliError::NoItemsAsked
             | CliError::NoKnownItem
             | CliError::ServeBaseline(_)
+            | CliError::NotUtf8 { .. }
             | CliError::CutoffNotEvaluated { .. } => Exit::Usage,
             CliError::RunFolderTaken { .. } | CliError::NoCheckpoint { .. } | CliError::CatalogueMismatch { .. } => Exit::Io,
             CliError::EditedRun(_) => Exit::Config,
@@ -153,6 +156,10 @@ impl CliError {
                 return Some(format!("{hint}the baselines are {}", names.join(", ")));
             }
             CliError::NoItemsAsked => "e.g. `-k 20`",
+            CliError::NotUtf8 { .. } => {
+                "rename it, or name it through a symbolic link whose path is UTF-8 (`ln -s` it under a plain name); \
+                 run folders (`--out`) may have any name"
+            }
             CliError::ServeBaseline(_) => "recommend from a baseline with `prnn recommend DIR --session ...`, or serve a run of `prnn train`",
             CliError::NoKnownItem => {
                 "give item IDs as the session files write them (`prnn data stats` lists the data); the model can only continue sessions of items it was trained on"

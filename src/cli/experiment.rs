@@ -34,6 +34,10 @@ use super::{load_config, read_file, Reporter};
 pub use super::args::RunArgs as Args;
 
 pub fn run(args: &Args, reporter: &Reporter) -> anyhow::Result<()> {
+    super::session::recorded_paths(None, &args.config)?;
+    for spec in &args.specs {
+        super::session::recorded_paths(Some(spec), &args.config)?;
+    }
     let (mut config, config_source) = load_config(&args.config)?;
     let config_text = config.recorded_text(&config_source.text);
     if let Some(seeds) = &args.seeds {
@@ -162,7 +166,7 @@ pub fn run(args: &Args, reporter: &Reporter) -> anyhow::Result<()> {
     let markdown = prnn::report::markdown(&rows, &tuning.rows, cutoff, reference.as_deref(), tested);
     let json = serde_json::json!({
         "config": args.config,
-        "command_line": std::env::args().collect::<Vec<_>>(),
+        "command_line": prnn::run::command_line(),
         "cutoff": cutoff,
         "reference": reference,
         "compare_to": settings.compare_to,
@@ -353,6 +357,8 @@ impl Runner {
     fn command(&self) -> Command {
         let mut command = Command::new(&self.exe);
         command.arg("--color").arg("never");
+        // A cell still training after `prnn run` was killed would hold its folder against the re-run.
+        prnn::runtime::child::ends_with_parent(&mut command);
         command
     }
 

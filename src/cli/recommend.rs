@@ -11,11 +11,17 @@ use super::session;
 
 pub use super::args::RecommendArgs as Args;
 
+/// How many unknown items of a session are named one by one before the rest are counted.
+const NOTED_UNKNOWN: usize = 5;
+
 /// The session's items the training data holds, noting the others; a session with none is refused.
 fn known(session: &[String], items: &prnn::data::intern::Interner) -> Result<Vec<u32>, CliError> {
     let Prefix { known, unknown } = known_items(session, items);
-    for id in unknown {
+    for id in unknown.iter().take(NOTED_UNKNOWN) {
         eprintln!("note: item `{id}` does not occur in the training data; it is left out of the session");
+    }
+    if unknown.len() > NOTED_UNKNOWN {
+        eprintln!("note: and {} more items that do not occur in the training data, also left out", unknown.len() - NOTED_UNKNOWN);
     }
     if known.is_empty() {
         return Err(CliError::NoKnownItem);

@@ -131,9 +131,24 @@ pub fn feature_inputs(compiled: &Compiled) -> Vec<&str> {
         .collect()
 }
 
+/// Refuses a spec or config path that run records could not hold: they are JSON, whose strings are text, while a
+/// path is any bytes on Unix. The config's folder counts too, since records keep it absolute.
+pub fn recorded_paths(spec: Option<&Path>, config: &Path) -> Result<(), CliError> {
+    let not_text = |what: &'static str, path: &Path| path.to_str().is_none().then(|| CliError::NotUtf8 { what, path: path.to_path_buf() });
+    let refused = spec
+        .and_then(|spec| not_text("spec path", spec))
+        .or_else(|| not_text("run config path", config))
+        .or_else(|| not_text("run config's folder", &super::folder_of(config)));
+    refused.map_or(Ok(()), Err)
+}
+
 /// The config's dataset, or its validation split (the training set's last sessions held out as the test set).
 pub fn load_data(config: &RunConfig, validation: bool) -> anyhow::Result<Dataset> {
-    let (dataset, _) = prnn::data::load(config, true)?;
+    let (dataset, source) = prnn::data::load(config, true)?;
+    // A cache that could not be used was prepared again: said, since the user may want to know why it took long.
+    if let prnn::data::Source::Prepared { note: Some(note), .. } = source {
+        eprintln!("note: {note}");
+    }
     if !validation {
         return Ok(dataset);
     }

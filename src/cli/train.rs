@@ -52,6 +52,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         None => {
             let spec_path = args.spec.as_ref().expect("clap: SPEC is required without --resume");
             let config_path = args.config.as_ref().expect("clap: --config is required without --resume");
+            super::session::recorded_paths(Some(spec_path), config_path)?;
             let spec = read_file(spec_path, "spec")?;
             let config_text = read_file(config_path, "run config")?.text;
             let config_dir = super::folder_of(config_path);
@@ -76,7 +77,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             let record = RunRecord {
                 prnn_version: env!("CARGO_PKG_VERSION").to_string(),
                 torch_version: prnn::runtime::cuda::loaded_torch_version(),
-                command_line: std::env::args().collect(),
+                command_line: run::command_line(),
                 spec_path: spec_path.clone(),
                 config_path: config_path.clone(),
                 config_dir,
@@ -90,6 +91,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 parameters: 0,
                 validation: args.validation,
                 model: serde_json::to_value(&prepared.compiled.model).expect("models serialise"),
+                checksum: None,
             };
             (prepared, record, run_dir)
         }
@@ -111,10 +113,17 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let mut network = network;
     let mut in_epoch = None;
     if args.resume.is_some() {
-        let (done, partial) = load_for_resume(&run_dir, &mut network, &prepared)?;
+        let freed = run::file::remove_partial_writes(&run_dir)?;
+        if freed > 0 {
+            eprintln!("note: removed {freed} bytes of checkpoint writes that a killed run left unfinished");
+        }
+        let (done, done_line, partial) = load_for_resume(&run_dir, &mut network, &prepared)?;
         start_epoch = done + 1;
         in_epoch = partial;
-        metrics::keep_up_to(&run_dir.join(METRICS_FILE), start_epoch - 1)?;
+        metrics::keep_up_to(&run_dir.join(METRICS_FILE), done)?;
+        if let Some(line) = done_line {
+            metrics::restore_line(&run_dir.join(METRICS_FILE), done, &line)?;
+        }
     } else {
         create_dir(&run_dir, "the run folder")?;
         lock = Some(lock_folder(&run_dir)?);
@@ -261,8 +270,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             let observation = stopper.observe(epoch, score);
             StopRecord { metric: format!("{}@{}", rule.metric.label(), rule.cutoff), score, best: observation.best, end: observation.end }
         });
-        metrics::append(&run_dir.join(METRICS_FILE), &summary, evaluation.as_ref(), stop_record.as_ref())?;
-        save_checkpoint(&run_dir, trainer.network(), &prepared, epoch)?;
+        // The checkpoint first: a line is never written for an epoch whose checkpoint could not be.
+        let line = metrics::line(&summary, evaluation.as_ref(), stop_record.as_ref());
+        save_checkpoint(&run_dir, trainer.network(), &prepared, epoch, Some(&line))?;
+        metrics::append_line(&run_dir.join(METRICS_FILE), &line)?;
         checkpoint::remove_partial(&run_dir)
             .map_err(|source| FileError::write("the in-epoch checkpoint", &run_dir.join(checkpoint::PARTIAL_FILE_NAME), source))?;
         eprintln!(
@@ -370,6 +381,7 @@ impl EpochHooks for EpochLog<'_> {
             prnn_version: env!("CARGO_PKG_VERSION").to_string(),
             model: self.prepared.compiled.model.name.clone(),
             in_epoch: Some(point.clone()),
+            metrics_line: None,
         };
         checkpoint::save_partial(self.run_dir, network, &self.prepared.dataset.items, &info, hidden)?;
         self.last_checkpoint = std::time::Instant::now();
@@ -413,24 +425,32 @@ fn duration(seconds: f64) -> String {
 }
 
 /// Loads what a resumed run continues from: the last complete epoch's checkpoint, or the in-epoch checkpoint
-/// of the epoch after it when there is one. Returns the epochs completed and the epoch in progress.
+/// of the epoch after it when there is one. Returns the epochs completed, the last one's metrics line as its
+/// checkpoint keeps it, and the epoch in progress.
+#[allow(clippy::type_complexity)]
 fn load_for_resume(
     run_dir: &Path,
     network: &mut prnn::lower::Network,
     prepared: &session::Prepared,
-) -> anyhow::Result<(u64, Option<(InEpoch, checkpoint::HiddenStates)>)> {
+) -> anyhow::Result<(u64, Option<serde_json::Value>, Option<(InEpoch, checkpoint::HiddenStates)>)> {
     let unusable = |source| -> anyhow::Error {
         anyhow::Error::new(CliError::Checkpoint { needed_for: CheckpointUse::Resume, source })
             .context(format!("cannot resume `{}`", run_dir.display()))
     };
     let path = run_dir.join(checkpoint::FILE_NAME);
-    let done = if path.exists() { checkpoint::read_info(&path).map_err(unusable)?.0.epoch } else { 0 };
+    let (done, done_line) = match path.exists() {
+        true => {
+            let info = checkpoint::read_info(&path).map_err(unusable)?.0;
+            (info.epoch, info.metrics_line)
+        }
+        false => (0, None),
+    };
     let partial = run_dir.join(checkpoint::PARTIAL_FILE_NAME);
     if partial.exists() {
         match checkpoint::read_info(&partial) {
             Ok((info, _)) if info.in_epoch.as_ref().is_some_and(|point| point.epoch == done + 1 && info.epoch == done) => {
                 let (info, hidden) = checkpoint::load_partial(&partial, network, &prepared.dataset.items).map_err(unusable)?;
-                return Ok((done, Some((info.in_epoch.expect("checked above"), hidden))));
+                return Ok((done, done_line, Some((info.in_epoch.expect("checked above"), hidden))));
             }
             // Written during an epoch whose checkpoint is now in place: nothing of it is needed.
             Ok(_) => {}
@@ -443,15 +463,23 @@ fn load_for_resume(
     if path.exists() {
         checkpoint::load(&path, network, &prepared.dataset.items).map_err(unusable)?;
     }
-    Ok((done, None))
+    Ok((done, done_line, None))
 }
 
-fn save_checkpoint(run_dir: &Path, network: &prnn::lower::Network, prepared: &session::Prepared, epoch: u64) -> anyhow::Result<()> {
+/// Writes the checkpoint of `epoch`, keeping the epoch's metrics line when it has one to write next.
+fn save_checkpoint(
+    run_dir: &Path,
+    network: &prnn::lower::Network,
+    prepared: &session::Prepared,
+    epoch: u64,
+    metrics_line: Option<&serde_json::Value>,
+) -> anyhow::Result<()> {
     let info = CheckpointInfo {
         epoch,
         prnn_version: env!("CARGO_PKG_VERSION").to_string(),
         model: prepared.compiled.model.name.clone(),
         in_epoch: None,
+        metrics_line: metrics_line.cloned(),
     };
     checkpoint::save(run_dir, network, &prepared.dataset.items, &info)
         .map_err(|source| FileError::write("the checkpoint", &run_dir.join(checkpoint::FILE_NAME), source))?;
@@ -479,7 +507,7 @@ fn go_back_to_best(
     );
     let groups = &stopper.stopping().groups;
     let last_epoch = groups[end.group].last_epoch;
-    save_checkpoint(run_dir, network, prepared, last_epoch)?;
+    save_checkpoint(run_dir, network, prepared, last_epoch, None)?;
     let what = if groups.len() > 1 { format!("phase {}", end.group + 1) } else { "training".to_string() };
     eprintln!(
         "early stopping: {what} stopped after epoch {} ({}); kept epoch {} ({:.4})",

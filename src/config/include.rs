@@ -257,7 +257,9 @@ fn read_config(path: &Path) -> std::io::Result<String> {
     if !std::fs::metadata(path)?.is_file() {
         return Err(std::io::Error::other("it is not a file"));
     }
-    std::fs::read_to_string(path)
+    // A byte-order mark is not text: dropped, as `run::file::read_text` drops it from the including file.
+    let text = std::fs::read_to_string(path)?;
+    Ok(text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text))
 }
 
 fn unreadable(name: &str, at: Span, error: &std::io::Error) -> Diagnostic {

@@ -98,9 +98,41 @@ pub struct DataError {
     pub notes: Vec<String>,
 }
 
+/// The most characters of a `quoted` value a message shows; a field of a damaged file can be megabytes long.
+const MAX_QUOTED: usize = 80;
+
+/// `text` with every backtick-quoted value longer than [`MAX_QUOTED`] characters cut to its start, followed by
+/// how many bytes were left out.
+fn shorten_quoted(text: &str) -> String {
+    let mut shortened = String::with_capacity(text.len().min(1024));
+    let mut left_out = None;
+    for (index, part) in text.split('`').enumerate() {
+        if index > 0 {
+            shortened.push('`');
+        }
+        if let Some(bytes) = left_out.take() {
+            shortened.push_str(&format!(" ({bytes} more bytes)"));
+        }
+        let quoted = index % 2 == 1;
+        if quoted && part.chars().count() > MAX_QUOTED {
+            let start: String = part.chars().take(MAX_QUOTED).collect();
+            shortened.push_str(&start);
+            shortened.push('…');
+            left_out = Some(part.len() - start.len());
+        } else {
+            shortened.push_str(part);
+        }
+    }
+    if let Some(bytes) = left_out {
+        shortened.push_str(&format!(" ({bytes} more bytes)"));
+    }
+    shortened
+}
+
 impl DataError {
     pub fn new(code: DataCode, path: &Path, message: impl Into<String>) -> Self {
-        DataError { code, message: message.into(), path: path.to_path_buf(), line: None, row: None, snippet: None, notes: Vec::new() }
+        let message = shorten_quoted(&message.into());
+        DataError { code, message, path: path.to_path_buf(), line: None, row: None, snippet: None, notes: Vec::new() }
     }
 
     pub fn line(mut self, line: u64) -> Self {
@@ -130,12 +162,12 @@ impl DataError {
     }
 
     pub fn help(mut self, text: impl Into<String>) -> Self {
-        self.notes.push(format!("help: {}", text.into()));
+        self.notes.push(format!("help: {}", shorten_quoted(&text.into())));
         self
     }
 
     pub fn note(mut self, text: impl Into<String>) -> Self {
-        self.notes.push(format!("note: {}", text.into()));
+        self.notes.push(format!("note: {}", shorten_quoted(&text.into())));
         self
     }
 
@@ -177,6 +209,17 @@ impl std::error::Error for DataError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_quoted_values_are_cut_and_short_ones_kept() {
+        let long = "x".repeat(1_000_000);
+        let message = shorten_quoted(&format!("field 2 `{long}` is not a number; see `[data]`"));
+        assert_eq!(message, format!("field 2 `{}…` (999920 more bytes) is not a number; see `[data]`", "x".repeat(80)));
+        assert_eq!(shorten_quoted("no quotes at all"), "no quotes at all");
+        assert_eq!(shorten_quoted(&format!("unclosed `{long}")), format!("unclosed `{}… (999920 more bytes)", "x".repeat(80)));
+        let error = DataError::new(DataCode::Row, Path::new("t.tsv"), format!("`{long}`")).help(format!("`{long}`"));
+        assert!(error.to_string().len() < 1_000, "{}", error.to_string().len());
+    }
 
     #[test]
     fn renders_location_snippet_and_help() {

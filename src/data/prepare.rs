@@ -157,6 +157,15 @@ pub fn prepare(config: &RunConfig) -> Result<Dataset, DataError> {
         _ => unreachable!("the config checks name either sessions or train and test"),
     };
 
+    // Training learns each click's next one: sessions of one event teach nothing, and training on none of
+    // anything else would "succeed" on 0 events.
+    if !(0..train.len()).any(|s| train.session(s).len() >= 2) {
+        let train_file = config.data.train.as_ref().or(config.data.sessions.as_ref()).expect("a config names its sessions");
+        return Err(DataError::new(DataCode::Preprocess, train_file.get_ref(), "no training session has 2 or more events: there is no next click to learn")
+            .note(format!("all {} training session(s) left after the filters hold a single event", train.len()))
+            .help("set `[preprocess] min_session_length` to 2 (the paper's setting), or give sessions of at least two clicks"));
+    }
+
     // Test events need an item the model has seen; test sessions need a next event to predict.
     let mut in_train = vec![false; items.len()];
     for event in &train.events {

@@ -47,10 +47,22 @@ impl TimeParser {
 
 /// A time field that does not read as its column's unit: the text as written (invalid UTF-8 replaced).
 #[derive(Debug, thiserror::Error)]
-#[error("{text:?}, which is not {}", unit_description(*.unit))]
+#[error("{}, which is not {}", shown(.text), unit_description(*.unit))]
 pub(super) struct UnreadableTime {
     text: String,
     unit: TimeUnit,
+}
+
+/// A field as a message quotes it: escaped, and cut after its first 40 characters (a damaged file's field can be
+/// megabytes long).
+fn shown(text: &str) -> String {
+    const MAX: usize = 40;
+    let start: String = text.chars().take(MAX).collect();
+    if start.len() == text.len() {
+        format!("{text:?}")
+    } else {
+        format!("{start:?}… ({} more bytes)", text.len() - start.len())
+    }
 }
 
 pub(super) fn parse_date(text: &str) -> Option<f64> {

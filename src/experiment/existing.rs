@@ -135,6 +135,7 @@ mod tests {
             parameters: 0,
             validation: false,
             model: serde_json::Value::Null,
+            checksum: None,
         }
     }
 

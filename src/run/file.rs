@@ -43,9 +43,15 @@ impl FileError {
     }
 }
 
-/// Reads a UTF-8 text file; `what` names it in the error ("spec", "run config", ...).
+/// Reads a UTF-8 text file; `what` names it in the error ("spec", "run config", ...). A byte-order mark at the
+/// start (which some Windows editors write) is dropped: it is not text, and a parser would meet it as an
+/// invisible first character.
 pub fn read_text(path: &Path, what: &'static str) -> Result<String, FileError> {
-    std::fs::read_to_string(path).map_err(|source| FileError::Read { what, path: path.to_path_buf(), source })
+    let text = std::fs::read_to_string(path).map_err(|source| FileError::Read { what, path: path.to_path_buf(), source })?;
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
 }
 
 /// Writes (or replaces) a text file.
@@ -56,6 +62,24 @@ pub fn write_text(path: &Path, what: &'static str, text: &str) -> Result<(), Fil
 /// Creates a folder and its parents; an existing one is fine.
 pub fn create_dir(path: &Path, what: &'static str) -> Result<(), FileError> {
     std::fs::create_dir_all(path).map_err(|source| FileError::Create { what, path: path.to_path_buf(), source })
+}
+
+/// Removes what killed writes left in the run folder `dir`: every file is written as `.NAME-XXXXXX.partial`
+/// beside its place and renamed into it, so such a file is a write that never finished. Only the folder's
+/// writer (holding its lock) may call this. Returns the bytes freed.
+pub fn remove_partial_writes(dir: &Path) -> Result<u64, FileError> {
+    let failed = |source| FileError::Write { what: "the run folder", path: dir.to_path_buf(), source };
+    let mut freed = 0;
+    for entry in std::fs::read_dir(dir).map_err(failed)? {
+        let entry = entry.map_err(failed)?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.ends_with(".partial") && entry.file_type().map_err(failed)?.is_file() {
+            freed += entry.metadata().map_or(0, |m| m.len());
+            std::fs::remove_file(entry.path()).map_err(|source| FileError::write("a leftover temporary file", &entry.path(), source))?;
+        }
+    }
+    Ok(freed)
 }
 
 #[cfg(test)]

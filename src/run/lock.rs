@@ -67,7 +67,7 @@ pub fn lock_folder(folder: &Path) -> Result<FolderLock, LockError> {
         Err(TryLockError::Error(source)) => return Err(io(source)),
     }
     // Ours now: whatever a killed holder left in the file is replaced by this process's record.
-    let command: Vec<String> = std::iter::once("prnn".to_string()).chain(std::env::args().skip(1)).collect();
+    let command: Vec<String> = std::iter::once("prnn".to_string()).chain(super::command_line().into_iter().skip(1)).collect();
     let record = format!("process {} since {} running `{}`\n", std::process::id(), now(), command.join(" "));
     file.set_len(0)
         .and_then(|()| file.rewind())

@@ -3,8 +3,10 @@
 //!
 //! Each line is also an event of the run's TensorBoard event file ([`super::tensorboard`]).
 //!
-//! A line is appended and synced before the epoch's checkpoint is written, so a run killed in between has a
-//! line for an epoch it will train again; [`keep_up_to`] drops such lines when the run resumes.
+//! A line is appended and synced once the epoch's checkpoint is in place, never before, so a full disk never
+//! leaves a line for an epoch without its checkpoint. The checkpoint keeps its epoch's line too: a run killed
+//! between the two gets the line back when it resumes ([`restore_line`]). Lines of epochs after the
+//! checkpoint (written by earlier prnn versions, which wrote the line first) are dropped then ([`keep_up_to`]).
 
 use std::io::Write;
 use std::path::Path;
@@ -28,26 +30,48 @@ pub struct StopRecord {
     pub end: Option<GroupEnd>,
 }
 
-/// Appends an epoch's line to `metrics.jsonl` at `path`.
-pub fn append(path: &Path, summary: &EpochSummary, evaluation: Option<&Evaluation>, stop: Option<&StopRecord>) -> Result<(), FileError> {
+/// An epoch's line: its summary, its evaluation under `"eval"`, early stopping's record under `"stopping"`,
+/// and when the epoch ended under `"time"`.
+pub fn line(summary: &EpochSummary, evaluation: Option<&Evaluation>, stop: Option<&StopRecord>) -> serde_json::Value {
     let mut line = serde_json::to_value(summary).expect("summaries serialise");
-    if let (Some(evaluation), Some(fields)) = (evaluation, line.as_object_mut()) {
+    let fields = line.as_object_mut().expect("a summary is an object");
+    if let Some(evaluation) = evaluation {
         fields.insert("eval".into(), serde_json::to_value(&evaluation.metrics).expect("metrics serialise"));
     }
-    if let (Some(stop), Some(fields)) = (stop, line.as_object_mut()) {
+    if let Some(stop) = stop {
         fields.insert("stopping".into(), serde_json::to_value(stop).expect("stop records serialise"));
     }
-    if let Some(fields) = line.as_object_mut() {
-        // When the epoch ended, in Unix seconds: TensorBoard's wall time of the epoch.
-        fields.insert("time".into(), serde_json::json!(jiff::Timestamp::now().as_millisecond() as f64 / 1000.0));
-    }
+    // In Unix seconds: TensorBoard's wall time of the epoch.
+    fields.insert("time".into(), serde_json::json!(jiff::Timestamp::now().as_millisecond() as f64 / 1000.0));
+    line
+}
+
+/// Appends an epoch's line to `metrics.jsonl` at `path`, and its event to the TensorBoard event file.
+pub fn append(path: &Path, summary: &EpochSummary, evaluation: Option<&Evaluation>, stop: Option<&StopRecord>) -> Result<(), FileError> {
+    append_line(path, &line(summary, evaluation, stop))
+}
+
+/// Appends a line made by [`line`] to `metrics.jsonl` at `path`, and its event to the TensorBoard event file.
+pub fn append_line(path: &Path, line: &serde_json::Value) -> Result<(), FileError> {
     let write = || -> std::io::Result<()> {
         let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
         writeln!(file, "{line}")?;
         file.sync_all()
     };
     write().map_err(|source| FileError::write("metrics", path, source))?;
-    super::tensorboard::append(path.parent().unwrap_or(Path::new(".")), &line)
+    super::tensorboard::append(path.parent().unwrap_or(Path::new(".")), line)
+}
+
+/// Appends `line`, the line of epoch `epoch` that its checkpoint keeps, when `metrics.jsonl` at `path` has
+/// none: the run was stopped after the checkpoint was in place and before its line was written.
+pub fn restore_line(path: &Path, epoch: u64, line: &serde_json::Value) -> Result<bool, FileError> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let present = text.lines().any(|l| serde_json::from_str::<EpochSummary>(l).is_ok_and(|s| s.epoch == epoch));
+    if present {
+        return Ok(false);
+    }
+    append_line(path, line)?;
+    Ok(true)
 }
 
 /// Drops the lines of epochs after `last` (epochs that ran but whose checkpoint was never written), and writes

@@ -41,6 +41,8 @@ pub enum RunError {
     File(#[from] FileError),
     #[error("{} is damaged: {source}", path.display())]
     Damaged { path: PathBuf, source: serde_json::Error },
+    #[error("{} does not match its checksum: it was changed after prnn wrote it", path.display())]
+    Altered { path: PathBuf },
     #[error("{} names an unknown baseline `{name}`", path.display())]
     UnknownBaseline { path: PathBuf, name: String },
     #[error("{}:{line} is not a rank line (`SessionId<tab>Position<tab>ItemId<tab>Rank`)", path.display())]
@@ -55,9 +57,18 @@ impl RunError {
             RunError::File(error) => error.help(),
             RunError::Damaged { path, .. } if path.ends_with(BASELINE_FILE) => Some("run `prnn baseline` again"),
             RunError::Damaged { .. } => Some("the run folder cannot be used; train again"),
+            RunError::Altered { .. } => {
+                Some("undo the edit (a run's record says how prnn made the folder), or train a new run with what you want to change")
+            }
             RunError::UnknownBaseline { .. } | RunError::BadRank { .. } => None,
         }
     }
+}
+
+/// This process's command line as records keep it: an argument that is not UTF-8 (a path is any bytes on
+/// Unix) is written with U+FFFD in place of its bad bytes rather than refused.
+pub fn command_line() -> Vec<String> {
+    std::env::args_os().map(|argument| argument.to_string_lossy().into_owned()).collect()
 }
 
 /// BLAKE3 of a text, as run records keep it.

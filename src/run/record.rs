@@ -36,9 +36,24 @@ pub struct RunRecord {
     pub validation: bool,
     /// The model after defaults and overrides: what actually trains.
     pub model: serde_json::Value,
+    /// BLAKE3 of the record without this field, so that an edit is found rather than trusted (records of
+    /// earlier prnn versions have none and are read unverified).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
 }
 
 impl RunRecord {
+    /// The checksum of the record's fields other than `checksum`.
+    fn sum(&self) -> String {
+        let unsealed = RunRecord { checksum: None, ..self.clone() };
+        super::hash(&serde_json::to_string(&unsealed).expect("records serialise"))
+    }
+
+    /// Whether the record is as prnn wrote it: its checksum matches, or it predates checksums.
+    fn intact(&self) -> bool {
+        self.checksum.as_ref().is_none_or(|sum| *sum == self.sum())
+    }
+
     /// The step the run trained with, for a resume to keep it; None for records older than the choice.
     pub fn step_choice(&self) -> Option<StepChoice> {
         match self.step.as_str() {
@@ -94,7 +109,10 @@ pub fn read_run(dir: &Path) -> Result<RunFolder, RunError> {
             RunError::NotARunFolder { dir: dir.to_path_buf(), source }
         }
     })?;
-    let record = parse(&record_path, &record_text)?;
+    let record: RunRecord = parse(&record_path, &record_text)?;
+    if !record.intact() {
+        return Err(RunError::Altered { path: record_path });
+    }
     let spec_path = dir.join(SPEC_FILE);
     let spec = Source::new(spec_path.display().to_string(), read_text(&spec_path, "spec")?);
     let config_text = read_text(&dir.join(CONFIG_FILE), "run config")?;
@@ -103,7 +121,8 @@ pub fn read_run(dir: &Path) -> Result<RunFolder, RunError> {
 
 /// Writes a new trained run's spec, config and record.
 pub fn write_run(dir: &Path, spec: &str, config: &str, record: &RunRecord) -> Result<(), FileError> {
-    let record = serde_json::to_string_pretty(record).expect("records serialise") + "\n";
+    let sealed = RunRecord { checksum: Some(record.sum()), ..record.clone() };
+    let record = serde_json::to_string_pretty(&sealed).expect("records serialise") + "\n";
     for (name, text) in [(SPEC_FILE, spec), (CONFIG_FILE, config), (RECORD_FILE, record.as_str())] {
         write_text(&dir.join(name), "the run record", text)?;
     }
@@ -157,6 +176,7 @@ mod tests {
             parameters: 1234,
             validation: true,
             model: serde_json::json!({ "name": "m" }),
+            checksum: None,
         }
     }
 
@@ -165,11 +185,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_run(dir.path(), "model m {}\n", "[data]\n", &record()).unwrap();
         let folder = read_run(dir.path()).unwrap();
-        assert_eq!(folder.record, record());
+        assert!(folder.record.checksum.is_some(), "written sealed");
+        assert_eq!(RunRecord { checksum: None, ..folder.record.clone() }, record());
         assert_eq!(folder.record.step_choice(), Some(StepChoice::Fused));
         assert_eq!(folder.spec.text, "model m {}\n");
         assert_eq!(folder.spec.name, dir.path().join(SPEC_FILE).display().to_string(), "diagnostics name the folder's copy");
         assert_eq!(folder.config_text, "[data]\n");
+    }
+
+    #[test]
+    fn an_edited_record_is_refused_and_one_older_than_checksums_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        write_run(dir.path(), "model m {}\n", "[data]\n", &record()).unwrap();
+        let path = dir.path().join(RECORD_FILE);
+        let written = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, written.replace("\"parameters\": 1234", "\"parameters\": 1235")).unwrap();
+        let error = read_run(dir.path()).unwrap_err();
+        assert!(matches!(error, RunError::Altered { .. }), "{error:?}");
+        // Spacing is not content: a record pretty-printed again still reads.
+        let value: serde_json::Value = serde_json::from_str(&written).unwrap();
+        std::fs::write(&path, serde_json::to_string(&value).unwrap()).unwrap();
+        assert!(read_run(dir.path()).is_ok());
+        std::fs::write(&path, serde_json::to_string_pretty(&record()).unwrap()).unwrap();
+        assert_eq!(read_run(dir.path()).unwrap().record, record(), "a record without a checksum is read unverified");
     }
 
     #[test]

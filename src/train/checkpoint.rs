@@ -38,6 +38,10 @@ pub struct CheckpointInfo {
     /// In an in-epoch checkpoint: how far epoch `epoch + 1` has come.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_epoch: Option<InEpoch>,
+    /// The epoch's `metrics.jsonl` line, written after the checkpoint: a resume restores it when a kill came
+    /// in between.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_line: Option<serde_json::Value>,
 }
 
 fn floats(tensor: &Tensor) -> Vec<f32> {
