@@ -82,6 +82,29 @@ fn compile_prints_text_dot_and_json() {
 }
 
 #[test]
+fn a_parameter_total_past_u64_is_said_to_overflow_in_text_and_json() {
+    // Seven GRUs of 10^9 units (the checker's largest hidden size): 3·10^18 values of W_hh each, 2.1·10^19 in all.
+    let subnets: String = (0..7).map(|k| format!("  subnet s{k} = gru(id, hidden = 1000000000)\n")).collect();
+    let names: Vec<String> = (0..7).map(|k| format!("s{k}")).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("giant.prnn");
+    std::fs::write(&spec, format!("model giant {{\n  input id : item_id\n{subnets}  merge = parallel({})\n}}\n", names.join(", ")))
+        .unwrap();
+    let output = prnn().arg("compile").arg(&spec).output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let parameters = text.split_once("\nparameters\n").and_then(|(_, rest)| rest.split_once("\n\n")).map(|(table, _)| table);
+    insta::assert_snapshot!(parameters.unwrap_or_else(|| panic!("{text}")));
+    let json = prnn().arg("compile").arg(&spec).args(["--format", "json"]).output().unwrap();
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["parameters"]["total"], serde_json::json!({ "overflows": true }));
+    assert_eq!(
+        value["parameters"]["by_owner"]["s0"],
+        serde_json::json!({ "constant": 3_000_000_003_000_000_000u64, "n_items": 4_000_000_001u64 })
+    );
+}
+
+#[test]
 fn compile_with_a_config_decides_feature_kinds_and_concrete_shapes() {
     let output = prnn().args(["compile", "specs/parallel_res.prnn", "--config", "examples/amazon-image-vectors.toml"]).output().unwrap();
     assert!(output.status.success(), "{}", stderr(&output));

@@ -101,13 +101,7 @@ pub fn run(args: &Args, reporter: &Reporter) -> anyhow::Result<()> {
         out: out.clone(),
         config_path: args.config.clone(),
         config_hash: run::hash(&config_text),
-        threads: {
-            let all = match config.run.threads {
-                0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
-                n => n,
-            };
-            (all / settings.jobs).max(1)
-        },
+        threads: (super::session::cpu_threads(config.run.threads) as u64 / settings.jobs).max(1),
         device: args.device.clone(),
         eval_every_epoch: settings.eval_every_epoch,
         exe: std::env::current_exe().map_err(CliError::NoExecutable)?,

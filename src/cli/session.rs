@@ -7,7 +7,7 @@ use indexmap::IndexMap;
 use prnn::config::{RunConfig, StepChoice};
 use prnn::data::features::Feature;
 use prnn::data::Dataset;
-use prnn::diagnostic::Source;
+use prnn::diagnostic::{group_thousands, Source};
 use prnn::ir::memory::{self, Available, Purpose, Workload};
 use prnn::ir::{Compiled, InputRepr, Node};
 use prnn::lower::{Network, StepKind};
@@ -155,23 +155,40 @@ pub fn load_data(config: &RunConfig, validation: bool) -> anyhow::Result<Dataset
     Ok(prnn::data::validation::validation_split(&dataset).ok_or(CliError::NoValidationSessions)?)
 }
 
-/// Sets libtorch's CPU thread count from `[run] threads` (0: every core this process may use).
-pub fn set_threads(config: &RunConfig) {
-    let threads = match config.run.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n as usize,
-    };
-    tch::set_num_threads(threads as i32);
+/// The CPU threads for `asked` (`--threads` or `[run] threads`; 0: every core this process may use), at most
+/// [`prnn::runtime::cpu::THREADS_PER_CORE`] per core. A cut ask is said once per process on stderr: training
+/// resolves its threads twice, and `prnn train --eval` evaluates in the same process.
+pub fn cpu_threads(asked: u64) -> usize {
+    use prnn::runtime::cpu;
+    let threads = cpu::threads_for(asked, cpu::cores());
+    if threads.capped {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            eprintln!(
+                "warning: {} CPU threads asked for (`--threads` or `[run] threads`); using {}, {} per core on the {} cores \
+                 this process may use: more only wait for one another",
+                group_thousands(threads.asked),
+                threads.used,
+                cpu::THREADS_PER_CORE,
+                cpu::cores()
+            )
+        });
+    }
+    threads.used
 }
 
-/// libtorch's CPU threads for training steps: `[run] threads` when set; when it is 0 (the default), every core,
-/// but one for a step whose products are too small to split (`prnn::ir::cost`), such as GRU4Rec's row 1.
+/// Sets libtorch's CPU thread count from `[run] threads` ([`cpu_threads`]).
+pub fn set_threads(config: &RunConfig) {
+    tch::set_num_threads(i32::try_from(cpu_threads(config.run.threads)).unwrap_or(i32::MAX));
+}
+
+/// libtorch's CPU threads for training steps: `[run] threads` when set ([`cpu_threads`]); when it is 0 (the
+/// default), every core, but one for a step whose products are too small to split (`prnn::ir::cost`), such as
+/// GRU4Rec's row 1.
 pub fn training_threads(config: &RunConfig, network: &Network) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     match config.run.threads {
         0 if network.device == tch::Device::Cpu && prnn::ir::cost::step_multiply_adds(network.ir()) < prnn::ir::cost::SMALL_STEP => 1,
-        0 => cores,
-        n => n as usize,
+        asked => cpu_threads(asked),
     }
 }
 

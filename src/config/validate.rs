@@ -4,7 +4,8 @@ use toml::de::DeTable;
 
 use super::schema::{override_text, parse_device, InputBinding, RunConfig, Split, BASELINE_NAMES, TUNE_METHODS};
 use super::span;
-use crate::diagnostic::{closest, Code, Diagnostic, Span};
+use crate::check::MAX_WHOLE;
+use crate::diagnostic::{closest, group_thousands, Code, Diagnostic, Span};
 
 /// Cross-field checks that serde cannot express.
 pub(super) fn validate(config: &RunConfig, errors: &mut Vec<Diagnostic>) {
@@ -128,8 +129,8 @@ fn setting_span(document: &DeTable<'_>, table: &str, key: &str) -> Option<Span> 
     }
 }
 
-/// Checks `[run]`, `[baselines]` and `[experiment]`; `document` is the config as read, with spans, which the typed
-/// config keeps none of for these tables.
+/// Checks `[run]`, `[baselines]`, `[experiment]` and the upper bound of `[eval] batch`; `document` is the config
+/// as read, with spans, which the typed config keeps none of for these tables.
 pub(super) fn validate_baselines_and_experiment(config: &RunConfig, document: &DeTable<'_>, errors: &mut Vec<Diagnostic>) {
     let mut problem = |table: &str, key: &str, message: String, help: &str| {
         let mut diagnostic = Diagnostic::error(Code::ConfigSyntax, message);
@@ -138,6 +139,16 @@ pub(super) fn validate_baselines_and_experiment(config: &RunConfig, document: &D
         }
         errors.push(diagnostic.help(help.to_string()));
     };
+    // The spec's `batch` stops at the same bound. Evaluation never holds more rows than there are test sessions,
+    // so a larger batch buys nothing, and a number of that size is a typo.
+    if config.eval.batch > MAX_WHOLE {
+        problem(
+            "eval",
+            "batch",
+            format!("`[eval] batch` must be a whole number from 1 to {}, not {}", group_thousands(MAX_WHOLE), group_thousands(config.eval.batch)),
+            "a batch of more sessions than the test set has scores them all at once; e.g. `batch = 512`",
+        );
+    }
     let minutes = config.run.checkpoint_minutes;
     if !(minutes.is_finite() && minutes >= 0.0) {
         problem(

@@ -74,6 +74,32 @@ impl Expr {
         }
     }
 
+    /// `self + other`, or None when the constant or a coefficient would pass `u64::MAX`.
+    pub fn checked_add(&self, other: &Expr) -> Option<Expr> {
+        let mut sum = self.clone();
+        sum.constant = sum.constant.checked_add(other.constant)?;
+        for (symbol, coefficient) in &other.terms {
+            let term = sum.terms.entry(symbol.clone()).or_default();
+            *term = term.checked_add(*coefficient)?;
+        }
+        Some(sum)
+    }
+
+    /// `self * factor`, or None when the constant or a coefficient would pass `u64::MAX`.
+    pub fn checked_times(&self, factor: u64) -> Option<Expr> {
+        let mut terms = BTreeMap::new();
+        for (symbol, coefficient) in &self.terms {
+            terms.insert(symbol.clone(), coefficient.checked_mul(factor)?);
+        }
+        Some(Expr { constant: self.constant.checked_mul(factor)?, terms })
+    }
+
+    /// Whether a saturating operation stopped at `u64::MAX` somewhere in this size: its true value is that or
+    /// more, and only a count that says so is honest.
+    pub fn is_saturated(&self) -> bool {
+        self.constant == u64::MAX || self.terms.values().any(|&c| c == u64::MAX)
+    }
+
     /// Replaces every bound symbol by its value.
     pub fn bind(&self, bindings: &Bindings) -> Expr {
         let mut bound = Expr::constant(self.constant);
@@ -163,5 +189,16 @@ mod tests {
         assert_eq!(width.bind(&bindings).to_string(), "dim(image) + 1,000");
         let all = Bindings { items: Some(1000), widths: [("image".into(), 512)].into(), ..Default::default() };
         assert_eq!(width.bind(&all).as_constant(), Some(1512));
+    }
+
+    #[test]
+    fn checked_arithmetic_refuses_what_saturating_arithmetic_clips() {
+        // 2^63: twice that is one past u64::MAX.
+        let big = Expr::symbol(Symbol::Items).times(3).add(&Expr::constant(1 << 63));
+        assert_eq!(big.checked_add(&Expr::constant(1)).map(|e| e.constant), Some((1 << 63) + 1));
+        assert_eq!(big.checked_add(&big), None, "the constant passes u64::MAX");
+        assert_eq!(big.checked_times(3), None);
+        assert_eq!(Expr::symbol(Symbol::Items).times(u64::MAX).checked_times(2), None, "a coefficient passes u64::MAX");
+        assert!(big.add(&big).is_saturated() && !big.is_saturated());
     }
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::expr::Expr;
 use super::handle::{NodeId, ParamId, SubnetId};
-pub use super::param::{Init, Owner, Param, Role, RowSpace};
+pub use super::param::{Init, Owner, Param, ParamCount, Role, RowSpace};
 use crate::check::{Activation, Embedding, InputKind, Loss, Model, Negatives};
 
 /// Where a GRU's reset gate acts. docs/model.md says which form each input mode uses, and why.
@@ -335,8 +335,8 @@ impl Graph {
     }
 
     /// Parameter count per owner, in order of first appearance.
-    pub fn param_counts(&self) -> Vec<(Owner, Expr)> {
-        let mut counts: Vec<(Owner, Expr)> = Vec::new();
+    pub fn param_counts(&self) -> Vec<(Owner, ParamCount)> {
+        let mut counts: Vec<(Owner, ParamCount)> = Vec::new();
         for param in &self.params {
             match counts.iter_mut().find(|(owner, _)| *owner == param.owner) {
                 Some((_, count)) => *count = count.add(&param.count()),
@@ -346,8 +346,8 @@ impl Graph {
         counts
     }
 
-    pub fn total_params(&self) -> Expr {
-        self.params.iter().fold(Expr::default(), |sum, p| sum.add(&p.count()))
+    pub fn total_params(&self) -> ParamCount {
+        self.params.iter().fold(ParamCount::default(), |sum, p| sum.add(&p.count()))
     }
 }
 

@@ -342,7 +342,8 @@ pub fn estimate(bound: &Bound, workload: &Workload, purpose: Purpose) -> Estimat
             // Refills double from a small first one, so an epoch of few steps never draws more than twice the
             // samples it uses (a step uses at least one training event).
             let full = steps.max(1) * extra;
-            let cache = full.min((2 * u128::from(workload.train_events) * extra).max(extra));
+            // Saturating: 2 x 2^64 events x 2^64 negatives would pass even u128.
+            let cache = full.min(u128::from(workload.train_events).saturating_mul(2 * extra).max(extra));
             terms.push(Term {
                 what: "negative sampler".to_string(),
                 detail: format!("a cache of {} samples x 4 bytes", group_thousands(cache)),
@@ -529,6 +530,9 @@ impl TooLarge {
         if self.available.source.contains("PRNN_MEMORY_LIMIT") {
             advice.push(if advice.is_empty() { "raise PRNN_MEMORY_LIMIT" } else { "or raise PRNN_MEMORY_LIMIT" }.to_string());
         }
+        if self.available.source.contains("ulimit -v") {
+            advice.push(if advice.is_empty() { "raise `ulimit -v`" } else { "or raise `ulimit -v`" }.to_string());
+        }
         advice.join("; ")
     }
 }
@@ -646,6 +650,28 @@ mod tests {
         let spec = ID_ONLY.replace("batch = 4", "batch = 4\n negatives = in_batch(extra = 1000000000)");
         let huge = estimate_of(&spec, u64::MAX);
         assert!(huge.total().is_finite() && huge.total() > 1e21, "{}", huge.total());
+    }
+
+    #[test]
+    fn every_workload_size_at_u64_max_gives_a_finite_estimate_that_no_memory_holds() {
+        let spec = ID_ONLY.replace("batch = 4", "batch = 1000000000\n negatives = in_batch(extra = 1000000000)");
+        let most = Workload {
+            train_sessions: u64::MAX,
+            train_events: u64::MAX,
+            test_sessions: u64::MAX,
+            eval_batch: u64::MAX,
+            sample_cache: u64::MAX,
+            features: BTreeMap::from([("id".to_string(), u64::MAX)]),
+        };
+        for purpose in [Purpose::Train, Purpose::Evaluate, Purpose::Recommend] {
+            let estimate = estimate(&bound(&spec, u64::MAX), &most, purpose);
+            assert!(estimate.terms.iter().all(|t| t.bytes.is_finite() && t.bytes >= 0.0), "{purpose}: {:?}", estimate.terms);
+            let available = Available { bytes: u64::MAX, source: "a test".into() };
+            assert!(check(&estimate, &available, false).is_err(), "{purpose}: {} fits in 2^64 bytes", estimate.total());
+        }
+        // `[eval] batch = 2^64 - 1` scores no more sessions at once than the test set has.
+        let eval = estimate(&bound(ID_ONLY, 20), &Workload { eval_batch: u64::MAX, ..workload() }, Purpose::Evaluate);
+        assert_eq!(bytes(&eval, "evaluation scores"), 7.0 * 20.0 * 4.0);
     }
 
     fn estimate_of(spec: &str, items: u64) -> Estimate {

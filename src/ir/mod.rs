@@ -26,7 +26,7 @@ pub mod render;
 pub use crate::check::{Activation, EarlyStop, Loss, StopMetric};
 use crate::check::{Model, Negatives};
 pub use expr::{Bindings, Expr, Symbol};
-pub use graph::{Graph, GruForm, GruInput, Init, InputRepr, Node, Owner, Param, Role, RowSpace};
+pub use graph::{Graph, GruForm, GruInput, Init, InputRepr, Node, Owner, Param, ParamCount, Role, RowSpace};
 pub use handle::{NodeId, ParamId, SubnetId};
 pub use plan::Plan;
 
@@ -158,9 +158,12 @@ impl Bound {
         self.graph().param(param).shape.iter().map(|d| number(d) as i64).collect()
     }
 
-    /// The number of values of every parameter.
+    /// The number of values of every parameter; `u64::MAX` for a model past that, which no memory check passes.
     pub fn parameter_count(&self) -> u64 {
-        number(&self.graph().total_params())
+        match self.graph().total_params() {
+            ParamCount::Counted(count) => number(&count),
+            ParamCount::Overflows => u64::MAX,
+        }
     }
 
     /// The catalogue size.
@@ -205,6 +208,22 @@ mod tests {
         let counts = compiled.graph.param_counts();
         assert_eq!(counts[0].1.to_string(), "401·n_items + 30,300");
         assert_eq!(counts[1].1.to_string(), "101·n_items + 300·dim(image) + 30,300");
+    }
+
+    #[test]
+    fn a_total_past_u64_says_it_overflows_and_the_subnets_under_it_keep_their_counts() {
+        // Seven GRUs of 10^9 units: each W_hh is 3·10^18 values, seven pass 2^64 - 1 (about 1.8·10^19).
+        let subnets: String = (0..7).map(|k| format!(" subnet s{k} = gru(id, hidden = 1000000000)\n")).collect();
+        let names: Vec<String> = (0..7).map(|k| format!("s{k}")).collect();
+        let spec = format!("model m {{\n input id : item_id\n{subnets} merge = parallel({})\n}}\n", names.join(", "));
+        let mut compiled = crate::compile("m", &spec).unwrap();
+        let counts = compiled.graph.param_counts();
+        assert_eq!(counts[0].1.to_string(), "4,000,000,001·n_items + 3,000,000,003,000,000,000");
+        assert_eq!(compiled.graph.total_params(), ParamCount::Overflows);
+        assert_eq!(compiled.graph.total_params().to_string(), "overflows: more than 18,446,744,073,709,551,615 (2^64 - 1)");
+        compiled.bind(&Bindings { items: Some(1000), ..Default::default() });
+        assert_eq!(compiled.graph.total_params().as_constant(), None, "binding the catalogue does not bring it back");
+        assert_eq!(serde_json::to_value(compiled.graph.total_params()).unwrap(), serde_json::json!({ "overflows": true }));
     }
 
     #[test]

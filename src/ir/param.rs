@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use super::expr::Expr;
+use crate::diagnostic::group_thousands;
 use super::handle::{NodeId, SubnetId};
 
 /// Which parameter group a parameter belongs to, i.e. in which training steps it may change.
@@ -100,25 +101,88 @@ pub struct Param {
 }
 
 impl Param {
-    pub fn count(&self) -> Expr {
+    /// How many values the parameter holds.
+    pub fn count(&self) -> ParamCount {
         shape_count(&self.shape)
     }
 }
 
-fn shape_count(shape: &[Expr]) -> Expr {
-    match shape {
-        [] => Expr::constant(1),
-        [only] => only.clone(),
-        [rows, cols] => match (rows.as_constant(), cols.as_constant()) {
-            (_, Some(c)) => rows.times(c),
-            (Some(r), None) => cols.times(r),
-            (None, None) => unreachable!("no parameter is symbolic in both dimensions"),
-        },
-        _ => unreachable!("parameters are vectors or matrices"),
+/// How many values parameters hold: a size over what only data fixes, or more than a u64 counts. Hidden sizes
+/// up to the checker's 10^9 make a GRU's `W_hh` 3·10^18 values, and a few such subnets pass 2^64 - 1: a count
+/// that wrapped or stopped there would be a lie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParamCount {
+    Counted(Expr),
+    /// Past `u64::MAX`.
+    Overflows,
+}
+
+impl ParamCount {
+    pub fn add(&self, other: &ParamCount) -> ParamCount {
+        match (self, other) {
+            (ParamCount::Counted(a), ParamCount::Counted(b)) => a.checked_add(b).map_or(ParamCount::Overflows, ParamCount::Counted),
+            _ => ParamCount::Overflows,
+        }
+    }
+
+    /// The count when every size is bound and it did not overflow.
+    pub fn as_constant(&self) -> Option<u64> {
+        match self {
+            ParamCount::Counted(count) => count.as_constant(),
+            ParamCount::Overflows => None,
+        }
     }
 }
 
-/// Folds known sizes into a parameter's shape and initialisation.
+impl Default for ParamCount {
+    fn default() -> Self {
+        ParamCount::Counted(Expr::default())
+    }
+}
+
+impl std::fmt::Display for ParamCount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParamCount::Counted(count) => count.fmt(f),
+            ParamCount::Overflows => write!(f, "overflows: more than {} (2^64 - 1)", group_thousands(u64::MAX)),
+        }
+    }
+}
+
+/// A count is what [`Expr`] serialises to; one past `u64::MAX` is `{"overflows": true}`.
+impl Serialize for ParamCount {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ParamCount::Counted(count) => count.serialize(serializer),
+            ParamCount::Overflows => {
+                use serde::ser::SerializeMap;
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("overflows", &true)?;
+                map.end()
+            }
+        }
+    }
+}
+
+/// The product of a shape's dimensions; a dimension that saturated when the data's sizes were bound
+/// ([`Expr::bind`]) counts as overflowed too.
+fn shape_count(shape: &[Expr]) -> ParamCount {
+    if shape.iter().any(Expr::is_saturated) {
+        return ParamCount::Overflows;
+    }
+    let count = match shape {
+        [] => Some(Expr::constant(1)),
+        [only] => Some(only.clone()),
+        [rows, cols] => match (rows.as_constant(), cols.as_constant()) {
+            (_, Some(c)) => rows.checked_times(c),
+            (Some(r), None) => cols.checked_times(r),
+            (None, None) => unreachable!("no parameter is symbolic in both dimensions"),
+        },
+        _ => unreachable!("parameters are vectors or matrices"),
+    };
+    count.map_or(ParamCount::Overflows, ParamCount::Counted)
+}
+
 pub(crate) fn bind_param(param: &mut Param, bindings: &super::Bindings) {
     for dim in &mut param.shape {
         *dim = dim.bind(bindings);

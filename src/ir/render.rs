@@ -6,7 +6,7 @@ use std::fmt::Write;
 use petgraph::visit::EdgeRef;
 
 use super::expr::Expr;
-use super::graph::{Edge, Flow, Graph, Init, InputRepr, Node, Owner, RowSpace};
+use super::graph::{Edge, Flow, Graph, Init, InputRepr, Node, Owner, ParamCount, RowSpace};
 use super::plan::{Mode, Phase, Step};
 use super::{number, Bound, Compiled};
 use crate::check::{activation_name, format_number, loss_name, Activation, Schedule};
@@ -164,14 +164,14 @@ fn epochs_label(phase: &Phase) -> String {
 
 /// A node's parameters as renderings list them: `(label, shape, count, sparse row updates)`. A GRU's
 /// per-input weight blocks are shown as the one `W_in` they form, rows stacked in input order.
-fn shown_params(graph: &Graph, node: &Node) -> Vec<(String, Vec<Expr>, Expr, bool)> {
+fn shown_params(graph: &Graph, node: &Node) -> Vec<(String, Vec<Expr>, ParamCount, bool)> {
     let mut shown = Vec::new();
     let mut blocks = Vec::new();
     if let Node::Gru { inputs, .. } = node {
         blocks = inputs.iter().map(|i| i.w_in).collect();
         let params: Vec<&super::Param> = blocks.iter().map(|&id| graph.param(id)).collect();
         let rows = params.iter().fold(Expr::default(), |sum, p| sum.add(&p.shape[0]));
-        let count = params.iter().fold(Expr::default(), |sum, p| sum.add(&p.count()));
+        let count = params.iter().fold(ParamCount::default(), |sum, p| sum.add(&p.count()));
         let sparse = params.iter().all(|p| p.rows.is_sparse());
         shown.push(("W_in".to_string(), vec![rows, params[0].shape[1].clone()], count, sparse));
     }

@@ -1,5 +1,5 @@
-//! What the host CPU offers beyond the baseline instruction set, read once from `/proc/cpuinfo`, and who else
-//! runs on it.
+//! What the host CPU offers beyond the baseline instruction set, read once from `/proc/cpuinfo`, who else
+//! runs on it, and how many threads a run may start on it.
 
 use std::sync::OnceLock;
 
@@ -31,9 +31,49 @@ pub fn other_processes_named(name: &str) -> Vec<u32> {
         .collect()
 }
 
+/// The most CPU threads a run starts per core. libtorch's OpenMP team starts every thread asked for, each with
+/// its own 8 MiB stack, and waits for all of them at the end of each parallel loop: on 2 cores, a small
+/// evaluation took 5 s on 200 threads where 2 took 0.5, and did not finish in a minute on 1,000.
+pub const THREADS_PER_CORE: usize = 4;
+
+/// The cores this process may run on (its affinity mask and cgroup quota; 1 when unknown).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The CPU threads a run uses when `asked` for (`--threads` or `[run] threads`; 0 is one per core) on `cores`
+/// cores: what it asked, or [`THREADS_PER_CORE`] per core when it asked for more.
+pub fn threads_for(asked: u64, cores: usize) -> Threads {
+    let most = cores.max(1).saturating_mul(THREADS_PER_CORE);
+    let used = match asked {
+        0 => cores.max(1),
+        n => usize::try_from(n).unwrap_or(usize::MAX).min(most),
+    };
+    Threads { asked, used, capped: asked > most as u64 }
+}
+
+/// A run's CPU threads: what was asked, what is used, and whether the cap cut it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Threads {
+    pub asked: u64,
+    pub used: usize,
+    pub capped: bool,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn threads_beyond_four_per_core_are_capped_and_zero_is_one_per_core() {
+        assert_eq!(threads_for(0, 2), Threads { asked: 0, used: 2, capped: false });
+        assert_eq!(threads_for(3, 2), Threads { asked: 3, used: 3, capped: false });
+        assert_eq!(threads_for(8, 2), Threads { asked: 8, used: 8, capped: false });
+        assert_eq!(threads_for(9, 2), Threads { asked: 9, used: 8, capped: true });
+        assert_eq!(threads_for(100_000, 2), Threads { asked: 100_000, used: 8, capped: true });
+        assert_eq!(threads_for(u64::MAX, 64), Threads { asked: u64::MAX, used: 256, capped: true });
+        assert_eq!(threads_for(5, 0), Threads { asked: 5, used: 4, capped: true }, "no cores known counts as one");
+    }
 
     #[test]
     fn other_processes_are_found_by_name_and_this_one_is_not() {

@@ -1,5 +1,6 @@
 //! How much host memory this process may still take: the kernel's MemAvailable, the room left under its
-//! cgroup's limit, and an optional cap from `PRNN_MEMORY_LIMIT`, whichever is smallest.
+//! cgroup's limit and under its address-space limit (`ulimit -v`), and an optional cap from
+//! `PRNN_MEMORY_LIMIT`, whichever is smallest.
 //!
 //! GPU memory is not read: libtorch offers no cheap query of a device's free memory through tch, so runs on
 //! CUDA compare only their host-side terms (docs/training.md, "Memory").
@@ -21,8 +22,8 @@ pub struct HostMemory {
 #[error("{LIMIT_VARIABLE}=`{0}` is not a size: give bytes, or a number with a unit such as `512MiB`, `8GiB` or `1.5GB`")]
 pub struct BadLimit(pub String);
 
-/// The smallest of MemAvailable, every enclosing cgroup's room and `PRNN_MEMORY_LIMIT`; None when none can be
-/// read (not Linux, no /proc) and no limit is set.
+/// The smallest of MemAvailable, every enclosing cgroup's room, the address space left under `ulimit -v` and
+/// `PRNN_MEMORY_LIMIT`; None when none can be read (not Linux, no /proc) and no limit is set.
 pub fn host_available() -> Result<Option<HostMemory>, BadLimit> {
     let mut readings: Vec<HostMemory> = Vec::new();
     if let Some(bytes) = std::fs::read_to_string("/proc/meminfo").ok().as_deref().and_then(mem_available) {
@@ -32,6 +33,14 @@ pub fn host_available() -> Result<Option<HostMemory>, BadLimit> {
         if let Some(bytes) = cgroup_room(&dir) {
             readings.push(HostMemory { bytes, source: format!("the limit of cgroup {}", dir.display()) });
         }
+    }
+    // Under `ulimit -v` an allocation past the limit fails however much memory the machine has: Rust aborts
+    // the process and libtorch throws, so a run the other readings let through died at its first large tensor.
+    if let Some(bytes) = address_space_limit().and_then(|limit| {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        address_space_room(limit, &status)
+    }) {
+        readings.push(HostMemory { bytes, source: "the address-space limit `ulimit -v` sets".into() });
     }
     if let Some(text) = std::env::var_os(LIMIT_VARIABLE) {
         let text = text.to_string_lossy();
@@ -52,6 +61,26 @@ fn mem_available(meminfo: &str) -> Option<u64> {
         Some(_) => return None,
     };
     value.checked_mul(unit)
+}
+
+/// This process's soft limit on its address space (`RLIMIT_AS`, what `ulimit -v` sets), in bytes; None when
+/// there is none.
+fn address_space_limit() -> Option<u64> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // Safety: getrlimit writes one `rlimit` into the struct it is given and reads nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) } != 0 || limit.rlim_cur == libc::RLIM_INFINITY {
+        return None;
+    }
+    Some(limit.rlim_cur)
+}
+
+/// The address space left under `limit`, given `/proc/self/status`: what is mapped already (`VmSize`: libtorch's
+/// libraries, the data, thread stacks) counts against it.
+fn address_space_room(limit: u64, status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmSize:"))?;
+    let mut words = line.split_whitespace().skip(1);
+    let kib: u64 = words.next()?.parse().ok()?;
+    (words.next() == Some("kB")).then(|| limit.saturating_sub(kib.saturating_mul(1024)))
 }
 
 /// The cgroup folders of this process, innermost first up to the hierarchy's root: a limit set on any of them
@@ -142,6 +171,14 @@ mod tests {
         assert_eq!(room("max\n", "5000\n", Some(stat), "inactive_file"), None, "no limit");
         assert_eq!(room("9223372036854771712\n", "5000\n", None, "total_inactive_file"), None, "version 1's no limit");
         assert_eq!(room("4000", "5000", None, "inactive_file"), Some(0));
+    }
+
+    #[test]
+    fn an_address_space_limit_leaves_what_is_not_mapped_yet() {
+        let status = "Name:\tprnn-torch\nVmPeak:\t  500000 kB\nVmSize:\t  446772 kB\nVmRSS:\t  148412 kB\n";
+        assert_eq!(address_space_room(6_000_000 * 1024, status), Some((6_000_000 - 446_772) * 1024));
+        assert_eq!(address_space_room(1024, status), Some(0), "more mapped than the limit leaves no room");
+        assert_eq!(address_space_room(1 << 40, "Name:\tprnn-torch\n"), None, "no VmSize, no reading");
     }
 
     #[test]
