@@ -33,6 +33,7 @@ pub enum Code {
     FileTooLarge,
     NameTooLong,
     TooManyStatements,
+    ParserGaveUp,
     UnknownBlock,
     MissingModel,
     DuplicateBlock,
@@ -69,13 +70,14 @@ pub enum Code {
 
 impl Code {
     /// Every code, for documentation and for the test that each has a bad-input example.
-    pub const ALL: [Code; 38] = [
+    pub const ALL: [Code; 39] = [
         Code::Syntax,
         Code::NestingTooDeep,
         Code::LineTooLong,
         Code::FileTooLarge,
         Code::NameTooLong,
         Code::TooManyStatements,
+        Code::ParserGaveUp,
         Code::UnknownBlock,
         Code::MissingModel,
         Code::DuplicateBlock,
@@ -119,6 +121,7 @@ impl Code {
             FileTooLarge => "E0103",
             NameTooLong => "E0104",
             TooManyStatements => "E0105",
+            ParserGaveUp => "E0106",
             UnknownBlock => "E0200",
             MissingModel => "E0201",
             DuplicateBlock => "E0202",

@@ -54,8 +54,9 @@ fn every_spec_check_has_a_bad_spec_that_triggers_it() {
         }
     }
     // The config codes have their examples in tests/bad-config. A spec over 1 MiB (E0103) is too large to keep
-    // in the repository: src/syntax/limits.rs tests it with generated text.
-    let elsewhere = [Code::ConfigSyntax, Code::ConfigBinding, Code::FileTooLarge];
+    // in the repository: src/syntax/limits.rs tests it with generated text. No spec within the size limits makes the
+    // grammar run out of steps (E0106): src/syntax/parser.rs tests it with a lowered budget.
+    let elsewhere = [Code::ConfigSyntax, Code::ConfigBinding, Code::FileTooLarge, Code::ParserGaveUp];
     let missing: Vec<&str> =
         Code::ALL.iter().filter(|c| !elsewhere.contains(c)).map(|c| c.as_str()).filter(|c| !seen.contains(c)).collect();
     assert!(missing.is_empty(), "no bad spec in tests/bad triggers {missing:?}");

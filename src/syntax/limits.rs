@@ -27,11 +27,11 @@ pub fn check(text: &str) -> Vec<Diagnostic> {
     while i < bytes.len() {
         let byte = bytes[i];
         match byte {
-            b'\n' => fresh_line = true,
-            b' ' | b'\t' | b'\r' => {}
+            b'\n' | b'\r' => fresh_line = true,
+            b' ' | b'\t' => {}
             // A comment runs to the end of its line: brackets and words in it do not count.
             b'/' if bytes.get(i + 1) == Some(&b'/') => {
-                i = bytes[i..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |p| i + p);
+                i = line_end(bytes, i);
                 continue;
             }
             b'a'..=b'z' | b'A'..=b'Z' | b'_' => {
@@ -75,11 +75,18 @@ pub fn check(text: &str) -> Vec<Diagnostic> {
     scan.diagnostics(text)
 }
 
+/// Where the line holding `from` ends: at the first `\n` or `\r` from there, or at the end of the text. The
+/// grammar's NEWLINE is `\n`, `\r\n` or a lone `\r`, so a comment ends at a lone `\r` too: the text after it
+/// is read as code, and its brackets must count here.
+pub(crate) fn line_end(bytes: &[u8], from: usize) -> usize {
+    bytes[from..].iter().position(|&b| b == b'\n' || b == b'\r').map_or(bytes.len(), |p| from + p)
+}
+
 /// The first character past [`MAX_LINE_CHARS`] on any line: its byte offset and length.
 fn long_line(text: &str) -> Option<(usize, usize)> {
     let mut chars = 0;
     for (offset, byte) in text.bytes().enumerate() {
-        if byte == b'\n' {
+        if byte == b'\n' || byte == b'\r' {
             chars = 0;
         } else if byte & 0xC0 != 0x80 {
             // A UTF-8 continuation byte does not start a character.
@@ -204,6 +211,17 @@ mod tests {
         assert!(check(&in_comment).is_empty());
         // Closers of any kind close: unbalanced text cannot hide depth or invent it.
         assert!(check(&"(]".repeat(1000)).is_empty());
+    }
+
+    #[test]
+    fn a_lone_carriage_return_ends_a_comment_and_a_line_as_in_the_grammar() {
+        let after_comment = format!("model m {{\n  // a comment\r  x = {}\n}}\n", "(".repeat(20));
+        let level_17 = after_comment.find('(').unwrap() + MAX_NESTING - 1;
+        assert_eq!(codes_and_starts(&after_comment), [(Code::NestingTooDeep, level_17)]);
+        let crlf = format!("model m {{\r\n  // {}\r\n}}\r\n", "x".repeat(MAX_LINE_CHARS - 5));
+        assert!(check(&crlf).is_empty(), "the `\\r` of `\\r\\n` is not a character of the line");
+        let lines = format!("model m {{\r{}}}\r", "  x = 1\r".repeat(MAX_STATEMENTS));
+        assert_eq!(codes_and_starts(&lines), [(Code::TooManyStatements, lines.rfind("x = 1").unwrap())]);
     }
 
     #[test]

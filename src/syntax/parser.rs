@@ -1,34 +1,78 @@
 //! pest parser: spec text -> spanned syntax tree, with every broken line reported at once.
 
+use std::num::NonZeroUsize;
+use std::sync::{Mutex, PoisonError};
+
 use pest::error::{ErrorVariant, InputLocation};
-use pest::iterators::Pair;
+use pest::iterators::{Pair, Pairs};
 use pest::Parser;
 use pest_derive::Parser;
 
 use super::ast::*;
 use super::limits;
-use crate::diagnostic::{Code, Diagnostic, Span};
+use crate::diagnostic::{group_thousands, Code, Diagnostic, Span};
 
 #[derive(Parser)]
 #[grammar = "../grammar/prnn.pest"]
 struct SpecParser;
 
+/// How many grammar steps (pest's counted calls: rules, sequences, repetitions, options, lookaheads) one run of
+/// the grammar may take per byte of its text. The grammar is linear: the worst text found within the size limits
+/// (lines of 15 nested calls, each broken by a closer of the wrong kind) takes 45 steps a byte and a paper spec
+/// about 6, so the budget is five times the worst. It bounds time and memory whatever the grammar becomes: pest's
+/// record of the attempts at the furthest position grows with every step, and once grew to gigabytes when a
+/// recovery rule backtracked exponentially (issue 19; the backtracking was removed for issue 15).
+const PARSE_STEPS_PER_BYTE: usize = 256;
+/// Steps every run may take on top of [`PARSE_STEPS_PER_BYTE`], so that a short text is not refused for the
+/// fixed cost of its first rules.
+const PARSE_STEPS_BASE: usize = 100_000;
+
+/// Serialises the runs of the grammar: pest reads its call limit and error detail from process-wide settings when
+/// a run starts, and each run sets the limit for its own text.
+static PEST_SETTINGS: Mutex<()> = Mutex::new(());
+
+/// The steps a run of the grammar may take on a text: `base`, and `per_byte` for each of its bytes.
+#[derive(Clone, Copy, Debug)]
+struct StepBudget {
+    per_byte: usize,
+    base: usize,
+}
+
+impl StepBudget {
+    const DEFAULT: StepBudget = StepBudget { per_byte: PARSE_STEPS_PER_BYTE, base: PARSE_STEPS_BASE };
+
+    fn steps(self, text: &str) -> usize {
+        text.len().saturating_mul(self.per_byte).saturating_add(self.base).max(1)
+    }
+
+    /// Runs the grammar's `rule` on `text`; past the budget pest stops with its "call limit reached" error.
+    fn run(self, rule: Rule, text: &str) -> Result<Pairs<'_, Rule>, pest::error::Error<Rule>> {
+        let _turn = PEST_SETTINGS.lock().unwrap_or_else(PoisonError::into_inner);
+        // Track the literal tokens tried at the furthest position, so messages can say "expected `,` or `)`".
+        pest::set_error_detail(true);
+        pest::set_call_limit(NonZeroUsize::new(self.steps(text)));
+        SpecParser::parse(rule, text)
+    }
+}
+
 /// Parses a whole spec. On failure returns one diagnostic per broken line (or one for a broken block structure,
 /// or one per size limit passed: those are checked first, so that the grammar only ever sees bounded input).
 pub fn parse(text: &str) -> Result<SpecFile, Vec<Diagnostic>> {
+    parse_within(text, StepBudget::DEFAULT)
+}
+
+fn parse_within(text: &str, budget: StepBudget) -> Result<SpecFile, Vec<Diagnostic>> {
     let over_limits = limits::check(text);
     if !over_limits.is_empty() {
         return Err(over_limits);
     }
-    // Track the literal tokens tried at the furthest position, so messages can say "expected `,` or `)`".
-    pest::set_error_detail(true);
-    let mut pairs = SpecParser::parse(Rule::spec, text).map_err(|error| vec![syntax_diagnostic(error, text, 0)])?;
+    let mut pairs = budget.run(Rule::spec, text).map_err(|error| vec![grammar_diagnostic(error, text, 0, budget)])?;
     let spec = pairs.next().expect("the spec rule always yields one pair");
     let mut blocks = Vec::new();
     let mut errors = Vec::new();
     for pair in spec.into_inner() {
         if pair.as_rule() == Rule::block {
-            blocks.push(build_block(pair, &mut errors));
+            blocks.push(build_block(pair, budget, &mut errors));
         }
     }
     if errors.is_empty() {
@@ -43,7 +87,7 @@ fn span_of(pair: &Pair<Rule>) -> Span {
     Span::new(span.start(), span.end())
 }
 
-fn build_block(pair: Pair<Rule>, errors: &mut Vec<Diagnostic>) -> Block {
+fn build_block(pair: Pair<Rule>, budget: StepBudget, errors: &mut Vec<Diagnostic>) -> Block {
     let span = span_of(&pair);
     let mut kind = None;
     let mut name = None;
@@ -52,7 +96,7 @@ fn build_block(pair: Pair<Rule>, errors: &mut Vec<Diagnostic>) -> Block {
         match inner.as_rule() {
             Rule::block_kind => kind = Some(build_ident(inner.into_inner().next().unwrap())),
             Rule::block_name => name = Some(build_ident(inner.into_inner().next().unwrap())),
-            Rule::bad_line => errors.push(reparse_bad_line(&inner)),
+            Rule::bad_line => errors.push(reparse_bad_line(&inner, budget)),
             _ => statements.push(build_statement(inner)),
         }
     }
@@ -60,16 +104,17 @@ fn build_block(pair: Pair<Rule>, errors: &mut Vec<Diagnostic>) -> Block {
 }
 
 /// A line that failed inside a block is parsed again alone, so the message points into that line.
-fn reparse_bad_line(pair: &Pair<Rule>) -> Diagnostic {
+fn reparse_bad_line(pair: &Pair<Rule>, budget: StepBudget) -> Diagnostic {
     let offset = pair.as_span().start();
     let line = pair.as_str();
     if let Some(diagnostic) = unknown_statement(line, offset) {
         return diagnostic;
     }
-    match SpecParser::parse(Rule::statement_alone, line) {
+    match budget.run(Rule::statement_alone, line) {
         Err(error) => {
-            let diagnostic = syntax_diagnostic(error, line, offset);
+            let diagnostic = grammar_diagnostic(error, line, offset, budget);
             match (first_unclosed(line), &diagnostic.primary) {
+                _ if diagnostic.code == Code::ParserGaveUp => diagnostic,
                 // The grammar ran past the opener's line looking for its closer: the opener is the news.
                 // (Only when the error lies after the opener: one before it is news of its own.)
                 (Some(at), Some((span, _))) if line.get(at..span.start - offset).is_some_and(|gap| gap.contains('\n')) => {
@@ -126,7 +171,7 @@ fn first_unclosed(line: &str) -> Option<usize> {
     while i < bytes.len() {
         match bytes[i] {
             b'/' if bytes.get(i + 1) == Some(&b'/') => {
-                i = bytes[i..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |p| i + p);
+                i = limits::line_end(bytes, i);
                 continue;
             }
             opener @ (b'(' | b'[' | b'{') => open.push((i, opener)),
@@ -251,6 +296,31 @@ fn describe_rule(rule: &Rule) -> &'static str {
 }
 
 /// Turns a pest error into a diagnostic; `offset` shifts positions when a single line was parsed alone.
+/// pest's own limits end a run with a custom error: the step budget ("call limit reached") or, on a thread
+/// short of stack, its stack guard ("stack limit reached").
+fn grammar_diagnostic(error: pest::error::Error<Rule>, input: &str, offset: usize, budget: StepBudget) -> Diagnostic {
+    let ErrorVariant::CustomError { message } = &error.variant else {
+        return syntax_diagnostic(error, input, offset);
+    };
+    let position = match error.location {
+        InputLocation::Pos(pos) => pos,
+        InputLocation::Span((start, _)) => start,
+    };
+    let width = input[position..].chars().next().map_or(0, char::len_utf8);
+    let why = match message.as_str() {
+        "call limit reached" => format!(
+            "it took more than its budget of {} steps on these {} bytes; the grammar is linear, and no spec within the size limits comes near the budget",
+            group_thousands(budget.steps(input) as u64),
+            group_thousands(input.len() as u64)
+        ),
+        other => format!("pest stopped it ({other})"),
+    };
+    Diagnostic::error(Code::ParserGaveUp, "the parser gave up on this spec")
+        .at(Span::new(offset + position, offset + position + width), "it got this far")
+        .note(why)
+        .help("this is a bug in prnn's grammar: please report it with the spec; meanwhile, look near the mark for deep or unclosed brackets")
+}
+
 fn syntax_diagnostic(error: pest::error::Error<Rule>, input: &str, offset: usize) -> Diagnostic {
     let mut position = match error.location {
         InputLocation::Pos(pos) => pos,
@@ -419,5 +489,138 @@ mod tests {
     fn an_unclosed_block_is_one_error() {
         let errors = parse("model m {\n  loss = top1\n").unwrap_err();
         assert_eq!(errors.len(), 1);
+    }
+
+    fn rendered(name: &str, text: &str, diagnostics: &[Diagnostic]) -> String {
+        crate::diagnostic::render_plain(&crate::diagnostic::Source::new(name, text), diagnostics)
+    }
+
+    /// `text` with every run of more than 20 repeats of a unit of up to 4 characters (`(`, `f(`, `r { `) written as 5
+    /// repeats and a count, so that a snapshot of a 4,096-character line stays readable; a carriage return is written
+    /// `\r`, which a snapshot file would not keep.
+    fn squeezed(text: &str) -> String {
+        let chars: Vec<char> = text.chars().collect();
+        let mut out = String::new();
+        let mut i = 0;
+        while i < chars.len() {
+            let run = (1..=4).find_map(|period| {
+                let mut end = i + period;
+                while end < chars.len() && chars[end] == chars[end - period] {
+                    end += 1;
+                }
+                let repeats = (end - i) / period;
+                (repeats > 20).then_some((period, repeats))
+            });
+            match run {
+                Some((period, repeats)) => {
+                    let unit: String = chars[i..i + period].iter().collect();
+                    out.push_str(&format!("{}<{} more {unit:?}>", unit.repeat(5), repeats - 5));
+                    i += period * repeats;
+                }
+                None if chars[i] == '\r' => {
+                    out.push_str("\\r");
+                    i += 1;
+                }
+                None => {
+                    out.push(chars[i]);
+                    i += 1;
+                }
+            }
+        }
+        out
+    }
+
+    /// The smallest budget, in steps, under which no run of the grammar on `text` gives up, found by bisection. It is
+    /// the steps of the costliest run: the whole spec's, or one broken line's parsed again alone.
+    fn steps_needed(text: &str) -> usize {
+        let gives_up = |steps: usize| {
+            parse_within(text, StepBudget { per_byte: 0, base: steps })
+                .is_err_and(|errors| errors.iter().any(|e| e.code == Code::ParserGaveUp))
+        };
+        let mut enough = StepBudget::DEFAULT.steps(text);
+        assert!(!gives_up(enough), "the default budget is too small for:\n{text}");
+        let mut too_few = 0;
+        while enough - too_few > 1 {
+            let middle = too_few + (enough - too_few) / 2;
+            if gives_up(middle) {
+                too_few = middle;
+            } else {
+                enough = middle;
+            }
+        }
+        enough
+    }
+
+    /// Issue 19: 24 unclosed `(` aborted under a 3 GB memory limit and 200 reached 4.3 GB in 20 s, in a build whose
+    /// recovery rule backtracked and whose pest recorded every attempt. Now the pre-scan refuses them at the 17th bracket: the grammar does not run,
+    /// so even a budget of one step gives the same errors.
+    #[test]
+    fn unclosed_brackets_past_the_nesting_limit_never_reach_the_grammar() {
+        let mebibyte_line = "(".repeat(limits::MAX_FILE_BYTES);
+        let cases = [
+            ("gru_200.prnn", format!("model m {{\n  subnet a = gru({}\n}}\n", "(".repeat(200))),
+            ("gru_10000.prnn", format!("model m {{\n  subnet a = gru({}\n}}\n", "(".repeat(10_000))),
+            ("lists.prnn", format!("model m {{\n  x = {}\n}}\n", "[".repeat(200))),
+            ("entries.prnn", format!("train {{\n  schedule = residual {{ a: {}\n}}\n", "r { ".repeat(200))),
+            ("closed.prnn", format!("model m {{\n  x = {}a{}\n}}\n", "f(".repeat(10_000), ")".repeat(10_000))),
+            // The grammar ends a comment at a lone carriage return, so the brackets after it are code.
+            ("after_cr.prnn", format!("model m {{\n  // a comment\r  x = {}\n}}\n", "(".repeat(200))),
+            ("mebibyte_line.prnn", mebibyte_line),
+        ];
+        let mut report = String::new();
+        for (name, text) in &cases {
+            let errors = parse(text).unwrap_err();
+            assert_eq!(errors[0].code, Code::NestingTooDeep, "{name}: {errors:#?}");
+            let without_steps = parse_within(text, StepBudget { per_byte: 0, base: 1 }).unwrap_err();
+            assert_eq!(without_steps, errors, "{name}: the grammar ran");
+            let shown = rendered(name, text, &errors);
+            assert!(shown.len() < 16 * limits::MAX_LINE_CHARS, "{name}: a snippet shows a long line only up to a little past its labels");
+            report.push_str(&squeezed(&shown));
+        }
+        insta::assert_snapshot!(report);
+    }
+
+    /// The worst texts within the limits, at two sizes: the steps grow no faster than the text (a run that
+    /// backtracked would grow faster), and stay far under the budget. Each shape is a block holding a first line
+    /// and a line repeated to size: an opener never closed takes every later line into its bad line.
+    #[test]
+    fn the_worst_texts_within_the_limits_take_steps_linear_in_their_size() {
+        let nested = |unit: &str, closer: &str| format!("{}{}", unit.repeat(limits::MAX_NESTING - 1), closer);
+        let setting = "  x = 1 // a setting\n".to_string();
+        let shapes = [
+            ("unclosed `(`", "model m", format!("  x = {}\n", nested("(", "")), setting.clone()),
+            ("unclosed `[`", "model m", format!("  x = {}\n", nested("[", "")), setting.clone()),
+            ("unclosed calls", "model m", format!("  x = {}\n", nested("f(a, ", "")), setting.clone()),
+            ("unclosed entry blocks", "train", format!("  s = {}\n", nested("r { a: ", "")), setting),
+            ("calls broken by `]`", "model m", String::new(), format!("  x = {}\n", nested("f(", &"]".repeat(limits::MAX_NESTING - 1)))),
+            ("calls closed on the next line", "model m", String::new(), format!("  x = {}\n", nested("f(", &format!("a\n{}", ")".repeat(limits::MAX_NESTING - 1))))),
+            ("lists broken by `)`", "model m", String::new(), format!("  x = {}\n", nested("[", &")".repeat(limits::MAX_NESTING - 1)))),
+            ("lists closed", "model m", String::new(), format!("  x = {}\n", nested("[", &format!("1{}", "]".repeat(limits::MAX_NESTING - 1))))),
+            ("entry blocks closed", "train", String::new(), format!("  x = {}\n", nested("r{a:", &format!("1{}", "}".repeat(limits::MAX_NESTING - 1))))),
+            ("broken lines", "model m", String::new(), "  subnet a = gru(id hidden = [1, 1, 1, 1])\n".to_string()),
+        ];
+        for (shape, block, first, repeated) in shapes {
+            let text = |lines: usize| format!("{block} {{\n{first}{}}}\n", repeated.repeat(lines));
+            let (small, large) = (text(40), text(80));
+            let (steps_small, steps_large) = (steps_needed(&small), steps_needed(&large));
+            eprintln!("{shape}: {steps_small} steps for {} bytes, {steps_large} for {}", small.len(), large.len());
+            assert!(steps_small > small.len(), "{shape}: the grammar did not run");
+            assert!(steps_large <= 2 * steps_small, "{shape}: {steps_small} steps, then {steps_large} for twice the text");
+            assert!(steps_large <= 64 * large.len(), "{shape}: {steps_large} steps for {} bytes", large.len());
+        }
+    }
+
+    #[test]
+    fn a_run_past_its_budget_gives_up_with_a_located_error() {
+        let text = "model m {\n  input id : item_id\n  subnet a = gru(id, hidden = 100)\n}\n";
+        let errors = parse_within(text, StepBudget { per_byte: 0, base: 40 }).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert_eq!(errors[0].code, Code::ParserGaveUp);
+        insta::assert_snapshot!(rendered("budget.prnn", text, &errors));
+        // A broken line's own run is budgeted too.
+        let broken = "model m {\n  subnet a = gru(id hidden = 1)\n}\n";
+        let steps = steps_needed(broken);
+        let errors = parse_within(broken, StepBudget { per_byte: 0, base: steps - 1 }).unwrap_err();
+        assert_eq!(errors.iter().map(|e| e.code).collect::<Vec<_>>(), [Code::ParserGaveUp]);
     }
 }
