@@ -332,6 +332,18 @@ fn smaller_ones_byte_order_marks_one_event_sessions_huge_fields_many_unknown_ite
     assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
     assert!(stderr(&output).contains("cannot be read past line "), "{}", stderr(&output));
     assert!(stderr(&output).contains("train.tsv.gz:"), "{}", stderr(&output));
+    // An item table cut short, likewise.
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut encoder, &std::fs::read(dir.join("items.tsv")).unwrap()).unwrap();
+    let compressed = encoder.finish().unwrap();
+    std::fs::write(gz.join("items.tsv.gz"), &compressed[..compressed.len() / 2]).unwrap();
+    std::fs::copy(dir.join("train.tsv"), gz.join("train.tsv")).unwrap();
+    let items_config = "[data]\ntrain = \"train.tsv\"\ntest = \"test.tsv\"\n\n\
+                        [inputs.category]\nkind = \"sparse\"\nitems = \"items.tsv.gz\"\ncolumns = [\"category\"]\nencoding = \"categorical\"\n";
+    std::fs::write(gz.join("items.toml"), items_config).unwrap();
+    let output = prnn().args(["data", "stats"]).arg(gz.join("items.toml")).output().unwrap();
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+    assert!(stderr(&output).contains("cannot be read past line ") && stderr(&output).contains("items.tsv.gz:"), "{}", stderr(&output));
 
     // Many unknown items in a session: a few named, the rest counted.
     let run = dir.join("run");

@@ -202,22 +202,17 @@ pub fn read_file(path: &Path, format: &SessionFormat, items: &mut Interner) -> R
     if super::parquet::is_parquet(path) {
         return super::parquet::read_sessions(path, format, items);
     }
-    let expected_rows = count_lines(table::open(path, "session file")?).map_err(|(error, line)| {
-        DataError::new(DataCode::File, path, format!("the session file cannot be read past line {line}: {error}"))
-            .line(line as u64)
-            .help("the file is cut short or damaged (`gzip -t FILE` checks a .gz); write it again")
-    })?;
+    let expected_rows = count_lines(table::open(path, "session file")?).map_err(|error| table::read_error(path, "session file", &error))?;
     read(table::open(path, "session file")?, path, format, items, expected_rows)
 }
 
-/// Counts line breaks (plus a last line without one), an upper bound on the number of rows. A read that fails
-/// (a cut or damaged `.gz`) gives the error with the line it broke in, counting from 1.
-pub fn count_lines(mut source: impl Read) -> Result<usize, (std::io::Error, usize)> {
+/// Counts line breaks (plus a last line without one), an upper bound on the number of rows.
+pub fn count_lines(mut source: impl Read) -> std::io::Result<usize> {
     let mut buffer = vec![0u8; 1 << 20];
     let mut lines = 0usize;
     let mut last = b'\n';
     loop {
-        let n = source.read(&mut buffer).map_err(|error| (error, lines + 1))?;
+        let n = source.read(&mut buffer)?;
         if n == 0 {
             break;
         }

@@ -22,15 +22,58 @@ impl TableFormat {
     }
 }
 
-/// Opens a file for reading, decompressing it when its name ends in `.gz`.
+/// Opens a file for reading, decompressing it when its name ends in `.gz`. A read that fails (a cut or damaged
+/// `.gz`) fails with a [`BrokenAt`] inside its `io::Error`, which says in which line it broke.
 pub fn open(path: &Path, what: &str) -> Result<Box<dyn Read + Send>, DataError> {
     let file = File::open(path).map_err(|error| DataError::io(path, what, &error))?;
     let reader = BufReader::with_capacity(1 << 20, file);
     if path.extension().is_some_and(|ext| ext == "gz") {
-        Ok(Box::new(flate2::read::MultiGzDecoder::new(reader)))
+        Ok(Box::new(LineCounting { inner: flate2::read::MultiGzDecoder::new(reader), lines: 0 }))
     } else {
-        Ok(Box::new(reader))
+        Ok(Box::new(LineCounting { inner: reader, lines: 0 }))
     }
+}
+
+/// A failed read, with the line (from 1) the bytes read so far had reached.
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub struct BrokenAt {
+    pub line: u64,
+    pub source: std::io::Error,
+}
+
+/// A reader that counts the line breaks it passes on, to say where a failed read broke.
+struct LineCounting<R> {
+    inner: R,
+    lines: u64,
+}
+
+impl<R: Read> Read for LineCounting<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        match self.inner.read(buffer) {
+            Ok(n) => {
+                self.lines += memchr::memchr_iter(b'\n', &buffer[..n]).count() as u64;
+                Ok(n)
+            }
+            Err(source) if source.kind() == std::io::ErrorKind::Interrupted => Err(source),
+            Err(source) => Err(std::io::Error::new(source.kind(), BrokenAt { line: self.lines + 1, source })),
+        }
+    }
+}
+
+/// A failed read of `path` (`what` names it): located at the line it broke in when the reader came from [`open`].
+pub fn read_error(path: &Path, what: &str, error: &std::io::Error) -> DataError {
+    match broken_at(error) {
+        Some(line) => DataError::new(DataCode::File, path, format!("the {what} cannot be read past line {line}: {error}"))
+            .line(line)
+            .help("the file is cut short or damaged (`gzip -t FILE` checks a .gz); write it again"),
+        None => DataError::io(path, what, error),
+    }
+}
+
+/// The line a failed read broke in, when the reader came from [`open`].
+pub fn broken_at(error: &std::io::Error) -> Option<u64> {
+    error.get_ref().and_then(|inner| inner.downcast_ref::<BrokenAt>()).map(|broken| broken.line)
 }
 
 /// A csv reader over any byte stream, configured by `format`. The header, if any, is read as an ordinary
@@ -47,6 +90,11 @@ pub fn reader<R: Read>(source: R, format: &TableFormat) -> csv::Reader<R> {
 
 /// Turns a csv error (bad quoting, I/O failure mid-file) into a data error at its line.
 pub fn csv_error(path: &Path, error: csv::Error) -> DataError {
+    if let csv::ErrorKind::Io(io) = error.kind() {
+        if broken_at(io).is_some() {
+            return read_error(path, "file", io);
+        }
+    }
     let line = error.position().map(|p| p.line());
     let message = match error.kind() {
         csv::ErrorKind::Io(io) => format!("reading failed: {io}"),
@@ -121,6 +169,25 @@ pub fn record_text(record: &csv::ByteRecord, separator: u8) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cut_gz_file_fails_at_the_line_it_broke_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let text: String = (0..20_000).map(|i| format!("{i}\tvalue {}\n", i * 7919 % 10_007)).collect();
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut encoder, text.as_bytes()).unwrap();
+        let compressed = encoder.finish().unwrap();
+        let path = dir.path().join("cut.tsv.gz");
+        std::fs::write(&path, &compressed[..compressed.len() / 2]).unwrap();
+        let mut read = Vec::new();
+        let error = open(&path, "file").unwrap().read_to_end(&mut read).unwrap_err();
+        // The line after the last whole one that came through.
+        let whole = read.iter().filter(|&&b| b == b'\n').count() as u64;
+        assert!(whole > 0 && whole < 20_000);
+        assert_eq!(broken_at(&error), Some(whole + 1));
+        let message = read_error(&path, "session file", &error).to_string();
+        assert!(message.contains(&format!("cannot be read past line {}", whole + 1)) && message.contains(&format!("cut.tsv.gz:{}", whole + 1)), "{message}");
+    }
 
     #[test]
     fn finds_columns_by_name_or_position() {

@@ -161,7 +161,7 @@ fn read_ids(path: &Path) -> Result<Interner, DataError> {
     let mut blank_line: Option<u64> = None;
     loop {
         line.clear();
-        if reader.read_until(b'\n', &mut line).map_err(|e| DataError::io(path, "the vector IDs", &e))? == 0 {
+        if reader.read_until(b'\n', &mut line).map_err(|e| table::read_error(path, "vector ID list", &e))? == 0 {
             break;
         }
         number += 1;
