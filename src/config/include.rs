@@ -25,6 +25,13 @@ pub(super) const INCLUDE: &str = "include";
 /// however deeply a file nests its tables.
 const MERGE_DEPTH: usize = 16;
 
+/// The most files one config may be made of, the top file and repeats counted: a file included twice is read
+/// twice, so files that each include the next one twice would otherwise be read 2^depth times.
+const MAX_FILES: usize = 32;
+/// The most bytes all the files of one config may hold together. Each file is parsed at its offset in the shared
+/// span space, after as many spaces, so the memory taken grows with the files times this bound.
+const MAX_TOTAL_BYTES: usize = 1 << 20;
+
 /// One file of a config as read: the top file, or one inclusion of another (a file included twice is read twice).
 struct File {
     /// The name diagnostics show: the top file's as given, an included file's joined to its includer's.
@@ -108,6 +115,14 @@ impl Files {
                 errors.push(self.cycle(&chain[first..], at));
                 continue;
             }
+            if self.files.len() >= MAX_FILES {
+                errors.push(
+                    Diagnostic::error(Code::ConfigSyntax, format!("a run config may be made of at most {MAX_FILES} files, repeats counted"))
+                        .at(at, "one include too many")
+                        .help("include each shared file once, from the file that needs it; a file included twice is read twice"),
+                );
+                return;
+            }
             let text = match read_config(&path) {
                 Ok(text) => text,
                 Err(error) => {
@@ -115,6 +130,15 @@ impl Files {
                     continue;
                 }
             };
+            let total = self.files.last().expect("the top file is always there").padded.len() + 1 + text.len();
+            if total > MAX_TOTAL_BYTES {
+                errors.push(
+                    Diagnostic::error(Code::ConfigSyntax, format!("the files of this run config add up to more than {MAX_TOTAL_BYTES} bytes"))
+                        .at(at, format!("`{name}` passes the bound"))
+                        .help("a run config holds settings, not data: check that `include` names config files"),
+                );
+                return;
+            }
             // A byte-order mark is only allowed at the start of a document, and the padding moves it from there.
             let text = match text.strip_prefix('\u{feff}') {
                 Some(rest) => format!("{}{rest}", " ".repeat('\u{feff}'.len_utf8())),
@@ -254,8 +278,13 @@ fn include_entries(document: &DeTable<'_>) -> Vec<Result<(String, Span), Box<Dia
 /// An included file's text. Only a regular file is read: a device or a pipe (`/dev/zero`, a FIFO) could be read
 /// from forever.
 fn read_config(path: &Path) -> std::io::Result<String> {
-    if !std::fs::metadata(path)?.is_file() {
+    let metadata = std::fs::metadata(path)?;
+    if !metadata.is_file() {
         return Err(std::io::Error::other("it is not a file"));
+    }
+    // Refused before it is read: a data file named by mistake can be gigabytes.
+    if metadata.len() > MAX_TOTAL_BYTES as u64 {
+        return Err(std::io::Error::other(format!("it holds {} bytes, more than a run config may ({MAX_TOTAL_BYTES})", metadata.len())));
     }
     // A byte-order mark is not text: dropped, as `run::file::read_text` drops it from the including file.
     let text = std::fs::read_to_string(path)?;
@@ -381,6 +410,22 @@ mod tests {
     }
 
     const DATA: &str = "[data]\ntrain = \"train.tsv\"\ntest = \"test.tsv\"\n";
+
+    #[test]
+    fn files_that_include_the_next_one_twice_stop_at_the_file_bound_and_a_huge_file_is_not_read() {
+        // Level k includes level k + 1 twice: 2^20 files without the bound.
+        let mut files: Vec<(String, String)> = (0..20).map(|k| (format!("l{k}.toml"), format!("include = [\"l{0}.toml\", \"l{0}.toml\"]\n", k + 1))).collect();
+        files.push(("l20.toml".into(), DATA.into()));
+        let borrowed: Vec<(&str, &str)> = files.iter().map(|(name, text)| (name.as_str(), text.as_str())).collect();
+        let dir = folder_with(&borrowed);
+        let errors = read(&dir, "l0.toml").unwrap_err();
+        assert!(errors.iter().any(|e| e.message.contains("at most 32 files")), "{errors:?}");
+        assert!(errors.len() < 100, "{} errors", errors.len());
+
+        let dir = folder_with(&[("top.toml", "include = [\"data.tsv\"]\n"), ("data.tsv", &"1\t2\t3\n".repeat(200_000))]);
+        let errors = read(&dir, "top.toml").unwrap_err();
+        assert!(errors[0].message.contains("more than a run config may"), "{errors:?}");
+    }
 
     #[test]
     fn later_files_win_and_tables_merge_key_by_key() {
