@@ -28,7 +28,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if !BASELINE_NAMES.contains(&args.name.as_str()) {
         return Err(CliError::UnknownBaseline(args.name.clone()).into());
     }
-    super::session::recorded_paths(None, &args.config)?;
+    super::session::recorded_paths(&[], &args.config)?;
     let (mut config, config_source) = load_config(&args.config)?;
     let config_text = config.recorded_text(&config_source.text);
     if let Some(threads) = args.threads {

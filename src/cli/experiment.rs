@@ -34,10 +34,8 @@ use super::{load_config, read_file, Reporter};
 pub use super::args::RunArgs as Args;
 
 pub fn run(args: &Args, reporter: &Reporter) -> anyhow::Result<()> {
-    super::session::recorded_paths(None, &args.config)?;
-    for spec in &args.specs {
-        super::session::recorded_paths(Some(spec), &args.config)?;
-    }
+    let specs: Vec<&Path> = args.specs.iter().map(PathBuf::as_path).collect();
+    super::session::recorded_paths(&specs, &args.config)?;
     let (mut config, config_source) = load_config(&args.config)?;
     let config_text = config.recorded_text(&config_source.text);
     if let Some(seeds) = &args.seeds {

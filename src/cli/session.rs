@@ -131,15 +131,15 @@ pub fn feature_inputs(compiled: &Compiled) -> Vec<&str> {
         .collect()
 }
 
-/// Refuses a spec or config path that run records could not hold: they are JSON, whose strings are text, while a
-/// path is any bytes on Unix. The config's folder counts too, since records keep it absolute.
-pub fn recorded_paths(spec: Option<&Path>, config: &Path) -> Result<(), CliError> {
-    let not_text = |what: &'static str, path: &Path| path.to_str().is_none().then(|| CliError::NotUtf8 { what, path: path.to_path_buf() });
-    let refused = spec
-        .and_then(|spec| not_text("spec path", spec))
-        .or_else(|| not_text("run config path", config))
-        .or_else(|| not_text("run config's folder", &super::folder_of(config)));
-    refused.map_or(Ok(()), Err)
+/// Refuses spec and config paths that run records could not hold: they are JSON, whose strings are text, while
+/// a path is any bytes on Unix. The config's folder counts too, since records keep it absolute.
+pub fn recorded_paths(specs: &[&Path], config: &Path) -> Result<(), CliError> {
+    let named = specs.iter().map(|&spec| ("spec path", spec.to_path_buf()));
+    let config_paths = [("run config path", config.to_path_buf()), ("run config's folder", super::folder_of(config))];
+    match named.chain(config_paths).find(|(_, path)| path.to_str().is_none()) {
+        Some((what, path)) => Err(CliError::NotUtf8 { what, path }),
+        None => Ok(()),
+    }
 }
 
 /// The config's dataset, or its validation split (the training set's last sessions held out as the test set).

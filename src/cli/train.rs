@@ -52,7 +52,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         None => {
             let spec_path = args.spec.as_ref().expect("clap: SPEC is required without --resume");
             let config_path = args.config.as_ref().expect("clap: --config is required without --resume");
-            super::session::recorded_paths(Some(spec_path), config_path)?;
+            super::session::recorded_paths(&[spec_path], config_path)?;
             let spec = read_file(spec_path, "spec")?;
             let config_text = read_file(config_path, "run config")?.text;
             let config_dir = super::folder_of(config_path);

@@ -46,11 +46,6 @@ pub fn line(summary: &EpochSummary, evaluation: Option<&Evaluation>, stop: Optio
     line
 }
 
-/// Appends an epoch's line to `metrics.jsonl` at `path`, and its event to the TensorBoard event file.
-pub fn append(path: &Path, summary: &EpochSummary, evaluation: Option<&Evaluation>, stop: Option<&StopRecord>) -> Result<(), FileError> {
-    append_line(path, &line(summary, evaluation, stop))
-}
-
 /// Appends a line made by [`line`] to `metrics.jsonl` at `path`, and its event to the TensorBoard event file.
 pub fn append_line(path: &Path, line: &serde_json::Value) -> Result<(), FileError> {
     let write = || -> std::io::Result<()> {
@@ -163,8 +158,8 @@ mod tests {
     fn epochs_read_back_with_their_evaluations() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(METRICS_FILE);
-        append(&path, &summary(1), None, None).unwrap();
-        append(&path, &summary(2), Some(&evaluation(0.25)), None).unwrap();
+        append_line(&path, &line(&summary(1), None, None)).unwrap();
+        append_line(&path, &line(&summary(2), Some(&evaluation(0.25)), None)).unwrap();
         let epochs = read(dir.path());
         assert_eq!(epochs.len(), 2);
         assert_eq!((epochs[0].epoch, epochs[0].seconds, epochs[0].events, epochs[0].eval.as_ref()), (1, 2.0, 400.0, None));
@@ -179,7 +174,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(METRICS_FILE);
         for epoch in 1..=3 {
-            append(&path, &summary(epoch), None, None).unwrap();
+            append_line(&path, &line(&summary(epoch), None, None)).unwrap();
         }
         keep_up_to(&path, 2).unwrap();
         assert_eq!(read(dir.path()).iter().map(|e| e.epoch).collect::<Vec<_>>(), [1, 2]);
@@ -200,9 +195,9 @@ mod tests {
             kept_score: 0.3,
             reason: StopReason::Patience { patience: 1, min_delta: 0.0 },
         };
-        append(&path, &summary(1), None, None).unwrap();
-        append(&path, &summary(2), Some(&evaluation(0.3)), Some(&kept(0.3, true, None))).unwrap();
-        append(&path, &summary(3), Some(&evaluation(0.2)), Some(&kept(0.2, false, Some(end)))).unwrap();
+        append_line(&path, &line(&summary(1), None, None)).unwrap();
+        append_line(&path, &line(&summary(2), Some(&evaluation(0.3)), Some(&kept(0.3, true, None)))).unwrap();
+        append_line(&path, &line(&summary(3), Some(&evaluation(0.2)), Some(&kept(0.2, false, Some(end))))).unwrap();
         assert_eq!(stop_records(dir.path()), [(2, kept(0.3, true, None)), (3, kept(0.2, false, Some(end)))]);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.lines().all(|line| serde_json::from_str::<EpochSummary>(line).is_ok()), "{text}");
