@@ -355,3 +355,29 @@ fn smaller_ones_byte_order_marks_one_event_sessions_huge_fields_many_unknown_ite
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     insta::assert_snapshot!("many_unknown_items", plain(&stderr(&output), dir));
 }
+
+#[test]
+fn a_catalogue_that_does_not_fit_the_runs_spec_is_refused_with_what_to_do() {
+    let (data, spec) = setup(200);
+    let dir = data.dir.path();
+    let ids_only = dir.join("ids.prnn");
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/id_only.prnn"), &ids_only).unwrap();
+    for (spec, out) in [(&spec, "both"), (&ids_only, "ids")] {
+        let output = prnn()
+            .arg("train")
+            .arg(spec)
+            .arg("--config")
+            .arg(&data.config)
+            .arg("--out")
+            .arg(dir.join(out))
+            .arg("epochs=2")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    }
+    // The ID-only run's catalogue has no category rows, which the two-subnet run reads.
+    std::fs::copy(dir.join("ids/catalogue.safetensors"), dir.join("both/catalogue.safetensors")).unwrap();
+    let output = prnn().arg("recommend").arg(dir.join("both")).args(["--session", "x"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+    insta::assert_snapshot!("catalogue_of_another_model", plain(&stderr(&output), dir));
+}
